@@ -1,0 +1,115 @@
+"""The one error hierarchy of exathunk.
+
+Every failure a user can see is an ``ExathunkError``: it has a ``kind`` (its class
+name, which is also what travels on the wire), a message, and where known the line
+and column of the offending source, which ``render()`` shows with a caret.
+"""
+
+from __future__ import annotations
+
+
+class ExathunkError(Exception):
+    """Root of every exathunk error.  ``str(err)`` is the rendered form."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None,
+                 source: str | None = None, filename: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+        self.source = source
+        self.filename = filename
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def source_line(self) -> str | None:
+        """The text of the line the error points at, if the source is known."""
+        if self.source is None or self.line is None:
+            return None
+        lines = self.source.split("\n")
+        if 1 <= self.line <= len(lines):
+            return lines[self.line - 1]
+        return None
+
+    def render(self) -> str:
+        where = self.filename or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.kind}: {self.message}"
+        line = self.source_line()
+        if line is not None:
+            # Long lines (1 MB of source on one line) are clipped around the column.
+            col = max(1, self.column or 1)
+            start = max(0, col - 60)
+            shown = line[start:start + 120].replace("\t", " ")
+            prefix = "..." if start else ""
+            text += "\n    " + prefix + shown
+            text += "\n    " + " " * (len(prefix) + col - 1 - start) + "^"
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def with_source(self, source: str | None, filename: str | None = None) -> "ExathunkError":
+        """Attach the source text (and file name) so that render() can show the line."""
+        if self.source is None:
+            self.source = source
+        if self.filename is None:
+            self.filename = filename
+        return self
+
+    def __reduce__(self):
+        return (_rebuild, (type(self).__name__, self.message, self.line, self.column,
+                           self.source, self.filename, dict(self.__dict__)))
+
+
+class ParseError(ExathunkError):
+    """Malformed source: bad tokens, unbalanced parentheses, misplaced forms."""
+
+
+class TypeCheckError(ExathunkError):
+    """The program is ill-typed, or its result cannot be handed back to the host."""
+
+
+class UnknownFunctionError(ExathunkError):
+    """A name that is neither local, defined, a built-in nor a host function."""
+
+
+class EvaluationError(ExathunkError):
+    """A run failed: ``error``, ``bottom``, division by zero, overflow, head of nil..."""
+
+
+class LimitExceeded(ExathunkError):
+    """A run passed one of its limits; ``limit`` names it (max_steps, max_heap, ...)."""
+
+    def __init__(self, message: str, limit: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.limit = limit
+
+
+class RemoteError(ExathunkError):
+    """Transport or protocol failure talking to a remote node."""
+
+
+ERROR_CLASSES: dict[str, type[ExathunkError]] = {
+    cls.__name__: cls
+    for cls in (ExathunkError, ParseError, TypeCheckError, UnknownFunctionError,
+                EvaluationError, LimitExceeded, RemoteError)
+}
+
+
+def error_class(kind: str) -> type[ExathunkError]:
+    """The class for a wire ``kind``; unknown kinds become plain ExathunkError."""
+    return ERROR_CLASSES.get(kind, ExathunkError)
+
+
+def _rebuild(kind, message, line, column, source, filename, state):
+    cls = error_class(kind)
+    err = cls.__new__(cls)
+    ExathunkError.__init__(err, message, line, column, source, filename)
+    err.__dict__.update(state)
+    return err
