@@ -1,0 +1,103 @@
+"""``exathunk demo``: the README's main job, end to end on one machine.
+
+Starts a RemoteExecutionService on a free loopback port, ships a handful of whole
+programs to it (arithmetic, laziness, recursion, a lazy pipeline, errors with their
+caret, a limit), prints each result with its round-trip time, and stops the server.
+Exits non-zero if any program does not give the outcome it should.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .errors import ExathunkError, LimitExceeded, TypeCheckError
+from .values import show_value
+
+FIB = """(define (fib n)
+  (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+(fib 25)"""
+
+PIPELINE = """; the sum of the squares of the multiples of 3 below 300,000
+(sum (map (lambda (x) (* x x))
+          (filter (lambda (x) (= 0 (mod x 3)))
+                  (range 0 300000))))"""
+
+# (title, source, limits, expected value or error class)
+PROGRAMS = [
+    ("arithmetic", "(+ 1 (/ 4 2))", {}, 3),
+    ("laziness: or never forces bottom", "(or true bottom)", {}, True),
+    ("laziness: an infinite list, taken", "(take 5 (iterate (lambda (x) (* 2 x)) 1))", {},
+     [1, 2, 4, 8, 16]),
+    ("recursion: fib 25", FIB, {}, 75025),
+    ("a lazy pipeline through map/filter/range", PIPELINE, {},
+     sum(x * x for x in range(0, 300000, 3))),
+    ("show", '(show (list 1.5 -0.0 (/ 1.0 0.0)))', {}, "(list 1.5 -0.0 inf)"),
+    ("a type error, with its caret", "(* 4 true)", {}, TypeCheckError),
+    ("a program that never stops, under max_steps",
+     "(length (iterate (lambda (x) x) 0))", {"max_steps": 1_000_000}, LimitExceeded),
+]
+
+
+def run_demo(verbose: bool = True) -> int:
+    from . import server
+    from .client import connect
+
+    out = print
+    started = time.perf_counter()
+    handle = server.start(host="127.0.0.1", port=0)
+    failures = 0
+    try:
+        out(f"exathunk server listening on {handle.host}:{handle.port} "
+            f"(started in {(time.perf_counter() - started) * 1e3:.0f} ms)")
+        client = connect(handle.host, handle.port)
+        try:
+            for title, source, limits, expected in PROGRAMS:
+                if verbose:
+                    out(f"\n== {title}")
+                    for line in source.splitlines():
+                        out(f"   {line}")
+                t0 = time.perf_counter()
+                try:
+                    value = client.evaluate(source, **limits)
+                    outcome = value
+                except ExathunkError as err:
+                    outcome = err
+                ms = (time.perf_counter() - t0) * 1e3
+                if isinstance(outcome, ExathunkError):
+                    ok = isinstance(expected, type) and isinstance(outcome, expected)
+                    text = outcome.render()
+                    text = "\n".join("   " + line for line in text.splitlines())
+                    out(f"=> {type(outcome).__name__} ({ms:.2f} ms){'' if ok else '  UNEXPECTED'}")
+                    if verbose:
+                        out(text)
+                else:
+                    ok = not isinstance(expected, type) and outcome == expected
+                    shown = show_value(outcome)
+                    if len(shown) > 200:
+                        shown = shown[:200] + "..."
+                    out(f"=> {shown} ({ms:.2f} ms){'' if ok else '  UNEXPECTED, wanted ' + repr(expected)}")
+                failures += not ok
+
+            if verbose:
+                out("\n== eight programs submitted at once, as futures")
+            t0 = time.perf_counter()
+            futures = [client.submit(f"(sum (range 0 {n * 100000}))") for n in range(1, 9)]
+            values = [f.result(timeout=60) for f in futures]
+            ms = (time.perf_counter() - t0) * 1e3
+            wanted = [sum(range(n * 100000)) for n in range(1, 9)]
+            ok = values == wanted
+            failures += not ok
+            out(f"=> {values} ({ms:.2f} ms for all eight){'' if ok else '  UNEXPECTED'}")
+
+            stats = client.stats()
+        finally:
+            client.close()
+        if verbose:
+            from .client import format_stats
+            out("\n== the server's own statistics")
+            out(format_stats(stats))
+    finally:
+        handle.stop()
+    out(f"\nserver stopped; {len(PROGRAMS) + 1 - failures} of {len(PROGRAMS) + 1} "
+        f"programs gave the expected outcome")
+    return 1 if failures else 0

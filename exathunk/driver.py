@@ -1,0 +1,73 @@
+"""The compile driver: source text to a Program, stage by stage, with a cache.
+
+``compile`` runs parse -> typecheck -> compile and caches the Program by source text
+(and library), so that a repeated source costs a dictionary look-up.  ``check`` stops
+after the typechecker; ``evaluate`` compiles and runs.  Every error leaves here with the
+source attached, so that ``str(err)`` shows the offending line and a caret.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict
+
+from .errors import ExathunkError
+from .library import Library, default_library
+
+# The parser bounds nesting at parser.MAX_NESTING (256) parentheses; the later stages
+# recurse on tree depth a few frames per level, which needs more than CPython's default
+# limit of 1000.  Python-to-Python calls do not grow the C stack in CPython 3.11.
+_RECURSION_LIMIT = 5000
+
+CACHE_SIZE = 4096
+
+_cache: "OrderedDict[tuple, object]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _ensure_recursion_limit() -> None:
+    if sys.getrecursionlimit() < _RECURSION_LIMIT:
+        sys.setrecursionlimit(_RECURSION_LIMIT)
+
+
+def check(source: str, library: Library | None = None, filename: str | None = None):
+    """Parse and typecheck ``source``; returns the typechecker's CheckedModule."""
+    from . import parser, typecheck
+    library = library or default_library()
+    _ensure_recursion_limit()
+    try:
+        module = parser.parse(source, filename)
+        return typecheck.check_module(module, library)
+    except ExathunkError as err:
+        raise err.with_source(source, filename)
+
+
+def compile(source: str, library: Library | None = None, filename: str | None = None):
+    """Compile ``source`` into a Program (cached by source text and library)."""
+    library = library or default_library()
+    key = (source, library.id, library.version, filename)
+    program = _cache.get(key)
+    if program is not None:
+        return program
+    from . import compiler
+    checked = check(source, library, filename)
+    try:
+        program = compiler.compile_module(checked, library)
+    except ExathunkError as err:
+        raise err.with_source(source, filename)
+    with _cache_lock:
+        _cache[key] = program
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return program
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def evaluate(source: str, library: Library | None = None, **limits):
+    """Compile and run ``source``; keyword limits: max_steps, max_heap, max_depth."""
+    return compile(source, library).run(library=library, **limits)
