@@ -1,0 +1,195 @@
+"""One end-to-end test per CLI verb, through ``python -m exathunk`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+EXE = [sys.executable, "-m", "exathunk"]
+
+
+def run(*args, stdin=None, timeout=120):
+    return subprocess.run(EXE + list(args), input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc, deadline_s: float = 30.0):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stderr.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("server did not start listening")
+
+
+@pytest.fixture
+def server_process():
+    """An `exathunk serve` subprocess on a free loopback port; stopped by SIGTERM."""
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["serve", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_help_on_every_verb():
+    top = run("--help")
+    assert top.returncode == 0
+    for verb in ("demo", "eval", "check", "disasm", "repl", "serve", "broker", "status", "bench"):
+        assert verb in top.stdout
+        res = run(verb, "--help")
+        assert res.returncode == 0, (verb, res.stderr)
+        assert "usage: exathunk " + verb in res.stdout
+
+
+def test_check_prints_type():
+    res = run("check", "-e", "(+ 1 (/ 4 2))")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "Int"
+
+
+def test_check_type_error_has_caret_under_the_culprit():
+    res = run("check", "-e", "(* 4 true)")
+    assert res.returncode == 65
+    lines = res.stderr.splitlines()
+    assert "TypeCheckError" in lines[0] and ":1:6:" in lines[0]
+    src_line = next(i for i, l in enumerate(lines) if "(* 4 true)" in l)
+    caret = lines[src_line + 1]
+    assert caret.index("^") == lines[src_line].index("true")
+
+
+def test_check_file_and_unknown_function(tmp_path):
+    f = tmp_path / "prog.xt"
+    f.write_text("; a comment\n(define (sq x) (* x x))\n(sq (blah 4 true))\n")
+    res = run("check", str(f))
+    assert res.returncode == 65
+    assert "UnknownFunctionError" in res.stderr and f"{f}:3:6" in res.stderr
+
+
+def test_check_missing_file_is_a_clear_error(tmp_path):
+    res = run("check", str(tmp_path / "nope.xt"))
+    assert res.returncode != 0 and "cannot read" in res.stderr
+
+
+def test_disasm_prints_the_graph():
+    res = run("disasm", "-e", "(define (sq x) (* x x)) (sq 7)")
+    assert res.returncode == 0, res.stderr
+    assert "sq" in res.stdout and len(res.stdout.splitlines()) > 3
+
+
+def test_eval_local_value_and_stats():
+    res = run("eval", "--stats", "-e", "(take 5 (iterate (lambda (x) (* 2 x)) 1))")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "(list 1 2 4 8 16)"
+    assert "steps" in res.stderr
+
+
+def test_eval_limit_and_runtime_error_exit_70():
+    res = run("eval", "--max-steps", "10000", "-e", "(length (iterate (lambda (x) x) 0))")
+    assert res.returncode == 70 and "LimitExceeded" in res.stderr and "max_steps" in res.stderr
+    res = run("eval", "-e", "(head nil)")
+    assert res.returncode == 70 and "EvaluationError" in res.stderr
+
+
+def test_eval_from_stdin():
+    res = run("eval", "-", stdin='(concat "a" (show 2.5))')
+    assert res.returncode == 0 and res.stdout.strip() == '"a2.5"'
+
+
+def test_repl_session_from_a_pipe():
+    session = "\n".join([
+        "(define (sq x)",
+        "  (* x x))",
+        "(sq 12)",
+        ":type (lambda (x) (sq x))",
+        "(* 4 true)",
+        ":defs",
+        ":quit",
+    ]) + "\n"
+    res = run("repl", stdin=session)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "defined" in out and "144" in out
+    assert "(-> Int Int)" in out
+    assert "TypeCheckError" in out
+    assert "(define (sq x)" in out
+
+
+def test_serve_eval_remote_status_and_sigterm(server_process):
+    port, proc = server_process
+    res = run("eval", "--remote", f"127.0.0.1:{port}", "-e", "(+ 1 (/ 4 2))")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "3"
+    res = run("eval", "--remote", f"127.0.0.1:{port}", "-e", "(* 4 true)")
+    assert res.returncode == 65 and "TypeCheckError" in res.stderr and "^" in res.stderr
+    res = run("status", f"127.0.0.1:{port}")
+    assert res.returncode == 0, res.stderr
+    assert "requests" in res.stdout.lower()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
+def test_status_of_nothing_is_remote_error():
+    res = run("status", f"127.0.0.1:{free_port()}")
+    assert res.returncode == 69 and "RemoteError" in res.stderr
+
+
+def test_broker_routes_to_its_worker(server_process, tmp_path):
+    worker_port, _ = server_process
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["broker", "--port", str(port), "--worker",
+                                   f"127.0.0.1:{worker_port}", "--db", str(tmp_path / "b.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+        res = run("eval", "--remote", f"127.0.0.1:{port}", "-e", "(sum (range 0 101))")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "5050"
+        res = run("status", f"127.0.0.1:{port}")
+        assert res.returncode == 0 and str(worker_port) in res.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_demo_runs_end_to_end():
+    res = run("demo", timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "75025" in res.stdout and "TypeCheckError" in res.stdout
+    assert "server stopped" in res.stdout
+
+
+def test_bench_quick_runs_the_compile_suite():
+    res = run("bench", "--suite", "compile", "--quick",
+              "--dir", os.path.join(os.path.dirname(__file__), "..", "bench"), timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "passed" in res.stdout

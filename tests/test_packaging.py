@@ -1,0 +1,73 @@
+"""The package as users get it: installed outside the checkout, importing writes no
+files, grammar files travel with it, the opcode mirror in the engine agrees."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_grammar_files_ship_as_package_data():
+    from exathunk import grammar
+    assert grammar.path("exathunk.thrift").is_file()
+    assert grammar.path("exathunk.ebnf").is_file()
+    assert any(p.name.endswith(".xt") for p in grammar.path("cases").iterdir())
+
+
+def test_import_and_compile_write_no_files(tmp_path):
+    # Run in a scratch directory with a fresh interpreter; list every file before/after.
+    script = textwrap.dedent("""
+        import exathunk
+        prog = exathunk.compile("(+ 1 (/ 4 2))")
+        assert prog.run() == 3
+    """)
+    before = {p for p in ROOT.rglob("*") if ".git" not in p.parts}
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, env=env)
+    after = {p for p in ROOT.rglob("*") if ".git" not in p.parts}
+    new = {p for p in after - before if "__pycache__" not in p.parts
+           and ".hypothesis" not in p.parts and ".pytest_cache" not in p.parts}
+    assert not new, new
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gitignore_keeps_build_artefacts_out():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    for name in tracked.stdout.splitlines():
+        assert not name.endswith((".so", ".c", ".pyc")) or name.startswith("bench/c/"), name
+        assert "parsetab" not in name and not name.startswith(("build/", "dist/")), name
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler")
+def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    """Build a wheel, install it into a fresh venv, run a program from elsewhere."""
+    wheel_dir = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheel_dir), str(ROOT)], check=True, timeout=600)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True)
+    py = venv / "bin" / "python"
+    wheel = next(wheel_dir.glob("exathunk-*.whl"))
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+                    str(wheel)], check=True, timeout=300)
+    script = textwrap.dedent("""
+        import exathunk, exathunk.grammar, exathunk._core
+        assert "site-packages" in exathunk.__file__, exathunk.__file__
+        assert exathunk.grammar.path("exathunk.thrift").is_file()
+        print(exathunk.evaluate("(sum (map (lambda (x) (* x x)) (range 0 10)))"))
+    """)
+    res = subprocess.run([str(py), "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "285"
