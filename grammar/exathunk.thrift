@@ -1,0 +1,528 @@
+// exathunk's wire: the RemoteExecutionService that a worker node (`exathunk serve`) and a
+// broker (`exathunk broker`) both speak, so that a client cannot tell them apart.
+//
+// A client ships a *whole program* (its source text, or its compiled graph) and gets back a
+// RemoteThunk, a handle on a computation that runs remotely; it later fetches the value
+// (thunkGet, which throws NotDone while the program runs, or thunkWait, which blocks up to
+// a timeout).  One-round-trip and batch calls exist for throughput.
+//
+// Thrift has no recursive types (and the official Python binding supports none), so every
+// tree or graph here travels as a flat list of nodes that refer to each other by their
+// index in that list: values (ValueNode), types (TypeNode) and programs (GraphFunction).
+//
+// Every failure is a declared exception that carries the exathunk error class name
+// (`kind`), the message and, where known, the line and column of the offending source.
+// The server never answers with a bare TApplicationException or drops the connection for
+// an error in a request (a malformed *frame* is another matter: that connection is closed).
+//
+// Transport: framed (4-byte big-endian length, then the message); protocol: binary, strict.
+// The server rejects frames larger than its configured bound (16 MiB by default), and
+// strings, containers and nesting beyond its bounds, before allocating anything for them.
+//
+// Compiles with the official Apache Thrift compiler (`thrift --gen py exathunk.thrift`) and
+// loads in thriftpy2 (exathunk.wire loads it as module `exathunk_thrift`).
+
+namespace py exathunk_wire
+namespace java exathunk.wire
+namespace cpp exathunk_wire
+
+// ---------------------------------------------------------------------------------------
+// Enums
+
+// How a function treats a parameter (as in the first exathunk): a STRICT argument is
+// evaluated before the call, a LAZY one is passed unevaluated and forced only if needed.
+// A remote typechecker needs it to compile calls to functions it does not implement.
+enum Strictness {
+  STRICT = 0,
+  LAZY = 1,
+}
+
+// The kind of one node of a flat value tree (see ValueNode).
+enum ValueKind {
+  INT = 1,     // a 64-bit signed integer: intValue
+  DOUBLE = 2,  // an IEEE double: doubleValue
+  BOOL = 3,    // boolValue
+  STRING = 4,  // stringValue (UTF-8)
+  LIST = 5,    // a list: children holds the indices of its elements, in order
+}
+
+// The kind of one node of a flat type tree (see TypeNode).
+enum TypeKind {
+  CON = 1,       // a base type: name is Int, Double, Bool or String
+  VAR = 2,       // a type variable: name is a, b, c...
+  LIST = 3,      // (List a): children holds exactly one index, the element type
+  FUNCTION = 4,  // (-> a b ... r): children holds the parameter types then the result type
+}
+
+// Where a remote computation stands (reported by NotDone and by the stats).
+enum ThunkState {
+  QUEUED = 1,     // accepted, waiting for a free worker
+  RUNNING = 2,    // being evaluated now
+  DONE = 3,       // finished with a value
+  FAILED = 4,     // finished with an error
+  CANCELLED = 5,  // cancelled by the client before it finished
+}
+
+// A broker's verdict on one of its workers (see WorkerStats).
+enum WorkerState {
+  ACTIVE = 1,     // trusted with work; checked now and then
+  PROBATION = 2,  // new or recovering: its results are checked more often
+  SHUT_OUT = 3,   // caught returning wrong results, or dead: given no work
+}
+
+// ---------------------------------------------------------------------------------------
+// Functions and their types
+
+// Names one function a client wants the definition of (the first exathunk's FuncId).
+struct FuncId {
+  // The function's name as written in source, e.g. "+", "map", "sha256".
+  1: string name,
+}
+
+// One node of a type written as a flat tree: the tree's root is named by an index
+// (FuncDef.typeRoot) and each node names its children by index in the same list.
+struct TypeNode {
+  // What the node is: a base type, a type variable, a list or a function type.
+  1: TypeKind kind,
+  // For CON the base type's name; for VAR the variable's name; unset otherwise.
+  2: optional string name,
+  // For LIST the element type; for FUNCTION the parameter types then the result type:
+  // indices into the same TypeNode list (exathunk writes it in pre-order, root first,
+  // and a reader must not assume more than that every index is in range and acyclic).
+  3: optional list<i32> children,
+}
+
+// A typeclass constraint on a type variable of a signature, e.g. Num a.
+struct TypeConstraint {
+  // The class: Num, Eq, Ord or Show.
+  1: string className,
+  // The constrained type variable's name, as it appears in the TypeNodes.
+  2: string typeVar,
+}
+
+// What a client needs to typecheck and compile a call to a function it does not have:
+// its type (as text, to show and to parse back; and structured, for clients in other
+// languages that should not parse exathunk types), its arity and each parameter's
+// strictness.
+struct FuncDef {
+  // The function's name.
+  1: string name,
+  // The type in the library's signature syntax, constraints included, e.g.
+  // "Num a => (-> a a a)"; exathunk.types.parse_signature reads it back.
+  2: string typeText,
+  // The same type (without constraints) as a flat tree, root first.
+  3: list<TypeNode> typeNodes,
+  // Index of the root node in typeNodes (0 as written by exathunk servers).
+  4: i32 typeRoot,
+  // The class constraints on the type's variables (empty for a monomorphic function).
+  5: list<TypeConstraint> constraints,
+  // One entry per parameter, in order: how the function treats that argument.
+  6: list<Strictness> strictness,
+  // Number of parameters (0 for a constant such as nil or bottom).
+  7: i32 arity,
+  // Where it comes from: "builtin" (the engine), "prelude" (written in exathunk) or
+  // "host" (a Python function the node exports); routing and documentation use it.
+  8: string origin,
+  // One line of documentation, when the node has one.
+  9: optional string doc,
+}
+
+// ---------------------------------------------------------------------------------------
+// Programs
+
+// One lambda-lifted function (supercombinator) of a compiled program.
+struct GraphFunction {
+  // The function's name (a user define, a prelude function, or a generated name); for
+  // messages and disassembly only: code refers to functions by index.
+  1: string name,
+  // Number of parameters it takes.
+  2: i32 arity,
+  // Number of local slots its frame needs (parameters included).
+  3: i32 frameSize,
+  // The bytecode: opcodes and their operands as 32-bit integers (exathunk.program
+  // defines the opcodes); operands index the constant pools, the function list and the
+  // host function list, and are validated before anything runs.
+  4: list<i32> code,
+  // Source line of each code word (parallel to code), for error positions.
+  5: list<i32> lines,
+}
+
+// A host function a program calls: the node that runs it must export a function of that
+// name with that exact signature and strictness, or the request is refused.
+struct HostFunctionRef {
+  // Name of the host function.
+  1: string name,
+  // Its signature, as in FuncDef.typeText.
+  2: string signature,
+  // Strictness of each parameter.
+  3: list<Strictness> strictness,
+}
+
+// A compiled program as flat, index-addressed lists: the form a client compiles to and
+// ships when it typechecks on its own side (the seed's flow).  The server validates every
+// index, opcode and count before running it; an ill-formed graph is an ExathunkException,
+// never a crash.
+struct ProgramGraph {
+  // Version of the bytecode format; a server refuses versions it does not know.
+  1: i32 formatVersion,
+  // The functions; code refers to them by index in this list.
+  2: list<GraphFunction> functions,
+  // Integer constant pool (64-bit literals).
+  3: list<i64> intConstants,
+  // Double constant pool.
+  4: list<double> doubleConstants,
+  // String constant pool (string literals, error messages).
+  5: list<string> stringConstants,
+  // Host functions the code calls, by index in this list.
+  6: list<HostFunctionRef> hostFunctions,
+  // Index in functions of the entry point (a nullary function whose value is the result).
+  7: i32 entry,
+  // The program's result type as text, e.g. "(List Int)"; what the VarCont will carry.
+  8: string resultType,
+}
+
+// One evaluation request.  Exactly one of source, graph and programBytes is set.
+struct EvalRequest {
+  // Plain source text, parsed, typechecked and compiled on the server: the simplest form,
+  // usable from any language with nothing but this IDL.
+  1: optional string source,
+  // A program compiled by the client, as a flat graph (readable from any language).
+  2: optional ProgramGraph graph,
+  // The same compiled program in exathunk's own serialised form (Program.to_bytes()):
+  // versioned and validated on load; what exathunk's Python client ships in graph mode,
+  // because it is smaller and much faster to encode and decode than the struct form.
+  3: optional binary programBytes,
+  // Limit on reduction steps for this run (the server caps it at its own maximum).
+  4: optional i64 maxSteps,
+  // Limit on heap for this run (the engine's unit; capped by the server).
+  5: optional i64 maxHeap,
+  // Limit on evaluation stack depth for this run (capped by the server).
+  6: optional i64 maxDepth,
+  // Wall-clock limit in milliseconds (capped by the server); passing it is a
+  // LimitExceeded with limit "timeout".
+  7: optional i32 timeoutMs,
+  // An opaque id the client chooses, echoed back in RemoteThunk and VarCont so that a
+  // client can match replies to requests (and a broker can trace them).
+  8: optional string requestId,
+  // When true, the server neither answers from nor fills its result cache (for
+  // benchmarks, and for a broker's verification re-runs).
+  9: optional bool noCache,
+}
+
+// A handle on a remote computation, returned by submitEvalRequest.
+struct RemoteThunk {
+  // Server-chosen opaque id; valid until the result expires (see thunkGet).
+  1: string id,
+  // The client's requestId, if it gave one.
+  2: optional string requestId,
+  // Content hash of the compiled program (Program.digest), when known at submit time.
+  3: optional string digest,
+}
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+// One node of a value written as a flat tree: the tree's root is VarCont.root and a LIST
+// node names its elements by index in the same list.  Exactly the field for its kind is set.
+struct ValueNode {
+  // Which field holds the value.
+  1: ValueKind kind,
+  // For INT.
+  2: optional i64 intValue,
+  // For DOUBLE.
+  3: optional double doubleValue,
+  // For BOOL.
+  4: optional bool boolValue,
+  // For STRING.
+  5: optional string stringValue,
+  // For LIST: the indices of the elements, in order (empty for the empty list).
+  6: optional list<i32> children,
+}
+
+// Measurements of one evaluation (what it cost and where the time went).
+struct RunStats {
+  // Reduction steps the engine took (0 for a cached result).
+  1: i64 steps,
+  // Peak heap use, in the engine's unit (0 if unknown or cached).
+  2: i64 peakHeap,
+  // Garbage collections during the run.
+  3: i32 gcRuns,
+  // Time spent compiling (source requests) or loading (graph requests), in ms.
+  4: double compileMs,
+  // Time spent waiting for a free worker, in ms.
+  5: double queueMs,
+  // Time the engine ran, in ms.
+  6: double runMs,
+  // True when the value came from the result cache (same program digest).
+  7: bool cached,
+  // Which node computed it (a broker fills in the worker's address).
+  8: optional string node,
+}
+
+// The value of a finished computation (the first exathunk's VarCont: a "variable
+// container" holding the result).
+struct VarCont {
+  // The value as a flat tree of nodes.
+  1: list<ValueNode> nodes,
+  // Index of the root node in nodes.
+  2: i32 root,
+  // The value's type as text, e.g. "Int", "(List String)".
+  3: string typeText,
+  // What the run cost.
+  4: RunStats stats,
+  // Content hash of the program that produced it.
+  5: optional string digest,
+  // The requestId of the request, if it had one.
+  6: optional string requestId,
+}
+
+// ---------------------------------------------------------------------------------------
+// Exceptions
+
+// Any failure of the program or of the request: a parse, type or name error at compile
+// time, an evaluation error or a passed limit at run time, or an invalid request.  The
+// client raises the exathunk class named by kind, with the same message and position.
+exception ExathunkException {
+  // The exathunk error class: ParseError, TypeCheckError, UnknownFunctionError,
+  // EvaluationError, LimitExceeded, RemoteError or ExathunkError.
+  1: string kind,
+  // The message, without the rendered source line (the client has the source).
+  2: string message,
+  // 1-based line of the offending source, when known.
+  3: optional i32 line,
+  // 1-based column of the offending source, when known.
+  4: optional i32 column,
+  // For LimitExceeded: which limit (max_steps, max_heap, max_depth, timeout).
+  5: optional string limit,
+}
+
+// thunkGet (or thunkWait when its timeout passes) on a computation that has not finished.
+exception NotDone {
+  // Always "NotDone".
+  1: string kind,
+  // Says what it is waiting for.
+  2: string message,
+  // Unused (no source position); present so that every exception has the same shape.
+  3: optional i32 line,
+  // Unused, as line.
+  4: optional i32 column,
+  // QUEUED or RUNNING.
+  5: ThunkState state,
+}
+
+// The server refuses new work because its queue is full or it is shutting down: the
+// bounded answer instead of an unbounded queue.  Retrying later (or elsewhere) is safe.
+exception Overloaded {
+  // "Overloaded", or "ShuttingDown" while the server drains before it stops.
+  1: string kind,
+  // Says which bound was hit.
+  2: string message,
+  // Unused, as in NotDone.
+  3: optional i32 line,
+  // Unused, as in NotDone.
+  4: optional i32 column,
+  // A hint: how long to wait before retrying, in ms.
+  5: i32 retryAfterMs,
+}
+
+// The thunk id is unknown: never issued, already expired (results are kept for a bounded
+// time after they finish), or issued by another server.
+exception UnknownThunk {
+  // Always "UnknownThunk".
+  1: string kind,
+  // Names the id.
+  2: string message,
+  // Unused, as in NotDone.
+  3: optional i32 line,
+  // Unused, as in NotDone.
+  4: optional i32 column,
+}
+
+// registerWorker sent to a plain worker: only a broker takes workers.
+exception NotABroker {
+  // Always "NotABroker".
+  1: string kind,
+  // Says so.
+  2: string message,
+  // Unused, as in NotDone.
+  3: optional i32 line,
+  // Unused, as in NotDone.
+  4: optional i32 column,
+}
+
+// ---------------------------------------------------------------------------------------
+// Batches, bids and statistics
+
+// The outcome of one request of a batch: exactly one of value and error is set, so that
+// one failing request does not fail the batch.
+struct EvalOutcome {
+  // The value, when the evaluation succeeded.
+  1: optional VarCont value,
+  // The error, when it failed.
+  2: optional ExathunkException error,
+}
+
+// The outcome of one finished thunk, reported by thunkWaitAny.
+struct ThunkOutcome {
+  // The thunk's id.
+  1: string thunkId,
+  // The value, when it succeeded.
+  2: optional VarCont value,
+  // The error, when it failed.
+  3: optional ExathunkException error,
+  // True when it was cancelled (neither value nor error is set).
+  4: bool cancelled,
+}
+
+// A worker's offer for one request, asked for by a broker before it places work.
+struct Bid {
+  // False when the worker cannot run the request (a function it does not offer, or it
+  // is shutting down); the rest of the bid is then meaningless.
+  1: bool canServe,
+  // The price: the worker's own cost estimate, in estimated engine milliseconds.
+  2: double price,
+  // The worker's estimate of the latency from now to the result, in ms (queue included).
+  3: double latencyEstimateMs,
+  // How many requests are queued or running there now.
+  4: i32 queueDepth,
+  // True when the worker has the result cached (it would answer almost at once).
+  5: bool cached,
+  // The functions the request uses that this worker does not offer.
+  6: list<string> missingFunctions,
+}
+
+// A broker's view of one worker (empty list on a worker).
+struct WorkerStats {
+  // host:port of the worker.
+  1: string address,
+  // ACTIVE, PROBATION or SHUT_OUT.
+  2: WorkerState state,
+  // The broker's trust in the worker, 0 (none) to 1 (full).
+  3: double reputation,
+  // The broker's moving estimate of the worker's latency, in ms.
+  4: double latencyEstimateMs,
+  // Fraction of the broker's requests this worker served (0 to 1).
+  5: double shareOfWork,
+  // Requests sent to it.
+  6: i64 requests,
+  // Requests it failed (timeouts, dropped connections, errors of its own).
+  7: i64 failures,
+  // Results of it that were checked and agreed.
+  8: i64 verified,
+  // Results of it that were checked and disagreed with the majority.
+  9: i64 disagreed,
+}
+
+// Health and statistics of a node, for `exathunk status` and for brokers.
+struct ServiceStats {
+  // "worker" or "broker".
+  1: string role,
+  // exathunk version of the node.
+  2: string version,
+  // Seconds since the node started.
+  3: double uptimeS,
+  // RPC calls answered.
+  4: i64 requests,
+  // Programs evaluated by the engine (cache hits excluded).
+  5: i64 evaluations,
+  // Requests that ended in an error (of any kind).
+  6: i64 errors,
+  // Answers served from the result cache.
+  7: i64 cacheHits,
+  // Lookups that missed the result cache.
+  8: i64 cacheMisses,
+  // Results in the cache now.
+  9: i32 cacheSize,
+  // Evaluations running now.
+  10: i32 running,
+  // Evaluations waiting for a worker now.
+  11: i32 queued,
+  // The queue bound beyond which requests get Overloaded.
+  12: i32 queueBound,
+  // Number of evaluation workers.
+  13: i32 workerThreads,
+  // Thunks held in the thunk table now.
+  14: i32 thunks,
+  // Requests refused with Overloaded.
+  15: i64 overloaded,
+  // Runs stopped by the wall-clock limit.
+  16: i64 timeouts,
+  // Mean engine time of recent evaluations, in ms.
+  17: double meanRunMs,
+  // True while the node drains before stopping (new work is refused).
+  18: bool draining,
+  // How evaluations run: "threads" or "processes".
+  19: string executionModel,
+  // Connections open now.
+  20: i32 connections,
+  // Frames rejected as malformed or over a bound (hostile or broken clients).
+  21: i64 rejectedFrames,
+  // For a broker, its workers; empty on a worker.
+  22: list<WorkerStats> workers,
+}
+
+// ---------------------------------------------------------------------------------------
+// The service
+
+service RemoteExecutionService {
+  // The definitions of the named functions (all the node offers when funcIds is empty):
+  // what a client needs to typecheck and compile locally.  An unknown name is an
+  // ExathunkException of kind UnknownFunctionError.
+  list<FuncDef> getFuncDefs(1: list<FuncId> funcIds) throws (1: ExathunkException err),
+
+  // Start evaluating a program and return a handle at once.  A program that does not
+  // compile fails here (kind ParseError, TypeCheckError...); run-time errors come from
+  // thunkGet / thunkWait.
+  RemoteThunk submitEvalRequest(1: EvalRequest evalRequest)
+    throws (1: ExathunkException err, 2: Overloaded overloaded),
+
+  // The value of a finished computation; NotDone while it is queued or running.  Results
+  // are kept until they expire (a bounded time after they finish, fetched or not); then
+  // UnknownThunk.
+  VarCont thunkGet(1: RemoteThunk thunk)
+    throws (1: ExathunkException err, 2: NotDone notDone, 3: UnknownThunk unknownThunk),
+
+  // As thunkGet, but blocks until the computation finishes or timeoutMs passes (then
+  // NotDone).  The server caps timeoutMs at 2000 ms so that the reply always comes before a
+  // client's socket timeout (thriftpy2's default is 3 s): a client waits longer by looping.
+  VarCont thunkWait(1: RemoteThunk thunk, 2: i32 timeoutMs)
+    throws (1: ExathunkException err, 2: NotDone notDone, 3: UnknownThunk unknownThunk),
+
+  // Blocks until at least one of the thunks has finished (or timeoutMs passes, capped as
+  // in thunkWait) and returns the outcomes of all that have finished (an empty list on
+  // timeout): one waiter can serve many futures.  Unknown ids come back as an outcome
+  // whose error has kind UnknownThunk.
+  list<ThunkOutcome> thunkWaitAny(1: list<RemoteThunk> thunks, 2: i32 timeoutMs)
+    throws (1: ExathunkException err),
+
+  // Cancel a computation: a queued one never runs, a running one is abandoned (its worker
+  // finishes within its limits); true if it had not finished yet.
+  bool thunkCancel(1: RemoteThunk thunk)
+    throws (1: ExathunkException err, 2: UnknownThunk unknownThunk),
+
+  // Compile, run and return the value in one round trip: the fast path.
+  VarCont evaluate(1: EvalRequest evalRequest)
+    throws (1: ExathunkException err, 2: Overloaded overloaded),
+
+  // submitEvalRequest for many requests in one round trip; a request that fails to
+  // compile gets a thunk that fails, so that one bad request does not fail the batch.
+  list<RemoteThunk> submitBatch(1: list<EvalRequest> evalRequests)
+    throws (1: ExathunkException err, 2: Overloaded overloaded),
+
+  // evaluate for many requests in one round trip, outcomes in request order.
+  list<EvalOutcome> evaluateBatch(1: list<EvalRequest> evalRequests)
+    throws (1: ExathunkException err, 2: Overloaded overloaded),
+
+  // Health and statistics.
+  ServiceStats getStats() throws (1: ExathunkException err),
+
+  // A worker's price and latency estimate for a request, asked for by a broker (the
+  // market).  Compiles the request (cached) but does not run it.
+  Bid requestBid(1: EvalRequest evalRequest)
+    throws (1: ExathunkException err, 2: Overloaded overloaded),
+
+  // A worker at host:port offers itself to a broker (`exathunk serve --join`); true when
+  // accepted.  A plain worker answers NotABroker.
+  bool registerWorker(1: string host, 2: i32 port)
+    throws (1: ExathunkException err, 2: NotABroker notABroker),
+}
