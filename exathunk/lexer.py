@@ -1,0 +1,270 @@
+"""The exathunk lexer: PLY token rules for the s-expression syntax (DESIGN §3).
+
+``Lexer`` holds the rules; ``build()`` makes the PLY lexer (kept out of ``__init__``, as
+pycparser does, because the PLY manual warns against lexing in a constructor).  Every
+token carries ``lineno``, ``lexpos`` and a 1-based ``column``; token values are already
+decoded (int, float, bool, str).  Malformed input raises ``ParseError`` with its place.
+
+Rules are given to PLY through ``@TOKEN`` (not docstrings) so that ``python -OO`` keeps
+them.  Per-input state (line start, paren depth) lives on the PLY lexer object, so a
+``clone()`` per thread is independent.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from ply import lex
+from ply.lex import TOKEN
+
+from .errors import ParseError
+
+# Source nesting deeper than this many parentheses is a ParseError, so that every later
+# stage may recurse on tree depth.
+MAX_NESTING = 256
+
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+
+KEYWORDS = {
+    "define": "DEFINE", "let": "LET", "lambda": "LAMBDA",
+    "if": "IF", "the": "THE", "list": "LIST",
+}
+
+tokens = ("LPAREN", "RPAREN", "INT", "DOUBLE", "STRING", "BOOL", "ID") + tuple(
+    KEYWORDS.values())
+
+# Token kinds that start an expression; the parser uses this to word its errors.
+EXPR_START = frozenset({"LPAREN", "INT", "DOUBLE", "STRING", "BOOL", "ID"})
+
+IDENT_CHARS = r"\w+\-*/%<>=!?.:"
+_ATOM_RE = r"[" + IDENT_CHARS + r"]+"
+_INT_RE = re.compile(r"-?[0-9]+")
+_DOUBLE_RE = re.compile(r"-?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+                        r"|[0-9]+[eE][-+]?[0-9]+)")
+_SPECIAL_DOUBLES = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+_BOOLS = {"true": True, "false": False}
+_ESCAPE_RE = re.compile(r"\\(?:u\{([^}\"]*)\}|(.))", re.DOTALL)
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+
+
+def line_col(source: str, pos: int) -> tuple[int, int]:
+    """1-based line and column of offset ``pos`` (only for errors: it scans)."""
+    line = source.count("\n", 0, pos) + 1
+    return line, pos - source.rfind("\n", 0, pos)
+
+
+def eof_position(source: str) -> tuple[int, int]:
+    """Where an error at end of input points: just after the last non-blank text."""
+    return line_col(source, len(source.rstrip()))
+
+
+def error_at(message: str, source: str, pos: int) -> ParseError:
+    line, col = line_col(source, pos)
+    return ParseError(message, line, col, source)
+
+
+def parse_int(text: str, source: str = "", pos: int = 0) -> int:
+    value = int(text)
+    if not INT_MIN <= value <= INT_MAX:
+        raise error_at("integer literal out of range (64-bit)", source, pos)
+    return value
+
+
+def decode_string(body: str, source: str, body_pos: int) -> str:
+    """Decode the escapes of a string literal body that starts at ``body_pos``."""
+
+    def replace(m):
+        hexdigits, simple = m.group(1), m.group(2)
+        if simple is not None:
+            ch = _SIMPLE_ESCAPES.get(simple)
+            if ch is None:
+                shown = simple if simple.isprintable() else repr(simple)
+                raise error_at(f"invalid escape '\\{shown}' in string literal "
+                               r'(expected \" \\ \n \t \r or \u{HEX})',
+                               source, body_pos + m.start())
+            return ch
+        if not re.fullmatch(r"[0-9A-Fa-f]{1,6}", hexdigits):
+            raise error_at("invalid \\u{HEX} escape: expected 1 to 6 hex digits",
+                           source, body_pos + m.start())
+        code = int(hexdigits, 16)
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            raise error_at(f"invalid code point U+{code:X} in \\u{{...}} escape",
+                           source, body_pos + m.start())
+        return chr(code)
+
+    return _ESCAPE_RE.sub(replace, body)
+
+
+def classify_atom(text: str, source: str, pos: int) -> tuple[str, object]:
+    """The token kind and value of a bare word: number, typed literal, keyword or name.
+
+    STRING: typed literals have their own lexer rule (they may contain any character
+    but whitespace and parentheses), so they never reach here.
+    """
+    kind = KEYWORDS.get(text)
+    if kind is not None:
+        return kind, text
+    value = _BOOLS.get(text)
+    if value is not None:
+        return "BOOL", value
+    first = text[0]
+    if first in "0123456789-.":
+        if _INT_RE.fullmatch(text):
+            return "INT", parse_int(text, source, pos)
+        if _DOUBLE_RE.fullmatch(text):
+            return "DOUBLE", float(text)
+    special = _SPECIAL_DOUBLES.get(text)
+    if special is not None:
+        return "DOUBLE", special
+    if ":" in text:
+        prefix, _, rest = text.partition(":")
+        if prefix in _TYPED_PREFIXES:
+            return _typed_literal(prefix, rest, source, pos)
+    return "ID", text
+
+
+_TYPED_PREFIXES = {"I64": "INT", "DOUBLE": "DOUBLE", "BOOL": "BOOL"}
+
+
+def _typed_literal(prefix: str, rest: str, source: str, pos: int):
+    if prefix == "I64":
+        if _INT_RE.fullmatch(rest):
+            return "INT", parse_int(rest, source, pos)
+        raise error_at(f"typed literal I64:{rest} is not an integer", source, pos)
+    if prefix == "DOUBLE":
+        if rest in _SPECIAL_DOUBLES:
+            return "DOUBLE", _SPECIAL_DOUBLES[rest]
+        if _DOUBLE_RE.fullmatch(rest) or _INT_RE.fullmatch(rest):
+            return "DOUBLE", float(rest)
+        raise error_at(f"typed literal DOUBLE:{rest} is not a number", source, pos)
+    if rest in _BOOLS:
+        return "BOOL", _BOOLS[rest]
+    raise error_at(f"typed literal BOOL:{rest} is not true or false", source, pos)
+
+
+class Lexer:
+    """PLY rules for exathunk tokens; call ``build()`` once, then ``clone()`` per use."""
+
+    tokens = tokens
+    t_ignore = " \t\r\f\v"
+
+    def __init__(self):
+        self.lexer = None
+
+    def build(self, **kwargs) -> "Lexer":
+        # optimize=False: PLY writes a lextab module only when optimizing.
+        self.lexer = lex.lex(module=self, optimize=False, reflags=re.DOTALL, **kwargs)
+        self.lexer.line_start = 0
+        self.lexer.depth = 0
+        return self
+
+    def input(self, source: str):
+        """A fresh PLY lexer over ``source`` (a clone: the built one stays pristine)."""
+        return start(self.lexer.clone(), source)
+
+    # Rule order matters: PLY tries function rules in definition order.
+
+    @TOKEN(r"\n+")
+    def t_newline(self, t):
+        lexer = t.lexer
+        lexer.lineno += len(t.value)
+        lexer.line_start = lexer.lexpos
+
+    @TOKEN(r";[^\n]*")
+    def t_comment(self, t):
+        return None
+
+    @TOKEN(r"\(")
+    def t_LPAREN(self, t):
+        lexer = t.lexer
+        t.column = t.lexpos - lexer.line_start + 1
+        lexer.depth += 1
+        if lexer.depth > MAX_NESTING:
+            raise ParseError(f"nesting too deep (more than {MAX_NESTING} parentheses)",
+                             t.lineno, t.column, lexer.lexdata)
+        return t
+
+    @TOKEN(r"\)")
+    def t_RPAREN(self, t):
+        lexer = t.lexer
+        t.column = t.lexpos - lexer.line_start + 1
+        if lexer.depth == 0:
+            raise ParseError("unbalanced ')': there is no '(' for it to close",
+                             t.lineno, t.column, lexer.lexdata)
+        lexer.depth -= 1
+        return t
+
+    @TOKEN(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+    def t_STRING(self, t):
+        lexer = t.lexer
+        t.column = t.lexpos - lexer.line_start + 1
+        text = t.value
+        body = text[1:-1]
+        if "\\" in body:
+            body = decode_string(body, lexer.lexdata, t.lexpos + 1)
+        t.value = body
+        newlines = text.count("\n")
+        if newlines:
+            lexer.lineno += newlines
+            lexer.line_start = t.lexpos + text.rfind("\n") + 1
+        return t
+
+    @TOKEN(r'"')
+    def t_unterminated_string(self, t):
+        raise ParseError("unterminated string literal (no closing '\"')", t.lineno,
+                         t.lexpos - t.lexer.line_start + 1, t.lexer.lexdata)
+
+    @TOKEN(r"STRING:[^\s()]*")
+    def t_typed_string(self, t):
+        t.column = t.lexpos - t.lexer.line_start + 1
+        t.type = "STRING"
+        t.value = t.value[7:]
+        return t
+
+    @TOKEN(_ATOM_RE)
+    def t_ID(self, t):
+        t.column = t.lexpos - t.lexer.line_start + 1
+        t.type, t.value = classify_atom(t.value, t.lexer.lexdata, t.lexpos)
+        return t
+
+    def t_error(self, t):
+        ch = t.value[0]
+        shown = ch if ch.isprintable() else f"U+{ord(ch):04X}"
+        raise ParseError(f"unexpected character '{shown}'", t.lineno,
+                         t.lexpos - t.lexer.line_start + 1, t.lexer.lexdata)
+
+
+def start(lexer, source: str):
+    """Reset a PLY lexer (from ``Lexer.build``) to the start of ``source``."""
+    lexer.input(source)
+    lexer.lineno = 1
+    lexer.line_start = 0
+    lexer.depth = 0
+    return lexer
+
+
+def tokenize(source: str) -> list:
+    """All tokens of ``source`` (for tests and tools; the parser pulls them lazily)."""
+    lexer = _shared_lexer().input(source)
+    out = []
+    for _ in range(len(source) + 1):   # at most one token per character
+        tok = lexer.token()
+        if tok is None:
+            break
+        out.append(tok)
+    return out
+
+
+# PLY's builders are not thread-safe: every lazy build (lexer or parser) takes this lock.
+BUILD_LOCK = threading.RLock()
+_BUILT = None
+
+
+def _shared_lexer() -> Lexer:
+    global _BUILT
+    if _BUILT is None:
+        with BUILD_LOCK:
+            if _BUILT is None:
+                _BUILT = Lexer().build()
+    return _BUILT
