@@ -35,6 +35,8 @@ DEFAULT_MAX_DEPTH = 50_000
 # built-in or a host call in between); the margin covers the frames above the run.
 _PY_FRAMES_PER_DEPTH = 6
 _THREAD_STACK_BYTES = 512 * 1024 * 1024
+# Never restore below the driver's own raised limit (driver._RECURSION_LIMIT).
+_FLOOR_RECURSION_LIMIT = 5000
 
 
 # ---- runtime values ------------------------------------------------------------------
@@ -651,7 +653,7 @@ def _in_big_thread(work: Callable, max_depth: int):
         with _limit_lock:
             _active_runs -= 1
             if _active_runs == 0:
-                sys.setrecursionlimit(max(_saved_recursion_limit, 1000))
+                sys.setrecursionlimit(max(_saved_recursion_limit, _FLOOR_RECURSION_LIMIT))
     if "error" in outcome:
         exc = outcome["error"]
         if isinstance(exc, RecursionError):
