@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from . import ast
 from .errors import ExathunkError, TypeCheckError, UnknownFunctionError
 from .library import Library, default_library
-from .types import (BOOL, CONSTANTS, DOUBLE, GENERIC, INT, STRING, Namer, Scheme, TFun,
+from .types import (BOOL, CONSTANTS, DOUBLE, GENERIC, INT, STRING, Namer, Scheme, TCon, TFun,
                     TList, TVar, UnifyError, bind, class_names, contains_function,
                     generalize, iter_type, parse_signature, prune, resolve, show_type,
                     unify)
@@ -59,7 +59,8 @@ def library_env(library: Library) -> dict[str, Scheme]:
     with _env_lock:
         env = _envs.get(key)
         if env is None:
-            env = {spec.name: parse_signature(spec.signature) for spec in library.specs()}
+            env = {spec.name: parse_signature(spec.signature).prepare()
+                   for spec in library.specs()}
             if len(_envs) >= _MAX_ENVS:
                 _envs.clear()
             _envs[key] = env
@@ -461,31 +462,63 @@ class _Checker:
         for node, t in self.var_types:
             setattr_(node, "inst_type", final(t, node))
         result = final(body_type, body)
-        if contains_function(result):
+        if result.__class__ is not TCon and contains_function(result):
             raise TypeCheckError(
                 "a function cannot be handed back to the host: the result has type "
                 f"{show_type(result)}", body.line, body.column)
         return result
 
 
-def _final(t, node):
-    """Resolve ``t`` fully, defaulting ambiguous constrained variables to Int."""
-    t = resolve(t)
+def _final(t, node, depth=0):
+    """Resolve ``t`` fully, defaulting ambiguous constrained variables to Int.
+
+    Bound variables inside ``t`` are replaced in place by what they stand for: an
+    equivalent type, so sharing is harmless (generic variables are never bound, and
+    library schemes hold no bound variables, so shared schemes are never written).
+    Recursive for speed on the small types nearly every Var has; a deep type goes to
+    the iterative version.
+    """
     c = t.__class__
     if c is TVar:
+        if t.ref is not None:
+            t = prune(t)
+            if t.__class__ is not TVar:
+                return _final(t, node, depth)
         if t.classes and t.level != GENERIC and not t.rigid:
             _default(t, node)
             return INT
         return t
-    if c is TFun or c is TList:
-        defaulted = False
-        for v in iter_type(t):
-            if v.__class__ is TVar and v.classes and v.level != GENERIC and not v.rigid:
-                _default(v, node)
-                defaulted = True
-        if defaulted:
-            t = resolve(t)
+    if c is TFun:
+        if depth > 64:
+            return _final_deep(t, node)
+        arg = t.arg
+        if arg.__class__ is not TCon:
+            new = _final(arg, node, depth + 1)
+            if new is not arg:
+                t.arg = new
+        res = t.res
+        if res.__class__ is not TCon:
+            new = _final(res, node, depth + 1)
+            if new is not res:
+                t.res = new
+        return t
+    if c is TList:
+        if depth > 64:
+            return _final_deep(t, node)
+        elem = t.elem
+        if elem.__class__ is not TCon:
+            new = _final(elem, node, depth + 1)
+            if new is not elem:
+                t.elem = new
+        return t
     return t
+
+
+def _final_deep(t, node):
+    for v in iter_type(t):
+        if v.__class__ is TVar and v.classes and v.level != GENERIC and not v.rigid:
+            _default(v, node)
+    return resolve(t)
 
 
 def _default(v: TVar, node) -> None:

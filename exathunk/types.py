@@ -350,6 +350,27 @@ def bind(v: TVar, t) -> None:
 
 def unify(a, b) -> None:
     """Make ``a`` and ``b`` the same type by binding variables; raise UnifyError."""
+    # Most unifications bind a variable: settle those without building a work stack.
+    if a.__class__ is TVar:
+        if a.ref is not None:
+            a = prune(a)
+        if a is b:
+            return
+        if a.__class__ is TVar and not a.rigid:
+            if b.__class__ is TVar and b.ref is not None:
+                b = prune(b)
+                if a is b:
+                    return
+            bind(a, b)
+            return
+    if b.__class__ is TVar:
+        if b.ref is not None:
+            b = prune(b)
+        if a is b:
+            return
+        if b.__class__ is TVar and not b.rigid:
+            bind(b, a)
+            return
     stack = [(a, b)]
     while stack:
         x, y = stack.pop()
@@ -386,14 +407,18 @@ class Scheme:
     Instantiation replaces each generic variable with a fresh one of the same classes
     at the caller's level; other variables (from an enclosing scope) are shared.
     """
-    __slots__ = ("vars", "type", "_deep")
+    __slots__ = ("vars", "type", "_deep", "_fast")
 
     def __init__(self, vars: tuple[TVar, ...], type):
         self.vars = tuple(vars)
         self.type = type
         self._deep = type_depth(type) > 200 if vars else False
+        self._fast = None
 
     def instantiate(self, level: int = 0):
+        fast = self._fast
+        if fast is not None:
+            return fast(level)
         vs = self.vars
         if not vs:
             return self.type
@@ -405,6 +430,13 @@ class Scheme:
         if self._deep:
             return _copy_iter(self.type, mapping)
         return _copy(self.type, mapping)
+
+    def prepare(self) -> "Scheme":
+        """Compile a specialised instantiation function (worth it for a scheme that is
+        instantiated many times, such as a library function's); returns self."""
+        if self._fast is None and self.vars and type_depth(self.type) <= 32:
+            self._fast = _compile_instantiate(self)
+        return self
 
     @property
     def constraints(self) -> list[tuple[str, TVar]]:
@@ -434,6 +466,32 @@ def _copy(t, mapping):
     if c is TList:
         return TList(_copy(t.elem, mapping))
     return t
+
+
+def _compile_instantiate(scheme: Scheme):
+    """Generate ``inst(level)`` that builds a fresh instance of ``scheme`` directly."""
+    var_names = {v: f"v{i}" for i, v in enumerate(scheme.vars)}
+    constants: list = []
+
+    def expr(t):
+        c = t.__class__
+        if c is TVar and t in var_names:
+            return var_names[t]
+        if c is TFun:
+            return f"TFun({expr(t.arg)}, {expr(t.res)})"
+        if c is TList:
+            return f"TList({expr(t.elem)})"
+        constants.append(t)
+        return f"k{len(constants) - 1}"
+
+    body = expr(scheme.type)
+    lines = [f"    {var_names[v]} = TVar(level, {v.classes})" for v in scheme.vars]
+    params = ", ".join(["TVar", "TFun", "TList"] + [f"k{i}" for i in range(len(constants))])
+    source = f"def make({params}):\n  def inst(level):\n" + "\n".join(
+        "  " + line for line in lines) + f"\n      return {body}\n  return inst\n"
+    namespace: dict = {}
+    exec(compile(source, "<instantiate>", "exec"), namespace)
+    return namespace["make"](TVar, TFun, TList, *constants)
 
 
 def _copy_iter(t, mapping):
