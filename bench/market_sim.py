@@ -1,0 +1,199 @@
+"""The market beyond one machine: 1,000 simulated nodes driven through the REAL market core.
+
+``exathunk.market`` (the broker's scheduling and reputation code, imported, not copied)
+runs on a virtual clock over simulated nodes of heterogeneous, unknown speed; 10% of them
+are hostile: independent liars (a random wrong value at a per-node rate) and colluders
+(the same wrong value, on the same requests, so they agree with each other).  A few
+nodes are configured trusted oracles.  Each node serves one request at a time, FIFO; the
+latency the market observes includes queueing, as the broker's would.
+
+It compares, on the same nodes and the same request stream:
+  adaptive  the market as shipped (adaptive replication, majority votes, reputation),
+  no-check  the same scheduler with checking off (the oracle-free baseline),
+  triple    every request on three workers, majority wins,
+and prints wrong results, extra work per request and mean latency, overall and at
+steady state (the second half of the run).
+
+    python bench/market_sim.py                 # ~1,000 nodes, default run (< 1 minute)
+    python bench/market_sim.py --requests 100000 --nodes 1000 --oracles 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import heapq
+import math
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from exathunk.market import Market, Policy, kind_of  # noqa: E402
+
+HONEST, LIAR, COLLUDER = "honest", "liar", "colluder"
+WORK_SIZES = (1, 2, 4, 8)           # units of work; a unit takes 10 ms on a speed-1 node
+
+
+class Node:
+    __slots__ = ("address", "speed", "role", "lie_rate", "busy_until", "rng")
+
+    def __init__(self, address, speed, role, lie_rate, seed):
+        self.address, self.speed, self.role, self.lie_rate = address, speed, role, lie_rate
+        self.busy_until = 0.0
+        self.rng = random.Random(seed)
+
+    def answer(self, request_id: int, collusion_salt: int):
+        truth = ("ok", request_id * 7919 % 1000003)
+        if self.role == LIAR and self.rng.random() < self.lie_rate:
+            return ("ok", truth[1] + 1 + self.rng.randrange(1000))
+        if self.role == COLLUDER:
+            # Colluders lie on the same requests with the same value: they vote as a bloc.
+            h = hashlib.blake2b(b"%d:%d" % (collusion_salt, request_id), digest_size=4)
+            if int.from_bytes(h.digest(), "big") / 2 ** 32 < self.lie_rate:
+                return ("ok", -truth[1])
+        return truth
+
+
+def make_nodes(n: int, hostile: float, oracles: int, seed: int):
+    rng = random.Random(seed)
+    nodes = []
+    for i in range(n):
+        speed = math.exp(rng.gauss(0.0, 0.8))
+        roll = rng.random()
+        if i < oracles:
+            role, rate = HONEST, 0.0
+        elif roll < hostile / 2:
+            role, rate = LIAR, rng.uniform(0.1, 1.0)
+        elif roll < hostile:
+            role, rate = COLLUDER, rng.uniform(0.3, 1.0)
+            speed *= 2.0          # hostile nodes make themselves attractive
+        else:
+            role, rate = HONEST, 0.0
+        nodes.append(Node("node%04d" % i, speed, role, rate, rng.randrange(2 ** 31)))
+    return nodes
+
+
+def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, seed: int):
+    """Run one request stream through a fresh Market; returns per-request records."""
+    rng = random.Random(seed)
+    market = Market(policy, rng=random.Random(seed + 1))
+    for i, node in enumerate(nodes):
+        node.busy_until = 0.0
+        node.rng.seed(seed * 1000003 + i)
+        market.add_worker(node.address, capacity=1, trusted=i < oracles)
+    by_address = {node.address: node for node in nodes}
+    mean_work = sum(WORK_SIZES) / len(WORK_SIZES) * 0.010
+    capacity_rate = sum(node.speed for node in nodes) / mean_work
+    arrival_rate = load * capacity_rate
+
+    events = []           # (time, seq, kind, payload)
+    seq = 0
+    now = 0.0
+    t = 0.0
+    for request_id in range(requests):
+        t += rng.expovariate(arrival_rate)
+        events.append((t, seq, "arrive", request_id))
+        seq += 1
+    heapq.heapify(events)
+    jobs = {}
+    reported = set()
+    records = []
+    truth_of = {}
+    sizes = {}
+
+    def dispatch(job_id, addresses, now):
+        nonlocal seq
+        size = sizes[job_id]
+        for address in addresses:
+            node = by_address[address]
+            service = size * 0.010 / node.speed * math.exp(rng.gauss(0.0, 0.2))
+            start = max(now, node.busy_until)
+            node.busy_until = start + service
+            heapq.heappush(events, (node.busy_until, seq, "done", (job_id, address, now)))
+            seq += 1
+
+    salt = seed
+    while events:
+        now, _, what, payload = heapq.heappop(events)
+        if what == "arrive":
+            request_id = payload
+            size = WORK_SIZES[rng.randrange(len(WORK_SIZES))]
+            sizes[request_id] = size
+            truth_of[request_id] = ("ok", request_id * 7919 % 1000003)
+            job = market.open_job(kind_of(size))
+            jobs[request_id] = (job, now)
+            dispatch(request_id, job.start(now), now)
+        else:
+            job_id, address, sent_at = payload
+            job, arrived = jobs[job_id]
+            outcome = by_address[address].answer(job_id, salt)
+            more = job.on_result(address, outcome, now - sent_at, now)
+            dispatch(job_id, more, now)
+            if job.done and job_id not in reported:
+                reported.add(job_id)
+                records.append((job_id, job.outcome == truth_of[job_id], now - arrived,
+                                len(job.tried), job.error is not None))
+    return market, sorted(records)
+
+
+def summarise(records):
+    n = len(records) or 1
+    wrong = sum(1 for r in records if not r[1] and not r[4])
+    failed = sum(1 for r in records if r[4])
+    work = sum(r[3] for r in records)
+    return {
+        "requests": len(records), "wrong": wrong, "failed": failed,
+        "extra": work / n - 1.0, "latency": sum(r[2] for r in records) / n,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--requests", type=int, default=40000)
+    ap.add_argument("--hostile", type=float, default=0.10)
+    ap.add_argument("--oracles", type=int, default=10, help="trusted nodes among --nodes")
+    ap.add_argument("--load", type=float, default=0.25,
+                    help="arrival rate as a fraction of the nodes' total capacity")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--modes", default="adaptive,no-check,triple")
+    args = ap.parse_args(argv)
+
+    nodes = make_nodes(args.nodes, args.hostile, args.oracles, args.seed)
+    roles = {r: sum(1 for n in nodes if n.role == r) for r in (HONEST, LIAR, COLLUDER)}
+    print("%d nodes (%d honest incl. %d oracles, %d liars, %d colluders), %d requests, "
+          "load %.2f" % (len(nodes), roles[HONEST], args.oracles, roles[LIAR],
+                         roles[COLLUDER], args.requests, args.load))
+    policies = {"adaptive": Policy(), "no-check": Policy(replicas=1),
+                "triple": Policy(replicas=3)}
+    header = ("mode", "phase", "requests", "wrong", "wrong %", "failed", "extra work",
+              "mean latency", "time")
+    print("%-9s %-7s %8s %6s %8s %6s %10s %12s %6s" % header)
+    for mode in args.modes.split(","):
+        started = time.perf_counter()
+        market, records = simulate(nodes, args.oracles, args.requests, args.load,
+                                   policies[mode], args.seed)
+        elapsed = time.perf_counter() - started
+        half = len(records) // 2
+        for phase, part in (("all", records), ("steady", records[half:])):
+            s = summarise(part)
+            print("%-9s %-7s %8d %6d %7.3f%% %6d %9.1f%% %10.1f ms %5.1fs" % (
+                mode, phase, s["requests"], s["wrong"], 100.0 * s["wrong"] / max(1, s["requests"]),
+                s["failed"], 100.0 * s["extra"], 1000.0 * s["latency"], elapsed))
+        if mode == "adaptive":
+            shut = [w for w in market.workers.values() if w.state != "active"]
+            hostile = {n.address for n in nodes if n.role != HONEST}
+            caught = sum(1 for w in shut if w.address in hostile)
+            served = {n.address for n in nodes if n.role != HONEST}
+            hostile_share = sum(market.workers[a].requests for a in served) / max(
+                1, sum(w.requests for w in market.workers.values()))
+            print("          shut out or on probation: %d hostile of %d, %d honest; "
+                  "hostile share of dispatches %.1f%%" % (
+                      caught, len(hostile), len(shut) - caught, 100.0 * hostile_share))
+
+
+if __name__ == "__main__":
+    main()
