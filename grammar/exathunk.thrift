@@ -235,7 +235,9 @@ struct ValueNode {
   4: optional bool boolValue,
   // For STRING.
   5: optional string stringValue,
-  // For LIST: the indices of the elements, in order (empty for the empty list).
+  // For LIST: the indices of the elements, in order (empty for the empty list).  Each
+  // index is greater than this node's own index (a reader rebuilds the value in one
+  // backward pass, and no cycle can be written); breadth-first order satisfies it.
   6: optional list<i32> children,
 }
 

@@ -1,0 +1,525 @@
+"""The client of a RemoteExecutionService node (a worker or a broker: same interface).
+
+Owns ``connect`` and ``Client``: blocking ``evaluate``, ``submit`` returning a
+``concurrent.futures.Future`` (its ``cancel`` cancels the remote computation), batch
+calls, ``func_defs``, ``stats`` and ``format_stats`` (the table of ``exathunk status``).
+Frames are written and read by hand over a small pool of sockets, and every reply frame
+is bounded and checked (wire.check_frame) before it is decoded: a broker talks to
+workers it does not trust.  Server errors come back as the same exathunk classes with
+their positions; a lost connection is RemoteError and the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import threading
+import time
+from concurrent.futures import Future
+
+from . import wire
+from .errors import ExathunkError, RemoteError, UnknownFunctionError
+from .library import Library
+
+log = logging.getLogger("exathunk.client")
+log.addHandler(logging.NullHandler())
+
+T = wire.thrift
+_mono = time.monotonic
+
+# Replies can carry big values (a 1,000,000-element list is ~15 MB of ValueNodes).
+REPLY_BOUNDS = wire.Bounds(max_frame=256 << 20, max_string=64 << 20,
+                           max_container=64 << 20, max_depth=64)
+# One blocking wait on the server; kept under the server's own cap (2 s) and well under
+# any socket timeout.
+WAIT_MS = 1000
+MAX_POOLED = 8
+
+
+class _NotDone(Exception):
+    pass
+
+
+class _Channel:
+    """One TCP connection carrying one call at a time."""
+
+    def __init__(self, host: str, port: int, timeout: float):
+        try:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as err:
+            raise RemoteError(f"cannot connect to {host}:{port}: {err}") from None
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self._seq = itertools.count(1)
+        self._buf = bytearray()
+        self.broken = False
+
+    def call(self, name: str, args, timeout: float):
+        seqid = next(self._seq) & 0x7FFFFFFF
+        frame = wire.encode_message(name, wire.CALL, seqid, args)
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(frame)
+            body = self._read_frame()
+        except socket.timeout:
+            self.close()
+            raise RemoteError(f"{name}: no reply within {timeout:.1f} s") from None
+        except OSError as err:
+            self.close()
+            raise RemoteError(f"{name}: connection lost: {err}") from None
+        try:
+            wire.check_frame(body, REPLY_BOUNDS)
+            iprot = wire.decoder(body)
+            api, mtype, rseq = iprot.read_message_begin()
+            if mtype == wire.EXCEPTION:
+                from thriftpy2.thrift import TApplicationException
+                exc = TApplicationException()
+                iprot.read_struct(exc)
+                raise RemoteError(f"{name}: the server answered {exc.message or exc}")
+            if rseq != seqid or api != name:
+                raise RemoteError(f"{name}: reply out of sequence ({api} #{rseq})")
+            result = getattr(wire.Service, name + "_result")()
+            iprot.read_struct(result)
+            return result
+        except RemoteError:
+            self.close()
+            raise
+        except Exception as err:
+            self.close()
+            raise RemoteError(f"{name}: malformed reply: {err}") from None
+
+    def _read_frame(self) -> bytes:
+        buf = self._buf
+        while len(buf) < 4:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by the server")
+            buf += chunk
+        size = int.from_bytes(buf[:4], "big", signed=True)
+        if size <= 0 or size > REPLY_BOUNDS.max_frame:
+            raise ConnectionError(f"reply frame length {size} out of bounds")
+        need = 4 + size
+        while len(buf) < need:
+            chunk = self.sock.recv(min(1 << 20, need - len(buf)))
+            if not chunk:
+                raise ConnectionError("closed by the server mid-reply")
+            buf += chunk
+        body = bytes(buf[4:need])
+        del buf[:need]
+        return body
+
+    def close(self) -> None:
+        self.broken = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RemoteFuture(Future):
+    """A Future for a remote computation; ``cancel()`` also cancels it on the node."""
+
+    def __init__(self, client: "Client", thunk=None):
+        super().__init__()
+        self._client = client
+        self.thunk = thunk
+
+    def cancel(self) -> bool:
+        if self.done():
+            return False
+        thunk = self.thunk
+        if thunk is not None:
+            try:
+                self._client._invoke("thunkCancel", thunk=thunk)
+            except ExathunkError:
+                pass                 # the node may be gone; cancelling locally still holds
+        cancelled = super().cancel()
+        self._client._forget(self)
+        return cancelled
+
+    @property
+    def thunk_id(self):
+        return self.thunk.id if self.thunk is not None else None
+
+
+class Client:
+    """A connection to one node.  Thread-safe: calls from several threads use several
+    sockets (up to 8 pooled)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0, mode: str = "source",
+                 library: Library | None = None):
+        if mode not in ("source", "graph", "graph-struct"):
+            raise ValueError("mode is 'source', 'graph' (compiled here, shipped as "
+                             "Program bytes) or 'graph-struct' (as a ProgramGraph)")
+        self.host, self.port = host, int(port)
+        self.timeout = timeout
+        self.mode = mode
+        self._library = library
+        self._remote_library: Library | None = None
+        self._pool: list[_Channel] = []
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        # Futures waiting for their results, by thunk id; one waiter thread serves them.
+        self._pending: dict[str, RemoteFuture] = {}
+        self._pending_lock = threading.Condition()
+        self._waiter: threading.Thread | None = None
+        self._release(self._acquire())     # connect now: a bad address fails here
+
+    # ---------------------------------------------------------------- plumbing
+    def _acquire(self) -> _Channel:
+        if self._closed:
+            raise RemoteError("client is closed")
+        with self._pool_lock:
+            while self._pool:
+                ch = self._pool.pop()
+                if not ch.broken:
+                    return ch
+        return _Channel(self.host, self.port, self.timeout)
+
+    def _release(self, ch: _Channel) -> None:
+        if ch.broken:
+            return
+        with self._pool_lock:
+            if len(self._pool) < MAX_POOLED and not self._closed:
+                self._pool.append(ch)
+                return
+        ch.close()
+
+    def _invoke(self, name: str, source: str | None = None, timeout: float | None = None,
+                channel: _Channel | None = None, **args):
+        """Call a method; declared exceptions become exathunk errors (NotDone: _NotDone)."""
+        ch = channel or self._acquire()
+        try:
+            result = ch.call(name, getattr(wire.Service, name + "_args")(**args),
+                             timeout or self.timeout)
+        finally:
+            if channel is None:
+                self._release(ch)
+        for _, spec in sorted(result.thrift_spec.items()):
+            field = spec[1]
+            if field == "success":
+                continue
+            exc = getattr(result, field, None)
+            if exc is not None:
+                if isinstance(exc, T.NotDone):
+                    raise _NotDone(exc.message)
+                raise wire.thrift_to_error(exc, source)
+        if result.success is None:
+            raise RemoteError(f"{name}: empty reply")
+        return result.success
+
+    def _call_timeout(self, limits: dict) -> float:
+        ms = limits.get("timeout_ms")
+        if ms is None and limits.get("timeout") is not None:
+            ms = limits["timeout"] * 1000
+        return max(self.timeout, (ms or 0) / 1000 + 5.0)
+
+    def _request(self, item, limits: dict):
+        """An EvalRequest for source text or a Program, in this client's mode."""
+        from .errors import ExathunkError as _E   # noqa: F401  (clarity: errors propagate)
+        if isinstance(item, str):
+            if self.mode == "source":
+                return wire.make_request(item, **limits), item
+            return wire.make_request(program=self._compile_here(item), mode=self.mode,
+                                     **limits), item
+        if hasattr(item, "to_bytes"):
+            return wire.make_request(program=item, mode=self.mode if self.mode != "source"
+                                     else "graph", **limits), None
+        raise TypeError("evaluate takes source text or a compiled Program")
+
+    def _compile_here(self, source: str):
+        """The seed's flow: compile on this side against the node's function definitions,
+        fetching (getFuncDefs) each name the local library does not know."""
+        from .driver import compile as compile_source
+        if self._remote_library is None:
+            self._remote_library = self._library or Library()
+        lib = self._remote_library
+        fetched = set()
+        for _ in range(256):                # each round learns at least one new name
+            try:
+                return compile_source(source, library=lib)
+            except UnknownFunctionError as err:
+                name = _quoted_name(err.message)
+                if name is None or name in fetched:
+                    raise
+                fetched.add(name)
+                try:
+                    defs = self.func_defs([name])
+                except UnknownFunctionError:
+                    raise err from None
+                wire.library_from_func_defs(defs, lib)
+        raise ExathunkError("too many unknown names")
+
+    # ---------------------------------------------------------------- the API
+    def func_defs(self, names=()) -> list:
+        """FuncDefs (name, typeText, typeNodes, strictness, arity, origin, doc) of the named
+        functions, or of every function the node offers when ``names`` is empty."""
+        return self._invoke("getFuncDefs", funcIds=[T.FuncId(name=n) for n in names])
+
+    def evaluate(self, program, **limits):
+        """Evaluate source text (or a Program) on the node and return its value.
+
+        Limits: max_steps, max_heap, max_depth, timeout_ms (or timeout in seconds),
+        no_cache.  Errors are the exathunk classes, with positions and the source.
+        """
+        req, source = self._request(program, limits)
+        vc = self._invoke("evaluate", source=source, timeout=self._call_timeout(limits),
+                          evalRequest=req)
+        return wire.varcont_to_value(vc)
+
+    def evaluate_with_stats(self, program, **limits):
+        """As evaluate, returning (value, stats dict) with the node's RunStats."""
+        req, source = self._request(program, limits)
+        vc = self._invoke("evaluate", source=source, timeout=self._call_timeout(limits),
+                          evalRequest=req)
+        return wire.varcont_to_value(vc), _struct_dict(vc.stats)
+
+    def evaluate_batch(self, programs, return_exceptions: bool = False, **limits) -> list:
+        """Evaluate many programs in one round trip; values in order.  With
+        ``return_exceptions`` a failed one is its exception in the list, else the first
+        failure is raised."""
+        pairs = [self._request(p, limits) for p in programs]
+        outcomes = self._invoke("evaluateBatch", timeout=self._call_timeout(limits) * 2,
+                                evalRequests=[r for r, _ in pairs])
+        out = []
+        for (_, source), o in zip(pairs, outcomes):
+            if o.error is not None:
+                err = wire.thrift_to_error(o.error, source)
+                if not return_exceptions:
+                    raise err
+                out.append(err)
+            else:
+                out.append(wire.varcont_to_value(o.value))
+        return out
+
+    def submit(self, program, **limits) -> RemoteFuture:
+        """Start evaluating on the node; a Future of the value (errors in the Future)."""
+        fut = RemoteFuture(self)
+        try:
+            req, source = self._request(program, limits)
+            fut._source = source
+            thunk = self._invoke("submitEvalRequest", source=source, evalRequest=req)
+        except ExathunkError as err:
+            fut.set_running_or_notify_cancel()
+            fut.set_exception(err)
+            return fut
+        fut.thunk = thunk
+        self._watch(fut)
+        return fut
+
+    def submit_batch(self, programs, **limits) -> list[RemoteFuture]:
+        """submit for many programs in one round trip."""
+        futures, reqs = [], []
+        for p in programs:
+            fut = RemoteFuture(self)
+            futures.append(fut)
+            try:
+                req, fut._source = self._request(p, limits)
+                reqs.append((fut, req))
+            except ExathunkError as err:
+                fut.set_running_or_notify_cancel()
+                fut.set_exception(err)
+        if reqs:
+            try:
+                thunks = self._invoke("submitBatch", evalRequests=[r for _, r in reqs])
+            except ExathunkError as err:
+                for fut, _ in reqs:
+                    fut.set_running_or_notify_cancel()
+                    fut.set_exception(err)
+                return futures
+            for (fut, _), thunk in zip(reqs, thunks):
+                fut.thunk = thunk
+                self._watch(fut)
+        return futures
+
+    def stats(self) -> dict:
+        """The node's ServiceStats as a dict (workers: a list of dicts, for a broker)."""
+        s = self._invoke("getStats")
+        out = _struct_dict(s)
+        out["workers"] = [_struct_dict(w) for w in (s.workers or [])]
+        for w in out["workers"]:
+            w["state"] = _enum_name(T.WorkerState, w.get("state"))
+        return out
+
+    def request_bid(self, program, **limits) -> dict:
+        req, source = self._request(program, limits)
+        return _struct_dict(self._invoke("requestBid", source=source, evalRequest=req))
+
+    def register_worker(self, host: str, port: int) -> bool:
+        return self._invoke("registerWorker", host=host, port=int(port))
+
+    def close(self) -> None:
+        """Close every socket; futures still waiting fail with RemoteError."""
+        self._closed = True
+        with self._pending_lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+            self._pending_lock.notify_all()
+        for fut in pending:
+            _fail(fut, RemoteError("client closed before the result arrived"))
+        with self._pool_lock:
+            pool, self._pool = self._pool, []
+        for ch in pool:
+            ch.close()
+        if self._waiter is not None and self._waiter is not threading.current_thread():
+            self._waiter.join(timeout=WAIT_MS / 1000 + self.timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---------------------------------------------------------------- the waiter
+    def _watch(self, fut: RemoteFuture) -> None:
+        with self._pending_lock:
+            if self._closed:
+                _fail(fut, RemoteError("client is closed"))
+                return
+            self._pending[fut.thunk.id] = fut
+            if self._waiter is None or not self._waiter.is_alive():
+                self._waiter = threading.Thread(target=self._wait_loop, daemon=True,
+                                                name="exathunk-waiter")
+                self._waiter.start()
+            self._pending_lock.notify()
+
+    def _forget(self, fut: RemoteFuture) -> None:
+        if fut.thunk is not None:
+            with self._pending_lock:
+                self._pending.pop(fut.thunk.id, None)
+
+    def _wait_loop(self) -> None:
+        """One thread, one socket: thunkWaitAny over every pending future."""
+        channel: _Channel | None = None
+        failures = 0
+        while not self._closed:
+            with self._pending_lock:
+                if not self._pending:
+                    self._pending_lock.wait(0.5)
+                    if not self._pending:
+                        if self._closed:
+                            break
+                        continue
+                batch = list(self._pending.values())[:1000]
+            try:
+                if channel is None or channel.broken:
+                    channel = _Channel(self.host, self.port, self.timeout)
+                outcomes = self._invoke("thunkWaitAny", channel=channel,
+                                        timeout=WAIT_MS / 1000 + self.timeout,
+                                        thunks=[f.thunk for f in batch], timeoutMs=WAIT_MS)
+                failures = 0
+            except ExathunkError as err:
+                failures += 1
+                if failures < 2 and not self._closed:
+                    continue           # one reconnect: the node may just have dropped us
+                with self._pending_lock:
+                    lost = [f for f in batch if self._pending.pop(f.thunk.id, None)]
+                for fut in lost:
+                    _fail(fut, err if isinstance(err, RemoteError) else
+                          RemoteError(f"lost the node while waiting: {err.message}"))
+                failures = 0
+                continue
+            for o in outcomes:
+                with self._pending_lock:
+                    fut = self._pending.pop(o.thunkId, None)
+                if fut is None:
+                    continue
+                if o.cancelled:
+                    fut.cancel()
+                elif o.error is not None:
+                    _fail(fut, wire.thrift_to_error(o.error, getattr(fut, "_source", None)))
+                else:
+                    try:
+                        value = wire.varcont_to_value(o.value)
+                    except ExathunkError as err:
+                        _fail(fut, err)
+                        continue
+                    if fut.set_running_or_notify_cancel():
+                        fut.set_result(value)
+        if channel is not None:
+            channel.close()
+
+
+def _fail(fut: Future, err: BaseException) -> None:
+    if fut.set_running_or_notify_cancel():
+        fut.set_exception(err)
+
+
+def _quoted_name(message: str) -> str | None:
+    for q in ("'", '"', "`"):
+        i = message.find(q)
+        if i >= 0:
+            j = message.find(q, i + 1)
+            if j > i:
+                return message[i + 1:j]
+    return None
+
+
+def _struct_dict(obj) -> dict:
+    return {spec[1]: getattr(obj, spec[1]) for _, spec in sorted(obj.thrift_spec.items())}
+
+
+def _enum_name(enum, value):
+    for name in dir(enum):
+        if not name.startswith("_") and getattr(enum, name) == value:
+            return name
+    return value
+
+
+def connect(host: str = "127.0.0.1", port: int = 9090, timeout: float = 30.0,
+            mode: str = "source", library: Library | None = None) -> Client:
+    """A Client for the node at host:port (connects now; RemoteError if it cannot).
+
+    ``mode``: "source" sends source text (compiled on the node); "graph" compiles here
+    against the node's function definitions (getFuncDefs) and ships the compiled
+    program; "graph-struct" ships it as the IDL's ProgramGraph struct.
+    """
+    return Client(host, port, timeout=timeout, mode=mode, library=library)
+
+
+_STAT_LABELS = [
+    ("role", "role"), ("version", "version"), ("uptimeS", "uptime (s)"),
+    ("executionModel", "execution"), ("workerThreads", "worker threads"),
+    ("connections", "connections"), ("requests", "requests"),
+    ("evaluations", "evaluations"), ("errors", "errors"), ("cacheHits", "cache hits"),
+    ("cacheMisses", "cache misses"), ("cacheSize", "cached results"),
+    ("running", "running"), ("queued", "queued"), ("queueBound", "queue bound"),
+    ("thunks", "thunks held"), ("overloaded", "refused (overloaded)"),
+    ("timeouts", "timeouts"), ("meanRunMs", "mean run (ms)"),
+    ("rejectedFrames", "rejected frames"), ("draining", "draining"),
+]
+
+
+def format_stats(stats: dict) -> str:
+    """The stats dict as the table ``exathunk status`` prints."""
+    rows = []
+    for key, label in _STAT_LABELS:
+        if key not in stats:
+            continue
+        v = stats[key]
+        if isinstance(v, float):
+            v = f"{v:.2f}"
+        rows.append((label, str(v)))
+    hits, misses = stats.get("cacheHits") or 0, stats.get("cacheMisses") or 0
+    if hits + misses:
+        rows.append(("cache hit rate", f"{100.0 * hits / (hits + misses):.1f}%"))
+    width = max(len(label) for label, _ in rows) if rows else 0
+    lines = [f"{label.ljust(width)}  {value}" for label, value in rows]
+    workers = stats.get("workers") or []
+    if workers:
+        head = ("worker", "state", "reputation", "latency ms", "share", "requests",
+                "failures", "verified", "disagreed")
+        table = [head]
+        for w in workers:
+            table.append((str(w.get("address")), str(w.get("state")),
+                          f"{w.get('reputation') or 0:.3f}",
+                          f"{w.get('latencyEstimateMs') or 0:.2f}",
+                          f"{100 * (w.get('shareOfWork') or 0):.1f}%",
+                          str(w.get("requests") or 0), str(w.get("failures") or 0),
+                          str(w.get("verified") or 0), str(w.get("disagreed") or 0)))
+        widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+        lines.append("")
+        for row in table:
+            lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,1065 @@
+"""The worker node: RemoteExecutionService over framed binary Thrift, built for throughput.
+
+Owns the network server (a thread per connection, framing by hand so that every frame
+is bounded and checked by ``wire.check_frame`` before thriftpy2 decodes it), the
+execution handler (compile cache, result cache by program digest, per-request limits and
+a wall-clock timeout, a bounded queue that answers Overloaded, a bounded thunk table with
+expiry), graceful shutdown, and the public entry points ``serve`` and ``start``.
+
+Execution model: threads.  The engine releases the GIL while a program runs, so two
+evaluation threads use both cores of this machine without a process hop; a process pool
+would add a pickle round trip of the program and of the value (tens of µs) to every
+request, which is most of a small request's cost.  Measured on this 2-core machine
+(bench/bench_service.py::test_threads_vs_processes, see the module docstring there):
+see the figures quoted in that benchmark's output and the closing note of issue 4.
+
+Policies:
+- A request runs with the limits it asks for, capped by the node's caps; with no limit
+  given, the node's defaults apply.  The wall-clock timeout (default 10 s, capped at 60 s)
+  is enforced by deriving a step budget from it (steps/s measured at start-up), so a
+  program that never stops is stopped by the engine itself and frees its worker; a thunk
+  whose deadline passes while it still waits or runs is answered as LimitExceeded
+  ("timeout") at once.
+- Results (values only, never errors, which can depend on limits) are cached by
+  (program digest, library) in a bounded LRU; compilation is cached by source text.
+- Admission: at most ``workers + queue_bound`` evaluations queued or running; beyond
+  that, Overloaded (a declared exception) instead of a growing queue.
+- Thunks: at most ``max_thunks`` in the table; a finished result is kept ``thunk_ttl``
+  seconds (default 300) after it finished, fetched or not (so a client may fetch again
+  after a lost reply), then expires (UnknownThunk); under pressure the oldest finished
+  results are evicted first; if the table is full of unfinished work, Overloaded.
+- Shutdown (SIGTERM/SIGINT, or ``ServerHandle.stop``): new work gets Overloaded
+  (kind ShuttingDown), in-flight work finishes, results stay fetchable for a short
+  linger, then connections close.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import itertools
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+
+from . import wire
+from .errors import ExathunkError, LimitExceeded, UnknownFunctionError
+from .library import Library, default_library
+
+log = logging.getLogger("exathunk.server")
+log.addHandler(logging.NullHandler())
+
+T = wire.thrift
+_perf = time.perf_counter
+_mono = time.monotonic
+
+# The cap on one blocking wait, below thriftpy2's default client socket timeout of 3 s
+# (DESIGN §8): a client that wants to wait longer loops.
+MAX_WAIT_MS = 2000
+
+
+@dataclass
+class Options:
+    """Every knob of a node; ``serve``/``start`` take them as keyword arguments."""
+    # Per-request limit defaults (None: the engine's own default) and caps (None: none).
+    max_steps: int | None = None
+    max_heap: int | None = None
+    max_depth: int | None = None
+    max_steps_cap: int | None = None
+    max_heap_cap: int | None = None
+    max_depth_cap: int | None = None
+    timeout_ms: int = 10_000          # default wall-clock limit per request
+    max_timeout_ms: int = 60_000      # cap on what a request may ask for
+    steps_per_second: float | None = None  # None: measured at start-up
+    workers: int = 2                  # evaluation threads (this machine has 2 cores)
+    queue_bound: int = 256            # evaluations waiting beyond the running ones
+    cache_size: int = 10_000          # results kept by digest
+    program_cache_size: int = 4096    # loaded programs kept by their bytes
+    max_thunks: int = 100_000
+    thunk_ttl: float = 300.0
+    max_batch: int = 10_000           # requests in one batch call
+    max_connections: int = 256
+    idle_timeout: float = 300.0       # a connection silent this long is closed
+    io_timeout: float = 30.0          # a started frame must arrive within this
+    max_frame: int = 16 << 20
+    max_string: int = 8 << 20
+    max_container: int = 4 << 20
+    max_nesting: int = 64
+    max_inflight_bytes: int = 256 << 20  # frame bytes being received, all connections
+    linger: float = 2.0               # on shutdown, how long unfetched results wait
+    join: object = None               # "host:port" of a broker to register with
+
+    @classmethod
+    def build(cls, **options) -> "Options":
+        known = {f.name for f in fields(cls)}
+        unknown = set(options) - known
+        if unknown:
+            raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
+        return cls(**{k: v for k, v in options.items() if v is not None or k == "join"})
+
+
+class _LRU:
+    """A bounded, thread-safe LRU map."""
+
+    def __init__(self, capacity: int):
+        self.capacity = max(0, capacity)
+        self._data: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        # dict.get is atomic under the GIL; recency is refreshed without blocking readers
+        # for long (move_to_end can race with a pop, hence the lock and the KeyError).
+        value = self._data.get(key)
+        if value is not None:
+            with self._lock:
+                try:
+                    self._data.move_to_end(key)
+                except KeyError:
+                    pass
+        return value
+
+    def put(self, key, value) -> None:
+        if self.capacity == 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+    def __len__(self):
+        return len(self._data)
+
+
+class _Thunk:
+    __slots__ = ("id", "request_id", "digest", "state", "outcome", "error", "done",
+                 "watchers", "finished_at", "deadline", "fetched", "created")
+
+    def __init__(self, tid, request_id, digest, deadline):
+        self.id = tid
+        self.request_id = request_id
+        self.digest = digest
+        self.state = T.ThunkState.QUEUED
+        self.outcome = None           # VarCont when DONE
+        self.error = None             # ExathunkException when FAILED
+        self.done = threading.Event()
+        self.watchers: list = []
+        self.finished_at = None
+        self.deadline = deadline
+        self.fetched = False
+        self.created = _mono()
+
+
+class _Job:
+    """A compiled request ready to run."""
+    __slots__ = ("program", "digest", "limits", "deadline", "timeout_ms", "derived_steps",
+                 "request_id", "no_cache", "compile_ms", "cache_key", "source")
+
+
+class ExecutionHandler:
+    """The RemoteExecutionService methods of a worker node (thriftpy2 handler object)."""
+
+    role = "worker"
+
+    def __init__(self, library: Library | None = None, options: Options | None = None):
+        self.library = library or default_library()
+        self.options = options or Options()
+        o = self.options
+        self._results = _LRU(o.cache_size)
+        self._programs = _LRU(o.program_cache_size)
+        self._func_defs: dict | None = None
+        self._func_defs_key = None
+        self._slots = threading.BoundedSemaphore(max(1, o.workers))
+        self._pool = ThreadPoolExecutor(max_workers=max(1, o.workers),
+                                        thread_name_prefix="exathunk-eval")
+        self._lock = threading.Lock()
+        self._load = 0                 # evaluations queued or running
+        self._running = 0
+        self._thunks: collections.OrderedDict[str, _Thunk] = collections.OrderedDict()
+        self._last_sweep = _mono()
+        self._ids = itertools.count(1)
+        self.draining = False
+        self.started = _mono()
+        self.counters = collections.Counter()
+        self._mean_run_ms = 0.0
+        self._idle = threading.Condition(self._lock)
+        self.steps_per_second = o.steps_per_second
+        if self.steps_per_second is None:
+            self.steps_per_second = self._calibrate()
+        # The network layer fills these in for getStats.
+        self.connections = lambda: 0
+        self.rejected_frames = lambda: 0
+
+    # ---------------------------------------------------------------- set-up
+    def _calibrate(self) -> float:
+        """Engine steps per second on this machine, to turn a timeout into a step budget."""
+        fallback = 20e6
+        try:
+            from .driver import compile as compile_source
+            prog = compile_source("(foldl + 0 (range 0 100000))", library=self.library)
+            best = 0.0
+            for _ in range(3):
+                t0 = _perf()
+                _, stats = prog.run_with_stats()
+                dt = _perf() - t0
+                steps = stats.get("steps") if isinstance(stats, dict) else None
+                if steps and dt > 0:
+                    best = max(best, steps / dt)
+            # Heavier programs (allocation, GC, host calls) take longer per step than this
+            # loop: halve it so that the budget errs toward stopping early rather than late.
+            return best / 2 if best > 0 else fallback
+        except Exception as err:       # the engine is missing or broken: keep a guess
+            log.warning("could not measure engine speed (%s); assuming %.0f steps/s",
+                        err, fallback)
+            return fallback
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---------------------------------------------------------------- preparation
+    def _prepare(self, req) -> _Job:
+        """Compile (cached) a request and work out its limits; raises ExathunkError."""
+        if req is None:
+            raise ExathunkError("missing evalRequest")
+        o = self.options
+        job = _Job()
+        t0 = _perf()
+        given = sum(x is not None for x in (req.source, req.graph, req.programBytes))
+        if given != 1:
+            raise ExathunkError("an EvalRequest needs exactly one of source, graph and "
+                                "programBytes")
+        job.source = req.source
+        if req.source is not None:
+            from .driver import compile as compile_source
+            program = compile_source(req.source, library=self.library)
+        elif req.programBytes is not None:
+            blob = req.programBytes
+            program = self._programs.get(blob)
+            if program is None:
+                from .program import Program
+                program = Program.from_bytes(blob, library=self.library)
+                self._programs.put(blob, program)
+        else:
+            program = wire.graph_to_program(req.graph, library=self.library)
+        job.program = program
+        job.digest = program.digest
+        job.compile_ms = (_perf() - t0) * 1e3
+        job.cache_key = (job.digest, self.library.id, self.library.version)
+        job.request_id = req.requestId
+        job.no_cache = bool(req.noCache)
+        timeout_ms = req.timeoutMs if req.timeoutMs and req.timeoutMs > 0 else o.timeout_ms
+        timeout_ms = min(timeout_ms, o.max_timeout_ms)
+        job.timeout_ms = timeout_ms
+        job.deadline = _mono() + timeout_ms / 1e3
+        limits = {}
+        for name, asked, default, cap in (
+                ("max_steps", req.maxSteps, o.max_steps, o.max_steps_cap),
+                ("max_heap", req.maxHeap, o.max_heap, o.max_heap_cap),
+                ("max_depth", req.maxDepth, o.max_depth, o.max_depth_cap)):
+            value = asked if asked is not None and asked > 0 else default
+            if cap is not None:
+                value = cap if value is None else min(value, cap)
+            if value is not None:
+                limits[name] = int(value)
+        budget = max(1000, int(self.steps_per_second * timeout_ms / 1e3))
+        job.derived_steps = False
+        if limits.get("max_steps") is None or budget < limits["max_steps"]:
+            limits["max_steps"] = budget
+            job.derived_steps = True
+        job.limits = limits
+        return job
+
+    def _cached(self, job: _Job):
+        if job.no_cache:
+            return None
+        hit = self._results.get(job.cache_key)
+        if hit is None:
+            self.counters["cache_misses"] += 1
+        else:
+            self.counters["cache_hits"] += 1
+        return hit
+
+    def _varcont(self, payload, job: _Job, *, cached: bool, queue_ms=0.0, run_ms=0.0,
+                 stats=None):
+        nodes, root, type_text = payload
+        stats = stats or {}
+        return T.VarCont(
+            nodes=nodes, root=root, typeText=type_text, digest=job.digest,
+            requestId=job.request_id,
+            stats=T.RunStats(steps=int(stats.get("steps", 0) or 0),
+                             peakHeap=int(stats.get("peak_heap", stats.get("heap_peak", 0)) or 0),
+                             gcRuns=int(stats.get("gc_runs", stats.get("gcs", 0)) or 0),
+                             compileMs=job.compile_ms, queueMs=queue_ms, runMs=run_ms,
+                             cached=cached))
+
+    # ---------------------------------------------------------------- execution
+    def _admit(self, n: int = 1) -> None:
+        o = self.options
+        with self._lock:
+            if self.draining:
+                self.counters["overloaded"] += 1
+                raise wire.overloaded("server is shutting down", 1000, shutting_down=True)
+            if self._load + n > o.workers + o.queue_bound:
+                self.counters["overloaded"] += 1
+                raise wire.overloaded(
+                    f"queue full ({self._load} queued or running, bound "
+                    f"{o.workers + o.queue_bound})", retry_after_ms=max(10, int(self._mean_run_ms * self._load / max(1, o.workers))))
+            self._load += n
+
+    def _release(self) -> None:
+        with self._lock:
+            self._load -= 1
+            if self._load == 0:
+                self._idle.notify_all()
+
+    def _execute(self, job: _Job, arrived: float):
+        """Run a prepared job in an evaluation slot; returns a VarCont or raises.
+
+        The caller has admitted the job; this releases it.
+        """
+        try:
+            remaining = job.deadline - _mono()
+            if remaining <= 0 or not self._slots.acquire(timeout=remaining):
+                raise self._timeout_error(job)
+            try:
+                started = _mono()
+                with self._lock:
+                    self._running += 1
+                try:
+                    return self._run(job, queue_ms=(started - arrived) * 1e3)
+                finally:
+                    with self._lock:
+                        self._running -= 1
+            finally:
+                self._slots.release()
+        finally:
+            self._release()
+
+    def _timeout_error(self, job: _Job) -> LimitExceeded:
+        self.counters["timeouts"] += 1
+        return LimitExceeded(f"wall-clock limit of {job.timeout_ms} ms passed",
+                             limit="timeout")
+
+    def _run(self, job: _Job, queue_ms: float):
+        t0 = _perf()
+        try:
+            value, stats = job.program.run_with_stats(library=self.library, **job.limits)
+        except LimitExceeded as err:
+            if job.derived_steps and err.limit == "max_steps":
+                raise self._timeout_error(job) from None
+            raise
+        finally:
+            run_ms = (_perf() - t0) * 1e3
+            self.counters["evaluations"] += 1
+            self._mean_run_ms += (run_ms - self._mean_run_ms) * 0.05
+        payload = (*wire.value_to_nodes(value), job.program.type)
+        if not job.no_cache:
+            self._results.put(job.cache_key, payload)
+        return self._varcont(payload, job, cached=False, queue_ms=queue_ms, run_ms=run_ms,
+                             stats=stats if isinstance(stats, dict) else None)
+
+    def _evaluate_one(self, req):
+        arrived = _mono()
+        job = self._prepare(req)
+        hit = self._cached(job)
+        if hit is not None:
+            return self._varcont(hit, job, cached=True)
+        self._admit()
+        return self._execute(job, arrived)
+
+    # ---------------------------------------------------------------- thunks
+    def _new_thunk(self, job: _Job | None, request_id) -> _Thunk:
+        tid = f"{next(self._ids):x}-{os.urandom(6).hex()}"
+        thunk = _Thunk(tid, request_id, job.digest if job else None,
+                       job.deadline if job else _mono() + self.options.timeout_ms / 1e3)
+        with self._lock:
+            if len(self._thunks) >= self.options.max_thunks or _mono() - self._last_sweep > 1.0:
+                self._sweep_locked()
+            if len(self._thunks) >= self.options.max_thunks:
+                self.counters["overloaded"] += 1
+                raise wire.overloaded("thunk table full of unfinished work")
+            self._thunks[tid] = thunk
+        return thunk
+
+    def _sweep_locked(self) -> None:
+        now = _mono()
+        self._last_sweep = now
+        ttl = self.options.thunk_ttl
+        expired = [t.id for t in self._thunks.values()
+                   if t.finished_at is not None and now - t.finished_at > ttl]
+        for tid in expired:
+            del self._thunks[tid]
+        excess = len(self._thunks) - int(self.options.max_thunks * 0.9)
+        if excess > 0:
+            # Oldest finished results go first (the table is in creation order).
+            victims = []
+            for t in self._thunks.values():
+                if len(victims) >= excess:
+                    break
+                if t.finished_at is not None:
+                    victims.append(t.id)
+            for tid in victims:
+                del self._thunks[tid]
+
+    def _finish(self, thunk: _Thunk, outcome=None, error=None, cancelled=False) -> bool:
+        with self._lock:
+            if thunk.finished_at is not None:
+                return False
+            if cancelled:
+                thunk.state = T.ThunkState.CANCELLED
+            elif error is not None:
+                thunk.state = T.ThunkState.FAILED
+                thunk.error = error
+            else:
+                thunk.state = T.ThunkState.DONE
+                thunk.outcome = outcome
+            thunk.finished_at = _mono()
+            watchers, thunk.watchers = thunk.watchers, []
+        thunk.done.set()
+        for w in watchers:
+            w.set()
+        return True
+
+    def _run_thunk(self, thunk: _Thunk, job: _Job, arrived: float) -> None:
+        if thunk.finished_at is not None:       # cancelled (or timed out) while queued
+            self._release()
+            return
+        thunk.state = T.ThunkState.RUNNING
+        try:
+            outcome = self._execute(job, arrived)
+        except ExathunkError as err:
+            self.counters["errors"] += 1
+            self._finish(thunk, error=wire.error_to_thrift(err))
+        except Exception as err:                # an engine bug must not lose the thunk
+            self.counters["errors"] += 1
+            log.warning("thunk %s: internal error %r", thunk.id, err)
+            self._finish(thunk, error=wire.error_to_thrift(err))
+        else:
+            self._finish(thunk, outcome=outcome)
+
+    def _start(self, req, failed_thunk_on_error: bool):
+        arrived = _mono()
+        try:
+            job = self._prepare(req)
+        except ExathunkError as err:
+            if not failed_thunk_on_error:
+                raise
+            thunk = self._new_thunk(None, getattr(req, "requestId", None))
+            self._finish(thunk, error=wire.error_to_thrift(err))
+            return thunk
+        hit = self._cached(job)
+        if hit is not None:
+            thunk = self._new_thunk(job, job.request_id)
+            self._finish(thunk, outcome=self._varcont(hit, job, cached=True))
+            return thunk
+        self._admit()
+        try:
+            thunk = self._new_thunk(job, job.request_id)
+        except BaseException:
+            self._release()
+            raise
+        self._pool.submit(self._run_thunk, thunk, job, arrived)
+        return thunk
+
+    def _handle(self, thunk) -> T.RemoteThunk:
+        return T.RemoteThunk(id=thunk.id, requestId=thunk.request_id, digest=thunk.digest)
+
+    def _lookup(self, remote) -> _Thunk:
+        tid = getattr(remote, "id", None)
+        thunk = self._thunks.get(tid) if tid is not None else None
+        if thunk is None:
+            raise T.UnknownThunk(kind="UnknownThunk",
+                                 message=f"no thunk {tid!r} (never issued, or expired)")
+        return thunk
+
+    def _check_deadline(self, thunk: _Thunk) -> None:
+        if thunk.finished_at is None and _mono() > thunk.deadline:
+            err = LimitExceeded(f"wall-clock limit passed", limit="timeout")
+            if self._finish(thunk, error=wire.error_to_thrift(err)):
+                self.counters["timeouts"] += 1
+
+    def _outcome(self, thunk: _Thunk):
+        """The VarCont of a finished thunk, or raise its error / NotDone."""
+        self._check_deadline(thunk)
+        state = thunk.state
+        if thunk.finished_at is None:
+            raise T.NotDone(kind="NotDone", message=f"thunk {thunk.id} is not finished",
+                            state=state)
+        thunk.fetched = True
+        if state == T.ThunkState.DONE:
+            return thunk.outcome
+        if state == T.ThunkState.CANCELLED:
+            raise T.ExathunkException(kind="RemoteError", message=f"thunk {thunk.id} was cancelled")
+        raise thunk.error
+
+    # ---------------------------------------------------------------- the service
+    def getFuncDefs(self, funcIds):
+        lib = self.library
+        key = (lib.id, lib.version)
+        if self._func_defs_key != key:
+            self._func_defs = {s.name: wire.func_def(s, lib) for s in lib.specs()
+                               if not s.name.startswith("%")}
+            self._func_defs_key = key
+        defs = self._func_defs
+        if not funcIds:
+            return list(defs.values())
+        out = []
+        for fid in funcIds:
+            name = getattr(fid, "name", None)
+            d = defs.get(name)
+            if d is None:
+                raise UnknownFunctionError(f"unknown function {name!r}")
+            out.append(d)
+        return out
+
+    def submitEvalRequest(self, evalRequest):
+        return self._handle(self._start(evalRequest, failed_thunk_on_error=False))
+
+    def thunkGet(self, thunk):
+        return self._outcome(self._lookup(thunk))
+
+    def thunkWait(self, thunk, timeoutMs):
+        t = self._lookup(thunk)
+        wait = min(max(0, timeoutMs or 0), MAX_WAIT_MS) / 1e3
+        wait = min(wait, max(0.0, t.deadline - _mono()) + 0.001)
+        t.done.wait(wait)
+        return self._outcome(t)
+
+    def thunkWaitAny(self, thunks, timeoutMs):
+        thunks = thunks or []
+        if len(thunks) > self.options.max_batch:
+            raise ExathunkError(f"more than {self.options.max_batch} thunks in one wait")
+        found, unknown = [], []
+        for r in thunks:
+            t = self._thunks.get(getattr(r, "id", None))
+            (found if t is not None else unknown).append(t if t is not None else r)
+        for t in found:
+            self._check_deadline(t)
+        ready = [t for t in found if t.finished_at is not None]
+        if not ready and not unknown and found:
+            event = threading.Event()
+            with self._lock:
+                pending = [t for t in found if t.finished_at is None]
+                for t in pending:
+                    t.watchers.append(event)
+            if len(pending) == len(found):
+                wait = min(max(0, timeoutMs or 0), MAX_WAIT_MS) / 1e3
+                wait = min(wait, max(0.0, min(t.deadline for t in found) - _mono()) + 0.001)
+                event.wait(wait)
+            with self._lock:
+                for t in pending:
+                    try:
+                        t.watchers.remove(event)
+                    except ValueError:
+                        pass
+            for t in found:
+                self._check_deadline(t)
+            ready = [t for t in found if t.finished_at is not None]
+        out = []
+        for t in ready:
+            o = T.ThunkOutcome(thunkId=t.id, cancelled=False)
+            t.fetched = True
+            if t.state == T.ThunkState.DONE:
+                o.value = t.outcome
+            elif t.state == T.ThunkState.CANCELLED:
+                o.cancelled = True
+            else:
+                o.error = t.error
+            out.append(o)
+        for r in unknown:
+            out.append(T.ThunkOutcome(
+                thunkId=str(getattr(r, "id", "")), cancelled=False,
+                error=T.ExathunkException(kind="UnknownThunk",
+                                          message=f"no thunk {getattr(r, 'id', None)!r}")))
+        return out
+
+    def thunkCancel(self, thunk):
+        t = self._lookup(thunk)
+        return self._finish(t, cancelled=True)
+
+    def evaluate(self, evalRequest):
+        return self._evaluate_one(evalRequest)
+
+    def submitBatch(self, evalRequests):
+        reqs = evalRequests or []
+        if len(reqs) > self.options.max_batch:
+            raise ExathunkError(f"batch of {len(reqs)} requests is over the bound "
+                                f"{self.options.max_batch}")
+        return [self._handle(self._start(r, failed_thunk_on_error=True)) for r in reqs]
+
+    def evaluateBatch(self, evalRequests):
+        reqs = evalRequests or []
+        if len(reqs) > self.options.max_batch:
+            raise ExathunkError(f"batch of {len(reqs)} requests is over the bound "
+                                f"{self.options.max_batch}")
+        out = []
+        for r in reqs:
+            try:
+                out.append(T.EvalOutcome(value=self._evaluate_one(r)))
+            except ExathunkError as err:
+                self.counters["errors"] += 1
+                out.append(T.EvalOutcome(error=wire.error_to_thrift(err)))
+            except T.ExathunkException as err:
+                out.append(T.EvalOutcome(error=err))
+            except T.Overloaded:
+                if not out:
+                    raise
+                # Part of the batch is done: report the rest as overloaded per item.
+                out.append(T.EvalOutcome(error=T.ExathunkException(
+                    kind="RemoteError", message="overloaded: queue full")))
+        return out
+
+    def getStats(self):
+        c = self.counters
+        o = self.options
+        with self._lock:
+            load, running, thunks = self._load, self._running, len(self._thunks)
+        return T.ServiceStats(
+            role=self.role, version=_version(), uptimeS=_mono() - self.started,
+            requests=c["requests"], evaluations=c["evaluations"], errors=c["errors"],
+            cacheHits=c["cache_hits"], cacheMisses=c["cache_misses"],
+            cacheSize=len(self._results), running=running, queued=max(0, load - running),
+            queueBound=o.queue_bound, workerThreads=o.workers, thunks=thunks,
+            overloaded=c["overloaded"], timeouts=c["timeouts"], meanRunMs=self._mean_run_ms,
+            draining=self.draining, executionModel="threads",
+            connections=self.connections(), rejectedFrames=self.rejected_frames(),
+            workers=[])
+
+    def requestBid(self, evalRequest):
+        try:
+            job = self._prepare(evalRequest)
+        except UnknownFunctionError as err:
+            return T.Bid(canServe=False, price=0.0, latencyEstimateMs=0.0, queueDepth=self._load,
+                         cached=False, missingFunctions=[_missing_name(err)])
+        if self.draining:
+            return T.Bid(canServe=False, price=0.0, latencyEstimateMs=0.0,
+                         queueDepth=self._load, cached=False, missingFunctions=[])
+        cached = self._results.get(job.cache_key) is not None
+        price = 0.0 if cached else max(0.01, self._mean_run_ms)
+        waiting = max(0, self._load - self.options.workers + 1)
+        latency = price + waiting * self._mean_run_ms / max(1, self.options.workers)
+        return T.Bid(canServe=True, price=price, latencyEstimateMs=latency,
+                     queueDepth=self._load, cached=cached, missingFunctions=[])
+
+    def registerWorker(self, host, port):
+        raise T.NotABroker(kind="NotABroker",
+                           message="this node is a worker; only a broker takes workers")
+
+    # ---------------------------------------------------------------- shutdown
+    def drain(self, timeout: float) -> bool:
+        """Refuse new work and wait until in-flight work has finished; True if it did."""
+        deadline = _mono() + timeout
+        with self._lock:
+            self.draining = True
+            while self._load > 0:
+                left = deadline - _mono()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.1))
+        return True
+
+    def unfetched(self) -> int:
+        with self._lock:
+            return sum(1 for t in self._thunks.values()
+                       if t.finished_at is not None and not t.fetched)
+
+
+def _missing_name(err) -> str:
+    msg = getattr(err, "message", "")
+    start, end = msg.find("'"), msg.find("'", msg.find("'") + 1)
+    return msg[start + 1:end] if 0 <= start < end else msg
+
+
+_VERSION = None
+
+
+def _version() -> str:
+    global _VERSION
+    if _VERSION is None:
+        from . import __version__
+        _VERSION = __version__
+    return _VERSION
+
+
+# ---------------------------------------------------------------------------------------
+# The network layer
+
+_DECLARED = (T.ExathunkException, T.NotDone, T.Overloaded, T.UnknownThunk, T.NotABroker)
+
+
+class ThriftServer:
+    """Framed binary Thrift over TCP, a thread per connection, every frame bounded.
+
+    ``handler`` is any object with the RemoteExecutionService methods (a worker's
+    ExecutionHandler, or a broker's); failures it raises are mapped to the method's
+    declared exceptions, so a client always gets an answer.
+    """
+
+    def __init__(self, handler, host: str = "127.0.0.1", port: int = 0,
+                 options: Options | None = None):
+        self.handler = handler
+        self.options = o = options or Options()
+        self.bounds = wire.Bounds(max_frame=o.max_frame, max_string=o.max_string,
+                                  max_container=o.max_container, max_depth=o.max_nesting)
+        self._listener = socket.create_server((host, port), backlog=128, reuse_port=False)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._listener.settimeout(0.2)
+        self._conns: dict[socket.socket, threading.Thread] = {}
+        self._busy: set = set()            # connections in the middle of a request
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._accepting = True
+        self._inflight_bytes = 0
+        self.rejected = 0
+        self._accept_thread: threading.Thread | None = None
+        self._calls = {name: self._make_call(name) for name in wire.Service.thrift_services}
+        if hasattr(handler, "connections"):
+            handler.connections = lambda: len(self._conns)
+            handler.rejected_frames = lambda: self.rejected
+
+    def _make_call(self, name):
+        args_cls = getattr(wire.Service, name + "_args")
+        result_cls = getattr(wire.Service, name + "_result")
+        arg_names = [spec[1] for _, spec in sorted(args_cls.thrift_spec.items())]
+        method = getattr(self.handler, name)
+        return args_cls, result_cls, arg_names, method
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                               name=f"exathunk-accept-{self.port}")
+        self._accept_thread.start()
+
+    def _accept_loop(self) -> None:
+        while self._accepting:
+            try:
+                sock, addr = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                if not self._accepting:
+                    break
+                time.sleep(0.05)           # EMFILE and friends: back off, stay alive
+                continue
+            with self._lock:
+                if len(self._conns) >= self.options.max_connections or not self._accepting:
+                    sock.close()
+                    log.warning("refused connection from %s: %d connections open",
+                                addr, len(self._conns))
+                    continue
+                thread = threading.Thread(target=self._connection, args=(sock, addr),
+                                          daemon=True, name="exathunk-conn")
+                self._conns[sock] = thread
+            thread.start()
+
+    def stop_accepting(self) -> None:
+        self._accepting = False
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close every connection and wait (bounded) for their threads."""
+        self.stop_accepting()
+        self._closing.set()
+        with self._lock:
+            conns = list(self._conns.items())
+        for sock, _ in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = _mono() + timeout
+        for _, thread in conns:
+            thread.join(max(0.0, deadline - _mono()))
+        if self._accept_thread is not None:
+            self._accept_thread.join(max(0.0, deadline - _mono()))
+
+    def busy(self) -> int:
+        return len(self._busy)
+
+    # ---------------------------------------------------------------- connections
+    def _connection(self, sock: socket.socket, addr) -> None:
+        o = self.options
+        peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+        pending = bytearray()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while not self._closing.is_set():
+                body = self._read_frame(sock, pending, peer)
+                if body is None:
+                    return
+                self._busy.add(sock)
+                try:
+                    reply = self._dispatch(body, peer)
+                    if reply is None:
+                        return
+                    sock.settimeout(o.io_timeout)
+                    sock.sendall(reply)
+                finally:
+                    self._busy.discard(sock)
+        except (OSError, ConnectionError) as err:
+            if not self._closing.is_set() and getattr(err, "errno", None) not in (
+                    errno.ECONNRESET, errno.EPIPE, None):
+                log.debug("connection %s: %s", peer, err)
+        except Exception as err:            # never let one connection kill the server
+            log.warning("connection %s: unexpected %r", peer, err)
+        finally:
+            with self._lock:
+                self._conns.pop(sock, None)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _read_frame(self, sock, pending: bytearray, peer: str):
+        """The next frame body, None on a clean or forced close."""
+        o = self.options
+        sock.settimeout(o.idle_timeout)
+        while len(pending) < 4:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            pending += chunk
+            sock.settimeout(o.io_timeout)
+        size = int.from_bytes(pending[:4], "big", signed=True)
+        if size <= 0 or size > o.max_frame:
+            self._reject(peer, f"frame length {size} outside 1..{o.max_frame}")
+            return None
+        need = 4 + size
+        if len(pending) >= need:
+            body = bytes(pending[4:need])
+            del pending[:need]
+            return body
+        # A large frame: received in chunks as the bytes come, so memory follows what
+        # actually arrived rather than what the prefix claims, within a global budget.
+        reserved = size if size > 65536 else 0
+        if reserved:
+            with self._lock:
+                if self._inflight_bytes + size > o.max_inflight_bytes:
+                    reserved = 0
+                    self._reject(peer, "too many large frames in flight")
+                    return None
+                self._inflight_bytes += size
+        try:
+            deadline = _mono() + o.io_timeout
+            while len(pending) < need:
+                left = deadline - _mono()
+                if left <= 0:
+                    self._reject(peer, "frame not received in time")
+                    return None
+                sock.settimeout(left)
+                chunk = sock.recv(min(1 << 20, need - len(pending)))
+                if not chunk:
+                    self._reject(peer, "connection closed mid-frame")
+                    return None
+                pending += chunk
+            body = bytes(pending[4:need])
+            del pending[:need]
+            return body
+        finally:
+            if reserved:
+                with self._lock:
+                    self._inflight_bytes -= reserved
+
+    def _reject(self, peer: str, why: str) -> None:
+        self.rejected += 1
+        log.warning("closing connection %s: %s", peer, why)
+
+    def _dispatch(self, body: bytes, peer: str):
+        """Decode, call, encode; None closes the connection (malformed frame)."""
+        try:
+            wire.check_frame(body, self.bounds)
+            iprot = wire.decoder(body)
+            api, mtype, seqid = iprot.read_message_begin()
+        except Exception as err:
+            self._reject(peer, f"malformed frame: {getattr(err, 'message', err)}")
+            return None
+        call = self._calls.get(api)
+        if mtype != wire.CALL or call is None:
+            from thriftpy2.thrift import TApplicationException
+            if mtype != wire.CALL:
+                self._reject(peer, f"message type {mtype} is not a call")
+                return None
+            exc = TApplicationException(TApplicationException.UNKNOWN_METHOD,
+                                        f"unknown method {api!r}")
+            return wire.encode_message(api, wire.EXCEPTION, seqid, exc)
+        args_cls, result_cls, arg_names, method = call
+        try:
+            args = args_cls()
+            iprot.read_struct(args)
+        except Exception as err:
+            self._reject(peer, f"undecodable {api} arguments: {err}")
+            return None
+        result = result_cls()
+        t0 = _perf()
+        counters = getattr(self.handler, "counters", None)
+        if counters is not None:
+            counters["requests"] += 1
+        try:
+            result.success = method(*[getattr(args, n) for n in arg_names])
+            outcome = "ok"
+        except _DECLARED as exc:
+            outcome = type(exc).__name__
+            self._set_declared(result, exc)
+        except ExathunkError as err:
+            outcome = err.kind
+            result.err = wire.error_to_thrift(err)
+            if counters is not None:
+                counters["errors"] += 1
+            log.warning("%s %s from %s: %s: %s", api, _line_col(err), peer, err.kind,
+                        err.message)
+        except Exception as err:
+            outcome = "internal"
+            result.err = wire.error_to_thrift(err)
+            if counters is not None:
+                counters["errors"] += 1
+            log.warning("%s from %s: internal error", api, peer, exc_info=True)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %s %.3f ms", peer, api, outcome, (_perf() - t0) * 1e3)
+        try:
+            return wire.encode_message(api, wire.REPLY, seqid, result)
+        except Exception as err:
+            # A value that cannot be encoded (e.g. an Int beyond i64 from a host
+            # function): still an answer, never a dropped connection.
+            log.warning("%s from %s: cannot encode the reply: %r", api, peer, err)
+            fallback = result_cls()
+            fallback.err = T.ExathunkException(kind="ExathunkError",
+                                               message=f"cannot encode the result: {err}")
+            return wire.encode_message(api, wire.REPLY, seqid, fallback)
+
+    @staticmethod
+    def _set_declared(result, exc) -> None:
+        for _, spec in sorted(result.thrift_spec.items()):
+            name = spec[1]
+            if name != "success" and len(spec) > 2 and isinstance(exc, spec[2]):
+                setattr(result, name, exc)
+                return
+        # Declared somewhere but not by this method: say so through its ``err``.
+        result.err = T.ExathunkException(kind=getattr(exc, "kind", None) or "RemoteError",
+                                         message=getattr(exc, "message", None) or str(exc))
+
+
+def _line_col(err) -> str:
+    return f"at {err.line}:{err.column}" if err.line is not None else ""
+
+
+# ---------------------------------------------------------------------------------------
+# Entry points
+
+class ServerHandle:
+    """A node running in background threads: ``.host``, ``.port``, ``.stop(timeout)``."""
+
+    def __init__(self, server: ThriftServer, handler):
+        self.server = server
+        self.handler = handler
+        self.host, self.port = server.host, server.port
+        self._stopped = False
+        self._stop_lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Graceful stop: refuse new work, finish in-flight work (up to ``timeout``),
+        let unfetched results be fetched for a short linger, close.  True if drained."""
+        with self._stop_lock:
+            if self._stopped:
+                return True
+            self._stopped = True
+        self.server.stop_accepting()
+        drained = True
+        if hasattr(self.handler, "drain"):
+            drained = self.handler.drain(timeout)
+            linger_end = _mono() + self.server.options.linger
+            unfetched = getattr(self.handler, "unfetched", lambda: 0)
+            while _mono() < linger_end and (unfetched() or self.server.busy()):
+                time.sleep(0.02)
+        self.server.close(timeout=2.0)
+        if hasattr(self.handler, "close"):
+            self.handler.close()
+        return drained
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def start(host: str = "127.0.0.1", port: int = 0, library: Library | None = None,
+          handler=None, **options) -> ServerHandle:
+    """Start a node in background threads and return its handle (port 0: a free port).
+
+    ``handler`` replaces the worker's ExecutionHandler (a broker passes its own).
+    """
+    opts = Options.build(**options)
+    if handler is None:
+        handler = ExecutionHandler(library, opts)
+    server = ThriftServer(handler, host, port, opts)
+    server.start()
+    handle = ServerHandle(server, handler)
+    if opts.join:
+        _join_broker(opts.join, handle)
+    log.info("exathunk %s listening on %s:%d (%d workers, queue bound %d)",
+             getattr(handler, "role", "node"), handle.host, handle.port, opts.workers,
+             opts.queue_bound)
+    return handle
+
+
+def _join_broker(join, handle: ServerHandle) -> None:
+    """Offer this worker to a broker, retrying in the background for a while."""
+    if isinstance(join, str):
+        bhost, _, bport = join.rpartition(":")
+        join = (bhost or "127.0.0.1", int(bport))
+    bhost, bport = join
+
+    def attempt():
+        from .client import connect
+        for _ in range(60):
+            if handle._stopped:
+                return
+            try:
+                client = connect(bhost, bport, timeout=5)
+                try:
+                    if client.register_worker(handle.host, handle.port):
+                        log.info("joined broker %s:%s", bhost, bport)
+                        return
+                finally:
+                    client.close()
+            except ExathunkError as err:
+                log.warning("could not join broker %s:%s: %s", bhost, bport, err.message)
+            time.sleep(2.0)
+
+    threading.Thread(target=attempt, daemon=True, name="exathunk-join").start()
+
+
+def serve(host: str = "127.0.0.1", port: int = 9090, library: Library | None = None,
+          handler=None, drain_timeout: float = 30.0, **options) -> None:
+    """Run a node until SIGTERM or SIGINT, then stop gracefully (blocking)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handle = start(host, port, library, handler=handler, **options)
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    print(f"exathunk serving on {handle.host}:{handle.port}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+        log.info("shutting down: finishing in-flight work")
+        drained = handle.stop(drain_timeout)
+        log.info("stopped%s", "" if drained else " (in-flight work abandoned at the timeout)")
+    finally:
+        for sig, handler_fn in previous.items():
+            signal.signal(sig, handler_fn)
