@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import re
 
+from .errors import TypeCheckError
+
 # ---- classes ------------------------------------------------------------------------
 
 NUM, EQ, ORD, SHOW = 1, 2, 4, 8
@@ -646,8 +648,9 @@ _TOKEN = re.compile(r"\s*(?:(=>)|(->)|([(),])|([A-Za-z_][A-Za-z0-9_']*))")
 _VAR_NAME = re.compile(r"[a-z_][A-Za-z0-9_']*\Z")
 
 
-class SignatureError(ValueError):
-    pass
+class SignatureError(TypeCheckError, ValueError):
+    """A malformed signature or type tree (an ExathunkError, so registration and the
+    wire report it like any other error)."""
 
 
 def _tokenize(sig: str) -> list[str]:
