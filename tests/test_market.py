@@ -1,0 +1,302 @@
+"""The market's pure core on a virtual clock: scoring, exploration, adaptive checking,
+majority votes, shut-out and probation, routing by function, retries, persistence."""
+
+import math
+import random
+
+import pytest
+
+from exathunk.market import (ACTIVE, PROBATION, SHUT_OUT, Market, Policy, kind_of,
+                             worker_record, worker_from_record)
+from exathunk.reputation import ReputationStore
+
+
+def run_job(market, now, answer, latency=lambda a: 0.01, fail=(), needs=(), kind="s3"):
+    """Drive one job to its end, answering each dispatch at once; returns (job, asked)."""
+    job = market.open_job(kind, needs)
+    pending = list(job.start(now))
+    asked = []
+    for _ in range(50):
+        if not pending:
+            break
+        address = pending.pop(0)
+        asked.append(address)
+        if address in fail:
+            pending += job.on_failure(address, now)
+        else:
+            pending += job.on_result(address, answer(address), latency(address), now)
+    assert job.done
+    return job, asked
+
+
+def honest(address):
+    return ("ok", 42)
+
+
+def make_market(n=3, seed=0, **policy):
+    m = Market(Policy(**policy), rng=random.Random(seed))
+    for i in range(n):
+        m.add_worker("w%d" % i)
+    return m
+
+
+def test_kind_buckets_by_size():
+    assert kind_of(0) == "s0"
+    assert kind_of(100) == kind_of(127) != kind_of(128)
+
+
+def test_the_fastest_worker_gets_most_of_the_work():
+    m = make_market(3)
+    speed = {"w0": 0.005, "w1": 0.005, "w2": 0.025}   # w2 is five times slower
+    counts = {a: 0 for a in speed}
+    for step in range(600):
+        job, asked = run_job(m, step * 0.01, honest, latency=speed.get)
+        if step >= 200:
+            for a in asked:
+                counts[a] += 1
+    assert counts["w2"] / sum(counts.values()) < 0.15
+
+
+def test_a_saturated_fast_worker_leaves_work_to_slower_ones():
+    m = make_market(2, verify_floor=0.0)
+    for step in range(100):
+        run_job(m, step * 0.01, honest, latency={"w0": 0.01, "w1": 0.03}.get)
+    # Ten requests in flight at once: the fast one cannot take them all.
+    jobs = [m.open_job("s3") for _ in range(10)]
+    first = [job.start(1.0) for job in jobs]
+    chosen = [addresses[0] for addresses in first]
+    assert chosen.count("w1") >= 2
+    assert chosen.count("w0") > chosen.count("w1")
+    for job in jobs:
+        job.abandon()
+    assert all(w.in_flight == 0 for w in m.workers.values())
+
+
+def test_exploration_finds_a_worker_that_became_fast():
+    m = make_market(2, verify_floor=0.0)
+    now = 0.0
+    for step in range(200):
+        now += 0.05
+        run_job(m, now, honest, latency={"w0": 0.05, "w1": 0.01}.get)
+    assert m.workers["w1"].requests > m.workers["w0"].requests
+    m.workers["w0"].requests = m.workers["w1"].requests = 0
+    for step in range(2000):            # now w0 became ten times faster than w1
+        now += 0.05
+        run_job(m, now, honest, latency={"w0": 0.001, "w1": 0.01}.get)
+    before = m.workers["w0"].requests
+    for step in range(300):
+        now += 0.05
+        run_job(m, now, honest, latency={"w0": 0.001, "w1": 0.01}.get)
+    assert m.workers["w0"].requests - before > 200
+
+
+def test_verification_rate_falls_with_a_streak_and_is_total_on_probation():
+    m = make_market(1)
+    w = m.workers["w0"]
+    assert m.verify_probability(w) == 1.0
+    w.streak = 19
+    assert m.verify_probability(w) == 1.0
+    w.streak = 40
+    assert m.verify_probability(w) == pytest.approx(0.25)
+    w.streak = 10_000
+    assert m.verify_probability(w) == m.policy.verify_floor
+    w.state = PROBATION
+    assert m.verify_probability(w) == 1.0
+    oracle = m.add_worker("oracle", trusted=True)
+    assert m.verify_probability(oracle) == 0.0
+
+
+def test_new_workers_are_checked_and_proven_ones_rarely():
+    m = make_market(3, seed=1)
+    extra = []
+    for step in range(2000):
+        job, asked = run_job(m, step * 0.01, honest)
+        extra.append(len(asked) - 1)
+    assert sum(extra[:20]) >= 20                  # every early result checked
+    assert sum(extra[-500:]) / 500 < 0.15         # proven workers: near the floor
+    assert all(w.state == ACTIVE for w in m.workers.values())
+
+
+def test_disagreement_goes_to_a_third_worker_and_the_liar_is_shut_out():
+    m = make_market(3, seed=2)
+    liar = "w1"
+    answer = lambda a: ("ok", 13) if a == liar else ("ok", 42)
+    for step in range(200):
+        job, asked = run_job(m, step * 0.01, answer)
+        assert job.outcome == ("ok", 42), (step, asked)
+        if m.workers[liar].state == SHUT_OUT:
+            break
+    w = m.workers[liar]
+    assert w.state == SHUT_OUT and w.lost >= 1
+    assert w.reputation(m.policy) < m.policy.shut_threshold
+    for step in range(50):
+        job, asked = run_job(m, 10 + step * 0.01, answer)
+        assert liar not in asked
+
+
+def test_an_oracle_vote_settles_a_dispute():
+    m = Market(Policy(), rng=random.Random(3))
+    m.add_worker("a")
+    m.add_worker("oracle", trusted=True)
+    for i in range(5):        # a slow oracle: "a" is the first choice, the oracle checks
+        m.observe_latency(m.workers["oracle"], "s3", 0.5, 0.0)
+        m.observe_latency(m.workers["a"], "s3", 0.001, 0.0)
+    answer = lambda a: ("ok", 1) if a == "oracle" else ("ok", 2)
+    job, asked = run_job(m, 0.0, answer)
+    assert job.outcome == ("ok", 1)
+    assert set(asked) == {"a", "oracle"}
+    assert m.workers["a"].state == SHUT_OUT
+
+
+def test_two_strangers_agreeing_need_a_third_opinion():
+    m = make_market(4, seed=4)
+    colluders = {"w0", "w1"}
+    answer = lambda a: ("ok", -1) if a in colluders else ("ok", 1)
+    job = m.open_job("s3")
+    first = job.start(0.0)
+    assert len(first) == 2
+    # Force the worst case: both first answers come from colluders.
+    job.outstanding = set()
+    for address in first:
+        m.workers[address].in_flight -= 1
+    job.tried = set(colluders)
+    job.outstanding = set(colluders)
+    for address in colluders:
+        m.workers[address].in_flight += 1
+    more = []
+    for address in sorted(colluders):
+        more += job.on_result(address, answer(address), 0.01, 0.0)
+    assert not job.done and len(more) == 1        # 1 + 1 is under the quorum of 3
+    while more:
+        address = more.pop()
+        more += job.on_result(address, answer(address), 0.01, 0.0)
+    assert job.done
+
+
+def test_shut_out_then_probation_then_back():
+    m = make_market(3, seed=5, shutout_seconds=10.0, probation_length=5)
+    w = m.workers["w2"]
+    m.settle({"w0": 1, "w1": 1, "w2": 2}, 1, now=0.0)
+    assert w.state == SHUT_OUT and w.shut_until == 10.0
+    assert not m.eligible(w, frozenset(), 5.0)
+    assert m.eligible(w, frozenset(), 10.0) and w.state == PROBATION
+    assert m.verify_probability(w) == 1.0
+    for i in range(5):
+        m.settle({"w0": 1, "w2": 1}, 1, now=11.0 + i)
+    assert w.state == ACTIVE
+    # Known as a liar: the next lie shuts it out again, for twice as long.
+    m.settle({"w0": 1, "w1": 1, "w2": 2}, 1, now=20.0)
+    assert w.state == SHUT_OUT and w.shut_until == 40.0
+
+
+def test_a_lie_on_probation_shuts_out_at_once():
+    m = make_market(3, shutout_seconds=1.0)
+    w = m.workers["w2"]
+    w.state, w.probation_left, w.agreed = PROBATION, 20, 1000
+    m.settle({"w0": 1, "w1": 1, "w2": 2}, 1, now=0.0)
+    assert w.state == SHUT_OUT
+
+
+def test_a_probation_worker_never_answers_alone():
+    m = make_market(2, seed=6)
+    m.workers["w1"].state = PROBATION
+    m.workers["w1"].probation_left = 20
+    on_probation = 0
+    while m.workers["w1"].state == PROBATION and on_probation < 100:
+        on_probation += 1
+        job, asked = run_job(m, on_probation * 0.01, honest,
+                             latency={"w0": 0.05, "w1": 0.001}.get)
+        if "w1" in asked:
+            assert len(asked) >= 2
+    assert m.workers["w1"].state == ACTIVE    # twenty checked agreements end probation
+
+
+def test_routing_by_functions():
+    m = Market(Policy(), rng=random.Random(7))
+    m.add_worker("plain", functions={"+", "map"})
+    m.add_worker("hashing", functions={"+", "map", "sha256"})
+    assert m.missing_functions({"+", "sha256"}) == set()
+    assert m.missing_functions({"+", "nope"}) == {"nope"}
+    for step in range(20):
+        job, asked = run_job(m, step * 0.01, honest, needs={"sha256"})
+        assert asked == ["hashing"]
+        assert job.outcome == ("ok", 42)
+
+
+def test_a_failed_worker_is_replaced_and_backed_off():
+    m = make_market(3, seed=8)
+    job, asked = run_job(m, 0.0, honest, fail={"w0"})
+    assert job.outcome == ("ok", 42)
+    assert "w0" not in asked or asked.index("w0") < len(asked) - 1
+    if "w0" in asked:
+        assert m.workers["w0"].down_until > 0.0
+    m.workers["w0"].down_until = 0.0
+    # Everyone fails: a bounded number of attempts, then an error, never a hang.
+    job, asked = run_job(m, 1.0, honest, fail={"w0", "w1", "w2"})
+    assert job.error and job.outcome is None
+    assert len(asked) <= 3
+
+
+def test_retries_are_bounded():
+    m = make_market(10, seed=9, max_failures=2)
+    job, asked = run_job(m, 0.0, honest, fail={"w%d" % i for i in range(10)})
+    assert job.error
+    assert len(asked) <= 2 + 1 + 1      # the dispatched pair plus two replacements
+
+
+def test_records_round_trip():
+    m = make_market(1)
+    w = m.workers["w0"]
+    m.observe_latency(w, "s3", 0.02, 1.0)
+    m.observe_latency(w, "s3", 0.04, 2.0)
+    w.agreed, w.lost, w.streak, w.state, w.shut_until = 5, 2, 0, SHUT_OUT, 99.0
+    back = worker_from_record(worker_record(w))
+    assert (back.agreed, back.lost, back.state, back.shut_until) == (5, 2, SHUT_OUT, 99.0)
+    assert back.latency["s3"].n == 2
+    assert math.isclose(back.latency["s3"].mean, w.latency["s3"].mean)
+
+
+def test_the_store_keeps_a_liar_shut_out_across_restarts(tmp_path):
+    path = str(tmp_path / "rep.sqlite3")
+    store = ReputationStore(path)
+    m = Market(Policy(), rng=random.Random(10), store=store)
+    for a in ("w0", "w1", "w2"):
+        m.add_worker(a)
+    m.settle({"w0": 1, "w1": 1, "w2": 2}, 1, now=1000.0)
+    assert m.workers["w2"].state == SHUT_OUT
+    m.settle({"w0": 1, "w1": 1}, 1, now=1001.0)
+    m.flush()
+    store.close()
+
+    store = ReputationStore(path)
+    again = Market(Policy(), rng=random.Random(11), store=store)
+    for a in ("w0", "w1", "w2"):
+        again.add_worker(a)
+    assert again.workers["w2"].state == SHUT_OUT
+    assert again.workers["w2"].lost == 1
+    assert again.workers["w0"].agreed == 2
+    assert not again.eligible(again.workers["w2"], frozenset(), 1001.0)
+    store.close()
+
+
+def test_stats_rows():
+    m = make_market(2, seed=12)
+    for step in range(10):
+        run_job(m, step * 0.01, honest)
+    rows = m.stats(1.0)
+    assert [r["address"] for r in rows] == ["w0", "w1"]
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert all(r["state"] == ACTIVE and r["latency"] > 0 for r in rows)
+    assert sum(r["verified"] for r in rows) > 0
+
+
+def test_many_workers_use_the_sampled_candidate_path():
+    m = Market(Policy(), rng=random.Random(13))
+    for i in range(300):
+        m.add_worker("n%03d" % i)
+    fast = {"n%03d" % i for i in range(0, 300, 30)}
+    for step in range(3000):
+        run_job(m, step * 0.001, honest,
+                latency=lambda a: 0.002 if a in fast else 0.02)
+    share = sum(m.workers[a].requests for a in fast) / m.dispatched
+    assert share > 0.5
