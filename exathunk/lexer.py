@@ -2,8 +2,9 @@
 
 ``Lexer`` holds the rules; ``build()`` makes the PLY lexer (kept out of ``__init__``, as
 pycparser does, because the PLY manual warns against lexing in a constructor).  Every
-token carries ``lineno``, ``lexpos`` and a 1-based ``column``; token values are already
-decoded (int, float, bool, str).  Malformed input raises ``ParseError`` with its place.
+token carries ``lineno``, ``lexpos`` and a 1-based ``column``.  Token values are what
+the parser needs, positions included: a literal's value is its ``ast.Lit`` node, a
+name's its ``ast.Var``, a parenthesis's its ``(line, column)``, a keyword's its text.  Malformed input raises ``ParseError`` with its place.
 
 Rules are given to PLY through ``@TOKEN`` (not docstrings) so that ``python -OO`` keeps
 them.  Per-input state (line start, paren depth) lives on the PLY lexer object, so a
@@ -18,6 +19,7 @@ import threading
 from ply import lex
 from ply.lex import TOKEN
 
+from . import ast
 from .errors import ParseError
 
 # Source nesting deeper than this many parentheses is a ParseError, so that every later
@@ -124,6 +126,19 @@ def classify_atom(text: str, source: str, pos: int) -> tuple[str, object]:
     return "ID", text
 
 
+_LIT_TYPE = {"INT": "Int", "DOUBLE": "Double", "STRING": "String", "BOOL": "Bool"}
+
+
+def make_atom(kind: str, value, line: int, column: int):
+    """The token value of a word: a Lit or Var node (the parser passes these through)."""
+    if kind == "ID":
+        return ast.Var(value, line, column)
+    lit_type = _LIT_TYPE.get(kind)
+    if lit_type is not None:
+        return ast.Lit(value, lit_type, line, column)
+    return value         # a keyword
+
+
 _TYPED_PREFIXES = {"I64": "INT", "DOUBLE": "DOUBLE", "BOOL": "BOOL"}
 
 
@@ -179,6 +194,7 @@ class Lexer:
     def t_LPAREN(self, t):
         lexer = t.lexer
         t.column = t.lexpos - lexer.line_start + 1
+        t.value = (t.lineno, t.column)
         lexer.depth += 1
         if lexer.depth > MAX_NESTING:
             raise ParseError(f"nesting too deep (more than {MAX_NESTING} parentheses)",
@@ -189,6 +205,7 @@ class Lexer:
     def t_RPAREN(self, t):
         lexer = t.lexer
         t.column = t.lexpos - lexer.line_start + 1
+        t.value = (t.lineno, t.column)
         if lexer.depth == 0:
             raise ParseError("unbalanced ')': there is no '(' for it to close",
                              t.lineno, t.column, lexer.lexdata)
@@ -203,7 +220,7 @@ class Lexer:
         body = text[1:-1]
         if "\\" in body:
             body = decode_string(body, lexer.lexdata, t.lexpos + 1)
-        t.value = body
+        t.value = ast.Lit(body, "String", t.lineno, t.column)
         newlines = text.count("\n")
         if newlines:
             lexer.lineno += newlines
@@ -219,13 +236,14 @@ class Lexer:
     def t_typed_string(self, t):
         t.column = t.lexpos - t.lexer.line_start + 1
         t.type = "STRING"
-        t.value = t.value[7:]
+        t.value = ast.Lit(t.value[7:], "String", t.lineno, t.column)
         return t
 
     @TOKEN(_ATOM_RE)
     def t_ID(self, t):
         t.column = t.lexpos - t.lexer.line_start + 1
-        t.type, t.value = classify_atom(t.value, t.lexer.lexdata, t.lexpos)
+        t.type, value = classify_atom(t.value, t.lexer.lexdata, t.lexpos)
+        t.value = make_atom(t.type, value, t.lineno, t.column)
         return t
 
     def t_error(self, t):
@@ -268,3 +286,107 @@ def _shared_lexer() -> Lexer:
             if _BUILT is None:
                 _BUILT = Lexer().build()
     return _BUILT
+
+
+# ---- the fast scanner -----------------------------------------------------------------
+# parse() tokenizes with one C-level findall instead of PLY's per-token loop: the same
+# token kinds, values and positions as the PLY rules above (tests check that they agree
+# token for token).  Anything irregular (every error) makes scan() give up and return
+# None, and the parser then runs the PLY lexer, which raises the located ParseError.
+
+_WHITESPACE = " \t\r\f\v\n"
+_PIECES = re.compile(
+    r"[ \t\r\f\v\n]+"                      # blanks (only \n counts as a line break)
+    r"|;[^\n]*"                            # a comment
+    r"|[()]"
+    r'|"[^"\\]*(?:\\.[^"\\]*)*"'           # a complete string literal
+    r"|STRING:[^\s()]*"                    # a typed string literal
+    r"|" + _ATOM_RE +                      # a word: number, typed literal, keyword, name
+    r"|.", re.DOTALL)                      # anything else: an error, found by PLY
+_ATOM_FULL = re.compile(_ATOM_RE)
+_ATOM_CACHE: dict[str, tuple] = {}         # word -> (kind, value, Lit type or None)
+_ATOM_CACHE_MAX = 50_000
+
+
+def _classify_cached(word: str):
+    entry = _ATOM_CACHE.get(word)
+    if entry is None:
+        if not _ATOM_FULL.fullmatch(word):
+            return None
+        try:
+            kind, value = classify_atom(word, "", 0)
+        except ParseError:
+            return None
+        entry = (kind, value, _LIT_TYPE.get(kind))
+        if len(_ATOM_CACHE) >= _ATOM_CACHE_MAX:
+            _ATOM_CACHE.clear()
+        _ATOM_CACHE[word] = entry
+    return entry
+
+
+def scan(source: str):
+    """(kinds, values) of every token of ``source``, or None if it has any error."""
+    kinds: list[str] = []
+    values: list = []
+    add_kind = kinds.append
+    add_value = values.append
+    Lit, Var = ast.Lit, ast.Var
+    pos = line_start = depth = 0
+    line = 1
+    for piece in _PIECES.findall(source):
+        first = piece[0]
+        if first == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                return None
+            add_kind("LPAREN")
+            add_value((line, pos - line_start + 1))
+        elif first == ")":
+            if not depth:
+                return None
+            depth -= 1
+            add_kind("RPAREN")
+            add_value((line, pos - line_start + 1))
+        elif first in _WHITESPACE:
+            newlines = piece.count("\n")
+            if newlines:
+                line += newlines
+                line_start = pos + piece.rfind("\n") + 1
+        elif first == ";":
+            pass
+        elif first == '"':
+            if len(piece) == 1:
+                return None                      # unterminated
+            body = piece[1:-1]
+            if "\\" in body:
+                try:
+                    body = decode_string(body, source, pos + 1)
+                except ParseError:
+                    return None
+            add_kind("STRING")
+            add_value(Lit(body, "String", line, pos - line_start + 1))
+            newlines = piece.count("\n")
+            if newlines:
+                line += newlines
+                line_start = pos + piece.rfind("\n") + 1
+        else:
+            entry = _ATOM_CACHE.get(piece)
+            if entry is None:
+                if piece.startswith("STRING:"):
+                    add_kind("STRING")
+                    add_value(Lit(piece[7:], "String", line, pos - line_start + 1))
+                    pos += len(piece)
+                    continue
+                entry = _classify_cached(piece)
+                if entry is None:
+                    return None
+            kind, value, lit_type = entry
+            add_kind(kind)
+            if lit_type is not None:
+                add_value(Lit(value, lit_type, line, pos - line_start + 1))
+            elif kind == "ID":
+                add_value(Var(value, line, pos - line_start + 1))
+            else:
+                add_value(value)
+        pos += len(piece)
+    return kinds, values

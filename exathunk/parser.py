@@ -20,7 +20,7 @@ from ply import yacc
 from . import ast
 from .errors import ParseError
 from .lexer import (BUILD_LOCK, EXPR_START, KEYWORDS, MAX_NESTING, Lexer, eof_position,
-                    tokens)
+                    scan, tokens)
 
 __all__ = ["parse", "parse_expr", "MAX_NESTING", "FORM_SHAPES"]
 
@@ -36,14 +36,17 @@ FORM_SHAPES = {
     "DEFINE": "(define name expr) or (define (name param ...) body)",
 }
 
-_LIT_TYPE = {"INT": "Int", "DOUBLE": "Double", "STRING": "String", "BOOL": "Bool"}
+def rule(grammar: str, fast: str | None = None):
+    """Attach a PLY grammar rule to a p_ function (a docstring would vanish under -OO).
 
-
-def rule(grammar: str):
-    """Attach a PLY grammar rule to a p_ function (a docstring would vanish under -OO)."""
+    ``fast`` names what the action does when it is one of the three trivial shapes, so
+    that the fast driver can do it inline: "pass" (p[0] = p[1]), "empty" (p[0] = [])
+    or "append" (p[1].append(p[2]); p[0] = p[1]).
+    """
 
     def attach(func):
         func.__doc__ = grammar
+        func.fast = fast
         return func
 
     return attach
@@ -55,11 +58,6 @@ class _Stuck(Exception):
     def __init__(self, token):
         super().__init__()
         self.token = token
-
-
-def _pos(p, i):
-    tok = p.slice[i]
-    return tok.lineno, tok.column
 
 
 class Grammar:
@@ -79,55 +77,53 @@ class Grammar:
         first = defines[0] if defines else p[2]
         p[0] = ast.Module(defines, p[2], first.line, first.column)
 
-    @rule("""defines : defines define
-                     | """)
-    def p_defines(self, p):
-        if len(p) == 1:
-            p[0] = []
-        else:
-            p[0] = p[1]
-            p[0].append(p[2])
+    @rule("defines : ", fast="empty")
+    def p_defines_none(self, p):
+        p[0] = []
+
+    @rule("defines : defines define", fast="append")
+    def p_defines_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
 
     @rule("define : LPAREN DEFINE ID expr RPAREN")
     def p_define_value(self, p):
-        line, col = _pos(p, 1)
-        p[0] = ast.Define(p[3], None, p[4], line, col)
+        line, col = p[1]
+        p[0] = ast.Define(p[3].name, None, p[4], line, col)
 
     @rule("define : LPAREN DEFINE LPAREN ID names RPAREN expr RPAREN")
     def p_define_function(self, p):
-        line, col = _pos(p, 1)
-        p[0] = ast.Define(p[4], _distinct(p, 5, "parameter"), p[7], line, col)
+        line, col = p[1]
+        p[0] = ast.Define(p[4].name, _distinct(p[5]), p[7], line, col)
 
-    @rule("""names : names ID
-                   | """)
-    def p_names(self, p):
-        if len(p) == 1:
-            p[0] = []
-        else:
-            p[0] = p[1]
-            p[0].append(p.slice[2])
+    @rule("names : ", fast="empty")
+    def p_names_none(self, p):
+        p[0] = []
+
+    @rule("names : names ID", fast="append")
+    def p_names_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
 
     @rule("""expr : INT
                   | DOUBLE
                   | STRING
-                  | BOOL""")
+                  | BOOL""", fast="pass")
     def p_expr_literal(self, p):
-        tok = p.slice[1]
-        p[0] = ast.Lit(tok.value, _LIT_TYPE[tok.type], tok.lineno, tok.column)
+        p[0] = p[1]      # the lexer already made the Lit node
 
-    @rule("expr : ID")
+    @rule("expr : ID", fast="pass")
     def p_expr_var(self, p):
-        tok = p.slice[1]
-        p[0] = ast.Var(tok.value, tok.lineno, tok.column)
+        p[0] = p[1]      # the lexer already made the Var node
 
     @rule("expr : LPAREN IF expr expr expr RPAREN")
     def p_expr_if(self, p):
-        line, col = _pos(p, 1)
+        line, col = p[1]
         p[0] = ast.If(p[3], p[4], p[5], line, col)
 
     @rule("expr : LPAREN LET LPAREN bindings RPAREN expr RPAREN")
     def p_expr_let(self, p):
-        line, col = _pos(p, 1)
+        line, col = p[1]
         bindings = p[4]
         seen = set()
         for b in bindings:
@@ -139,62 +135,62 @@ class Grammar:
 
     @rule("expr : LPAREN LET ID expr expr RPAREN")
     def p_expr_let_one(self, p):
-        line, col = _pos(p, 1)
-        name_line, name_col = _pos(p, 3)
-        p[0] = ast.Let((ast.Binding(p[3], p[4], name_line, name_col),), p[5], line, col)
+        line, col = p[1]
+        name = p[3]
+        p[0] = ast.Let((ast.Binding(name.name, p[4], name.line, name.column),), p[5],
+                       line, col)
 
-    @rule("""bindings : bindings binding
-                      | binding""")
-    def p_bindings(self, p):
-        if len(p) == 2:
-            p[0] = [p[1]]
-        else:
-            p[0] = p[1]
-            p[0].append(p[2])
+    @rule("bindings : binding")
+    def p_bindings_one(self, p):
+        p[0] = [p[1]]
+
+    @rule("bindings : bindings binding", fast="append")
+    def p_bindings_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
 
     @rule("binding : LPAREN ID expr RPAREN")
     def p_binding(self, p):
-        line, col = _pos(p, 1)
-        p[0] = ast.Binding(p[2], p[3], line, col)
+        line, col = p[1]
+        p[0] = ast.Binding(p[2].name, p[3], line, col)
 
     @rule("expr : LPAREN LAMBDA LPAREN ID names RPAREN expr RPAREN")
     def p_expr_lambda(self, p):
-        line, col = _pos(p, 1)
-        p[5].insert(0, p.slice[4])
-        p[0] = ast.Lambda(_distinct(p, 5, "parameter"), p[7], line, col)
+        line, col = p[1]
+        p[5].insert(0, p[4])
+        p[0] = ast.Lambda(_distinct(p[5]), p[7], line, col)
 
     @rule("expr : LPAREN THE type expr RPAREN")
     def p_expr_the(self, p):
-        line, col = _pos(p, 1)
+        line, col = p[1]
         p[0] = ast.The(p[3], p[4], line, col)
 
     @rule("expr : LPAREN LIST exprs RPAREN")
     def p_expr_list(self, p):
-        line, col = _pos(p, 1)
+        line, col = p[1]
         p[0] = ast.ListLit(tuple(p[3]), line, col)
 
     @rule("expr : LPAREN expr exprs RPAREN")
     def p_expr_apply(self, p):
         args = p[3]
         if args:
-            line, col = _pos(p, 1)
+            line, col = p[1]
             p[0] = ast.App(p[2], tuple(args), line, col)
         else:
             p[0] = p[2]          # `(e)` is e itself: a nullary call is the value
 
-    @rule("""exprs : exprs expr
-                   | """)
-    def p_exprs(self, p):
-        if len(p) == 1:
-            p[0] = []
-        else:
-            p[0] = p[1]
-            p[0].append(p[2])
+    @rule("exprs : ", fast="empty")
+    def p_exprs_none(self, p):
+        p[0] = []
+
+    @rule("exprs : exprs expr", fast="append")
+    def p_exprs_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
 
     @rule("type : ID")
     def p_type_name(self, p):
-        name = p[1]
-        line, col = _pos(p, 1)
+        name, line, col = p[1].name, p[1].line, p[1].column
         if name in TYPE_CONSTANTS:
             p[0] = ast.TyCon(name, line, col)
         elif name[0].islower() and name.isidentifier():
@@ -205,49 +201,51 @@ class Grammar:
 
     @rule("type : LPAREN ID types RPAREN")
     def p_type_apply(self, p):
-        line, col = _pos(p, 1)
-        head, args = p[2], p[3]
+        line, col = p[1]
+        head, args = p[2].name, p[3]
         if head == "List":
             if len(args) != 1:
                 raise ParseError(f"(List t) takes exactly one type, found {len(args)}",
-                                 *(_pos(p, 4) if not args else (args[1].line, args[1].column)))
+                                 *(p[4] if not args else (args[1].line, args[1].column)))
             p[0] = ast.TyList(args[0], line, col)
         elif head == "->":
             if len(args) < 2:
                 raise ParseError("a function type (-> a b ...) needs at least a parameter "
-                                 "type and a result type", *_pos(p, 4))
+                                 "type and a result type", *p[4])
             p[0] = ast.TyFun(tuple(args[:-1]), args[-1], line, col)
         else:
             raise ParseError(f"unknown type constructor '{head}': expected List or ->",
-                             *_pos(p, 2))
+                             p[2].line, p[2].column)
 
-    @rule("""types : types type
-                   | """)
-    def p_types(self, p):
-        if len(p) == 1:
-            p[0] = []
-        else:
-            p[0] = p[1]
-            p[0].append(p[2])
+    @rule("types : ", fast="empty")
+    def p_types_none(self, p):
+        p[0] = []
+
+    @rule("types : types type", fast="append")
+    def p_types_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
 
     def p_error(self, tok):
         raise _Stuck(tok)
 
 
-def _distinct(p, i, what):
-    """The names of the ID tokens collected in p[i], rejecting repeats."""
+def _distinct(params) -> tuple[str, ...]:
+    """The names of the parameter Vars, rejecting repeats."""
     names = []
-    for tok in p[i]:
-        if tok.value in names:
-            raise ParseError(f"duplicate {what} name '{tok.value}'", tok.lineno, tok.column)
-        names.append(tok.value)
+    for var in params:
+        if var.name in names:
+            raise ParseError(f"duplicate parameter name '{var.name}'", var.line, var.column)
+        names.append(var.name)
     return tuple(names)
 
 
-# ---- building (once, lazily) and per-thread parser state ------------------------------
+# ---- building (once, lazily) and parsing ----------------------------------------------
 
-_MASTER = None          # (Lexer, LRParser) once built
+_MASTER = None          # (Lexer, LRParser, fast tables) once built
 _local = threading.local()
+
+_PASS, _EMPTY, _APPEND, _CALL = 1, 2, 3, 4
 
 
 def build(errorlog=None):
@@ -259,12 +257,39 @@ def build(errorlog=None):
     return lexer, parser
 
 
+def _fast_tables(parser):
+    """PLY's LALR tables, arranged for ``_drive``: lists indexed by state/production."""
+    n_states = max(parser.action) + 1
+    action = [parser.action.get(i, {}) for i in range(n_states)]
+    goto = [parser.goto.get(i, {}) for i in range(n_states)]
+    shapes = {"pass": _PASS, "empty": _EMPTY, "append": _APPEND, None: _CALL}
+    prods = []
+    for prod in parser.productions:
+        func = prod.callable
+        shape = shapes[getattr(func, "fast", None)] if func is not None else _CALL
+        prods.append((shape, func, prod.len, prod.name))
+    # Shifting a literal or a name lands in a state whose only move is the "pass"
+    # reduction to expr: shift straight into the state that reduction would reach.
+    for state, moves in enumerate(action):
+        composed = dict(moves)
+        for kind, t in moves.items():
+            if t > 0:
+                reductions = set(action[t].values())
+                if len(reductions) == 1:
+                    r = reductions.pop()
+                    if r < 0 and prods[-r][0] == _PASS and prods[-r][2] == 1:
+                        composed[kind] = goto[state][prods[-r][3]]
+        action[state] = composed
+    return action, goto, prods
+
+
 def _master():
     global _MASTER
     if _MASTER is None:
         with BUILD_LOCK:
             if _MASTER is None:
-                _MASTER = build()
+                lexer, parser = build()
+                _MASTER = (lexer, parser, _fast_tables(parser))
     return _MASTER
 
 
@@ -273,14 +298,82 @@ def _thread_state():
     try:
         return _local.state
     except AttributeError:
-        lexer, parser = _master()
+        lexer, parser, _ = _master()
         state = (lexer.lexer.clone(), copy.copy(parser))
         _local.state = state
         return state
 
 
 def parse(source: str, filename: str | None = None) -> ast.Module:
-    """Parse a whole program: zero or more defines, then exactly one expression."""
+    """Parse a whole program: zero or more defines, then exactly one expression.
+
+    The fast path (one-regex scanner, table-driven loop over PLY's LALR tables, the
+    same p_ actions) handles every well-formed program; on any error the PLY lexer and
+    parser run over the source to find and describe it.
+    """
+    scanned = scan(source)
+    if scanned is not None:
+        try:
+            module = _drive(scanned[0], scanned[1], (_MASTER or _master())[2])
+        except ParseError as err:
+            raise err.with_source(source, filename) from None
+        if module is not None:
+            return module
+    return parse_with_ply(source, filename)
+
+
+def _drive(kinds, values, tables):
+    """Run the LALR automaton over scanned tokens; None on a syntax error."""
+    action, goto, prods = tables
+    kinds.append("$end")
+    values.append(None)
+    states = [0]
+    stack = [None]
+    state = i = 0
+    kind = kinds[0]
+    while True:
+        t = action[state].get(kind)
+        if t is None:
+            return None
+        if t > 0:
+            states.append(t)
+            stack.append(values[i])
+            state = t
+            i += 1
+            kind = kinds[i]
+            continue
+        if t == 0:
+            return stack[-1]
+        shape, func, n, name = prods[-t]
+        if shape == _PASS:
+            state = goto[states[-2]][name]
+            states[-1] = state
+        elif shape == _APPEND:
+            item = stack.pop()
+            states.pop()
+            stack[-1].append(item)
+            state = goto[states[-2]][name]
+            states[-1] = state
+        elif shape == _EMPTY:
+            stack.append([])
+            state = goto[state][name]
+            states.append(state)
+        else:
+            if n:
+                p = stack[-n - 1:]
+                del stack[-n:]
+                del states[-n:]
+            else:
+                p = [None]
+            func(p)
+            stack.append(p[0])
+            state = goto[states[-1]][name]
+            states.append(state)
+
+
+def parse_with_ply(source: str, filename: str | None = None) -> ast.Module:
+    """Parse with PLY's own lexer and LR loop: the reference path, and the one that
+    describes errors."""
     lexer, parser = _thread_state()
     lexer.input(source)
     lexer.lineno = 1
@@ -292,10 +385,8 @@ def parse(source: str, filename: str | None = None) -> ast.Module:
         err = _syntax_error(stuck.token, parser, lexer, source)
     except ParseError as e:
         err = e
-    except RecursionError:
-        err = ParseError("nesting too deep", *eof_position(source))
     err.with_source(source, filename)
-    raise err
+    raise err from None
 
 
 def parse_expr(source: str) -> ast.Expr:
