@@ -149,7 +149,7 @@ def gen(draw, ty, env, depth, names, defines):
     # ---- (List Int)
     if kind == "list":
         n = draw(st.integers(0, 4))
-        return "(list " + " ".join(g(INT) for _ in range(n)) + ")" if n else "(list)"
+        return "(list " + " ".join(g(INT) for _ in range(n)) + ")" if n else "(the (List Int) (list))"
     if kind == "list-with-bottom":
         return f"(list {g(INT)} {draw(st.sampled_from(BOTTOMS))})"
     if kind == "cons":

@@ -1,0 +1,101 @@
+"""Engine benchmarks (pytest-benchmark): each workload on the engine, in plain CPython,
+in the reference interpreter and, for fib and tak, in gcc -O2 C; plus engine throughput
+on one thread against two (the engine releases the GIL while it runs).
+
+    python -m pytest bench/bench_engine.py --benchmark-group-by=group
+
+Every benchmark asserts its result.  The reference interpreter runs a scaled-down input
+(conftest.Workload.scale says which); compare_engine.py prints the interleaved ratios,
+with the engine timed on the reference's input for that column.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+
+import exathunk
+from exathunk.values import show_value
+
+from conftest import ENGINE_LIMITS, at_depth, reference_run, run_c
+
+NAMES = ["fib", "tak", "pipeline", "sharing", "stream"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_engine(benchmark, all_workloads, name):
+    w = all_workloads[name]
+    benchmark.group = name
+    program = exathunk.compile(w.source)
+    rounds = 3 if name == "stream" else 10
+    value = benchmark.pedantic(program.run, kwargs=ENGINE_LIMITS, rounds=rounds,
+                               warmup_rounds=1)
+    assert show_value(value) == w.expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cpython(benchmark, all_workloads, start_depths, name):
+    w = all_workloads[name]
+    benchmark.group = name
+    if w.python_recursive:
+        depth = start_depths[name]
+        benchmark.extra_info["start_depth"] = depth
+        value = benchmark.pedantic(at_depth, args=(depth, w.python), rounds=10,
+                                   warmup_rounds=1)
+    else:
+        rounds = 3 if name == "stream" else 10
+        value = benchmark.pedantic(w.python, rounds=rounds, warmup_rounds=1)
+    assert str(value) == w.expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_scaled(benchmark, all_workloads, name):
+    w = all_workloads[name]
+    benchmark.group = f"{name} (scaled: {w.scale})"
+    benchmark.extra_info["scale"] = w.scale
+    value = benchmark.pedantic(reference_run, args=(w.small_source,), rounds=3)
+    assert value == w.small_expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_engine_scaled(benchmark, all_workloads, name):
+    """The engine on the reference's scaled-down input: the like-for-like pair."""
+    w = all_workloads[name]
+    benchmark.group = f"{name} (scaled: {w.scale})"
+    program = exathunk.compile(w.small_source)
+    value = benchmark.pedantic(program.run, kwargs=ENGINE_LIMITS, rounds=10,
+                               warmup_rounds=1)
+    assert value == w.small_expected
+
+
+@pytest.mark.parametrize("name", ["fib", "tak"])
+def test_c_gcc_O2(benchmark, all_workloads, name):
+    """The C program times itself over repeated runs in one process; pytest-benchmark
+    times the whole process, so the per-run figure is in extra_info."""
+    w = all_workloads[name]
+    benchmark.group = name
+    c_name, args = w.c
+    result, median_s, min_s = benchmark.pedantic(run_c, args=(c_name, args, 50), rounds=3)
+    benchmark.extra_info["c_median_seconds_per_run"] = median_s
+    benchmark.extra_info["c_min_seconds_per_run"] = min_s
+    assert str(result) == w.expected
+
+
+THREAD_JOBS = 8
+THREAD_SOURCE = ("(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))\n"
+                 "(fib 22)")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_engine_thread_throughput(benchmark, threads):
+    """THREAD_JOBS runs of fib 22 on a pool of 1 or 2 threads."""
+    benchmark.group = "threads"
+    program = exathunk.compile(THREAD_SOURCE)
+
+    def batch():
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda _: program.run(), range(THREAD_JOBS)))
+
+    results = benchmark.pedantic(batch, rounds=5, warmup_rounds=1)
+    assert results == [17711] * THREAD_JOBS
