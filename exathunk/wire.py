@@ -350,52 +350,51 @@ def make_request(source=None, program=None, *, mode: str = "source", max_steps=N
 
 
 # ----------------------------------------------------------------------------------------
-# Programs as graphs.  The Program's plain data (program.py) is read by attribute; the
-# reverse direction goes through Program's own validated loader.
+# Programs as graphs: the Program's plain data (exathunk.program) field for field.  The
+# reverse direction builds a Program, whose constructor verifies every index, opcode and
+# count, so an ill-formed graph is an ExathunkError before anything runs.
+
+def _strictness(flags) -> list:
+    return [thrift.Strictness.STRICT if s else thrift.Strictness.LAZY for s in flags]
+
 
 def program_to_graph(program):
-    from . import program as program_module
-    data = program_module.program_data(program) if hasattr(program_module, "program_data") \
-        else _plain_data(program)
     return thrift.ProgramGraph(
-        formatVersion=data["format_version"],
-        functions=[thrift.GraphFunction(name=f["name"], arity=f["arity"],
-                                        frameSize=f["frame_size"], code=list(f["code"]),
-                                        lines=list(f["lines"]))
-                   for f in data["functions"]],
-        intConstants=list(data["ints"]), doubleConstants=list(data["doubles"]),
-        stringConstants=list(data["strings"]),
-        hostFunctions=[thrift.HostFunctionRef(
-            name=h["name"], signature=h["signature"],
-            strictness=[thrift.Strictness.STRICT if s else thrift.Strictness.LAZY
-                        for s in h["strictness"]]) for h in data["host_functions"]],
-        entry=data["entry"], resultType=data["result_type"])
-
-
-def _plain_data(program) -> dict:
-    raise ExathunkError("this Program does not expose its plain data for the graph form")
+        formatVersion=program.version,
+        functions=[thrift.GraphFunction(name=f.name, arity=f.arity, frameSize=f.frame_size,
+                                        code=list(f.code), lines=list(f.lines))
+                   for f in program.functions],
+        intConstants=list(program.ints), doubleConstants=list(program.doubles),
+        stringConstants=list(program.strings),
+        hostFunctions=[thrift.HostFunctionRef(name=h.name, signature=h.signature,
+                                              strictness=_strictness(h.strictness))
+                       for h in program.hosts],
+        entry=program.entry, resultType=program.type,
+        functionsUsed=list(program.functions_used))
 
 
 def graph_to_program(graph, library: Library | None = None):
-    """A ProgramGraph from the wire as a validated Program (ill-formed: ExathunkError)."""
-    from . import program as program_module
-    if not hasattr(program_module, "program_from_data"):
-        raise ExathunkError("this node cannot load programs in the graph-struct form")
-    data = {
-        "format_version": graph.formatVersion,
-        "functions": [{"name": f.name or "", "arity": f.arity or 0,
-                       "frame_size": f.frameSize or 0, "code": f.code or [],
-                       "lines": f.lines or []} for f in (graph.functions or [])],
-        "ints": graph.intConstants or [], "doubles": graph.doubleConstants or [],
-        "strings": graph.stringConstants or [],
-        "host_functions": [{"name": h.name or "", "signature": h.signature or "",
-                            "strictness": tuple(s != thrift.Strictness.LAZY
-                                                for s in (h.strictness or []))}
-                           for h in (graph.hostFunctions or [])],
-        "entry": graph.entry if graph.entry is not None else -1,
-        "result_type": graph.resultType or "",
-    }
-    return program_module.program_from_data(data, library=library)
+    """A ProgramGraph from the wire as a verified Program (ill-formed: ExathunkError)."""
+    from .program import FORMAT_VERSION, Function, HostRef, Program
+    if graph.formatVersion != FORMAT_VERSION:
+        raise ExathunkError(f"unsupported program format version {graph.formatVersion} "
+                            f"(this node reads version {FORMAT_VERSION})")
+    try:
+        functions = [Function(f.name or "", int(f.arity), int(f.frameSize), list(f.code),
+                              list(f.lines)) for f in (graph.functions or [])]
+        hosts = [HostRef(h.name or "", h.signature or "",
+                         tuple(s != thrift.Strictness.LAZY for s in (h.strictness or [])))
+                 for h in (graph.hostFunctions or [])]
+        return Program(graph.formatVersion, functions, list(graph.intConstants or []),
+                       [float(d) for d in (graph.doubleConstants or [])],
+                       list(graph.stringConstants or []), hosts, int(graph.entry),
+                       graph.resultType or "", list(graph.functionsUsed or []))
+    except ExathunkError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
+        # A field left unset (None) or of the wrong shape: the same answer as any
+        # other ill-formed graph.
+        raise ExathunkError(f"malformed program graph: {err}") from None
 
 
 # ----------------------------------------------------------------------------------------

@@ -179,6 +179,9 @@ struct ProgramGraph {
   7: i32 entry,
   // The program's result type as text, e.g. "(List Int)"; what the VarCont will carry.
   8: string resultType,
+  // Every library name the program calls (built-ins, prelude and host functions): a
+  // broker routes the request only to workers that offer all of them.
+  9: list<string> functionsUsed,
 }
 
 // One evaluation request.  Exactly one of source, graph and programBytes is set.
