@@ -1,0 +1,770 @@
+"""The compiler: a typechecked module to a Program of lambda-lifted supercombinators.
+
+Every top-level function, every lambda and every lazily used compound expression
+becomes a supercombinator (its free variables become leading parameters) whose body is
+a flat list of int32 instructions (see opcodes.py) over a frame of local slots and an
+operand stack.  Constants go to pools, each instruction gets a source line.
+
+Linking: only the user defines and prelude functions the result reaches are compiled.
+User code resolves names locals > user defines > library; prelude code always means the
+prelude's own definitions and the built-ins, whatever the user defines.
+
+Strictness: a parameter that a function certainly forces (found by a small fixpoint
+analysis over the built-ins' strictness) is evaluated by direct callers before the call
+instead of being wrapped in a thunk; the callee forces it on entry, a no-op then.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+from . import ast
+from .errors import ExathunkError
+from .library import BUILTINS, Library, specialise
+from .opcodes import FUSED, OPERANDS, PRIMITIVES, Op, instruction_length
+
+_BUILTIN_SPECS = {s.name: s for s in BUILTINS}
+_USER, _PRELUDE = "user", "prelude"
+
+
+class CompileError(ExathunkError):
+    """An internal compiler failure (a bug): the program was well-typed."""
+
+
+# ---- name resolution ----------------------------------------------------------------
+
+class _Global:
+    """What a non-local name refers to."""
+    __slots__ = ("kind", "name", "define", "spec")
+
+    def __init__(self, kind, name, define=None, spec=None):
+        self.kind = kind      # "user", "prelude", "builtin", "host"
+        self.name = name
+        self.define = define
+        self.spec = spec
+
+
+def _define_params(d: ast.Define):
+    """(params, body) with `(define f (lambda (x) b))` treated as `(define (f x) b)`."""
+    body = d.body
+    params = tuple(d.params or ())
+    while not params and isinstance(body, ast.The):
+        body = body.expr
+    if not params and isinstance(body, ast.Lambda):
+        return tuple(body.params), body.body
+    return params, d.body
+
+
+def _strip(e):
+    while isinstance(e, ast.The):
+        e = e.expr
+    return e
+
+
+def _flatten_app(e: ast.App):
+    args = list(e.args)
+    fn = _strip(e.fn)
+    while isinstance(fn, ast.App):
+        args = list(fn.args) + args
+        fn = _strip(fn.fn)
+    return fn, args
+
+
+def _elem_type(var: ast.Var):
+    """'Int'/'Double'/None: the element type of sum/product at this use."""
+    t = getattr(var, "inst_type", None)
+    if t is None:
+        return None
+    try:
+        from .types import show_type
+        text = show_type(t)
+    except Exception:
+        text = str(t)
+    for elem in ("Int", "Double"):
+        if text.startswith(f"(-> (List {elem})"):
+            return elem
+    return None
+
+
+# ---- strictness analysis ------------------------------------------------------------
+
+class _Scope:
+    """Resolution of global names for one namespace (user or prelude code)."""
+
+    def __init__(self, namespace, user_defs, prelude_defs, library):
+        self.namespace = namespace
+        self.user_defs = user_defs
+        self.prelude_defs = prelude_defs
+        self.library = library
+
+    def resolve(self, name: str, var: ast.Var | None = None) -> _Global | None:
+        if self.namespace == _USER:
+            d = self.user_defs.get(name)
+            if d is not None:
+                return _Global(_USER, name, d)
+            spec = self.library.lookup(name) if self.library is not None else None
+            if spec is None:
+                spec = _BUILTIN_SPECS.get(name)
+            if spec is not None and spec.kind == "host":
+                return _Global("host", name, spec=spec)
+            if name in _BUILTIN_SPECS:
+                return _Global("builtin", name, spec=_BUILTIN_SPECS[name])
+            target = name
+            if var is not None:
+                target = specialise(name, _elem_type(var))
+            d = self.prelude_defs.get(target)
+            if d is not None:
+                return _Global(_PRELUDE, target, d)
+            return None
+        d = self.prelude_defs.get(name)
+        if d is not None:
+            return _Global(_PRELUDE, name, d)
+        if name in _BUILTIN_SPECS:
+            return _Global("builtin", name, spec=_BUILTIN_SPECS[name])
+        return None
+
+
+def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
+    """Local names certainly forced when ``e`` is evaluated to WHNF."""
+    e = _strip(e)
+    if isinstance(e, ast.Var):
+        return frozenset((e.name,)) if e.name in locals_ else frozenset()
+    if isinstance(e, ast.If):
+        c = _strict_vars(e.cond, locals_, scope, strictness)
+        t = _strict_vars(e.then, locals_, scope, strictness)
+        f = _strict_vars(e.orelse, locals_, scope, strictness)
+        return c | (t & f)
+    if isinstance(e, ast.Let):
+        bound = {b.name for b in e.bindings}
+        inner = locals_ | bound
+        body = _strict_vars(e.body, inner, scope, strictness)
+        out = set(body - bound)
+        for b in e.bindings:
+            if b.name in body:
+                out |= _strict_vars(b.expr, inner, scope, strictness) - bound
+        return frozenset(out)
+    if isinstance(e, ast.App):
+        fn, args = _flatten_app(e)
+        if isinstance(fn, ast.Var):
+            if fn.name in locals_:
+                return frozenset((fn.name,))
+            g = scope.resolve(fn.name, fn)
+            if g is None:
+                return frozenset()
+            if g.kind in (_USER, _PRELUDE):
+                flags = strictness.get((g.kind, g.name), ())
+                if flags and len(args) >= len(flags):
+                    out = frozenset()
+                    for a, s in zip(args, flags):
+                        if s:
+                            out |= _strict_vars(a, locals_, scope, strictness)
+                    return out
+                return frozenset()
+            spec = g.spec
+            if len(args) < spec.arity or g.name in ("error", "cons"):
+                return frozenset()
+            out = frozenset()
+            if g.name == "seq":
+                for a in args[:2]:
+                    out |= _strict_vars(a, locals_, scope, strictness)
+                return out
+            for a, s in zip(args, spec.strictness):
+                if s:
+                    out |= _strict_vars(a, locals_, scope, strictness)
+            return out
+        return _strict_vars(fn, locals_, scope, strictness)
+    return frozenset()
+
+
+def _analyse(defs: dict, namespace, scope: _Scope, strictness: dict) -> None:
+    """Fixpoint from 'strict in everything' down (a diverging function is strict)."""
+    funcs = {}
+    for name, d in defs.items():
+        params, body = _define_params(d)
+        if params:
+            funcs[(namespace, name)] = (params, body)
+            strictness[(namespace, name)] = (True,) * len(params)
+    for _round in range(1000):
+        changed = False
+        for key, (params, body) in funcs.items():
+            forced = _strict_vars(body, frozenset(params), scope, strictness)
+            # a parameter shadowed by a later parameter of the same name is lazy
+            flags = tuple(p in forced and params.index(p) == i for i, p in enumerate(params))
+            flags = tuple(a and b for a, b in zip(flags, strictness[key]))
+            if flags != strictness[key]:
+                strictness[key] = flags
+                changed = True
+        if not changed:
+            break
+
+
+_prelude_cache: dict = {}
+_prelude_lock = threading.Lock()
+
+
+def _prelude_info():
+    """(prelude defines by name, prelude strictness): computed once."""
+    from . import typecheck
+    checked = typecheck.checked_prelude()
+    with _prelude_lock:
+        cached = _prelude_cache.get(id(checked))
+        if cached is not None and cached[0] is checked:
+            return cached[1], cached[2]
+        defs = {d.name: d for d in checked.module.defines}
+        strictness: dict = {}
+        scope = _Scope(_PRELUDE, {}, defs, None)
+        _analyse(defs, _PRELUDE, scope, strictness)
+        _prelude_cache.clear()
+        _prelude_cache[id(checked)] = (checked, defs, strictness)
+        return defs, strictness
+
+
+# ---- code emission ------------------------------------------------------------------
+
+class _Local:
+    __slots__ = ("slot", "evaluated")
+
+    def __init__(self, slot, evaluated=False):
+        self.slot = slot
+        self.evaluated = evaluated
+
+
+class _FnBuilder:
+    """One supercombinator being emitted."""
+
+    def __init__(self, name, arity):
+        self.name = name
+        self.arity = arity
+        self.code: list[int] = []
+        self.lines: list[int] = []
+        self.nslots = arity
+        self.next_slot = arity
+        self.line = 0
+
+    def emit(self, op: Op, *operands):
+        self.code.append(int(op))
+        self.lines.append(self.line)
+        for x in operands:
+            self.code.append(int(x))
+            self.lines.append(self.line)
+        return len(self.code) - len(operands) - 1
+
+    def patch_target(self, at: int, target: int):
+        self.code[at + 1] = target
+
+    def new_slot(self) -> int:
+        s = self.next_slot
+        self.next_slot += 1
+        self.nslots = max(self.nslots, self.next_slot)
+        return s
+
+    def last_op(self):
+        """The opcode of the last complete instruction (None if empty)."""
+        pc, last = 0, None
+        while pc < len(self.code):
+            last = Op(self.code[pc])
+            pc += instruction_length(last)
+        return last
+
+
+def _free_vars(e, bound: frozenset, out: set, locals_) -> None:
+    """Add to ``out`` the names of enclosing locals that ``e`` uses."""
+    e = _strip(e)
+    if isinstance(e, ast.Var):
+        if e.name not in bound and e.name in locals_:
+            out.add(e.name)
+    elif isinstance(e, ast.App):
+        _free_vars(e.fn, bound, out, locals_)
+        for a in e.args:
+            _free_vars(a, bound, out, locals_)
+    elif isinstance(e, ast.If):
+        _free_vars(e.cond, bound, out, locals_)
+        _free_vars(e.then, bound, out, locals_)
+        _free_vars(e.orelse, bound, out, locals_)
+    elif isinstance(e, ast.Let):
+        inner = bound | {b.name for b in e.bindings}
+        for b in e.bindings:
+            _free_vars(b.expr, inner, out, locals_)
+        _free_vars(e.body, inner, out, locals_)
+    elif isinstance(e, ast.Lambda):
+        _free_vars(e.body, bound | set(e.params), out, locals_)
+    elif isinstance(e, ast.ListLit):
+        for a in e.items:
+            _free_vars(a, bound, out, locals_)
+
+
+class _Compiler:
+    def __init__(self, checked, library: Library):
+        self.library = library
+        self.module = checked.module
+        self.result_type = checked.result_type_text
+        self.user_defs = {d.name: d for d in self.module.defines}
+        self.prelude_defs, prelude_strictness = _prelude_info()
+        self.scopes = {
+            _USER: _Scope(_USER, self.user_defs, self.prelude_defs, library),
+            _PRELUDE: _Scope(_PRELUDE, {}, self.prelude_defs, None),
+        }
+        self.strictness = dict(prelude_strictness)
+        _analyse(self.user_defs, _USER, self.scopes[_USER], self.strictness)
+        self.functions: list = []        # index -> _FnBuilder (None while pending)
+        self.fn_index: dict = {}         # global key -> index
+        self.pending: list = []          # (index, key) to compile
+        self.ints: list[int] = []
+        self.int_index: dict = {}
+        self.doubles: list[float] = []
+        self.dbl_index: dict = {}
+        self.strings: list[str] = []
+        self.str_index: dict = {}
+        self.hosts: list = []
+        self.host_index: dict = {}
+        self.used: set[str] = set()
+        self.lifted = 0
+
+    # -- pools
+    def int_const(self, v: int) -> int:
+        k = self.int_index.get(v)
+        if k is None:
+            k = self.int_index[v] = len(self.ints)
+            self.ints.append(v)
+        return k
+
+    def dbl_const(self, v: float) -> int:
+        key = struct.pack("<d", v)
+        k = self.dbl_index.get(key)
+        if k is None:
+            k = self.dbl_index[key] = len(self.doubles)
+            self.doubles.append(v)
+        return k
+
+    def str_const(self, v: str) -> int:
+        k = self.str_index.get(v)
+        if k is None:
+            k = self.str_index[v] = len(self.strings)
+            self.strings.append(v)
+        return k
+
+    def host_ref(self, spec) -> int:
+        k = self.host_index.get(spec.name)
+        if k is None:
+            from .program import HostRef
+            k = self.host_index[spec.name] = len(self.hosts)
+            self.hosts.append(HostRef(spec.name, spec.signature, tuple(spec.strictness)))
+        return k
+
+    # -- global functions
+    def global_fn(self, key) -> int:
+        """Index of a global function (user/prelude define, or a wrapper), compiled later."""
+        idx = self.fn_index.get(key)
+        if idx is None:
+            idx = self.fn_index[key] = len(self.functions)
+            self.functions.append(None)
+            self.pending.append((idx, key))
+        return idx
+
+    def global_arity(self, g: _Global) -> int:
+        if g.kind in (_USER, _PRELUDE):
+            return len(_define_params(g.define)[0])
+        return g.spec.arity
+
+    def fn_name(self, key) -> str:
+        kind, name = key
+        if kind == _PRELUDE and name in self.user_defs:
+            return "prelude:" + name
+        if kind in ("builtin", "host"):
+            return f"%{kind}:{name}"
+        return name
+
+    # -- the driver
+    def compile(self):
+        from .program import Function, Program, FORMAT_VERSION
+        entry = len(self.functions)
+        self.functions.append(None)
+        fb = _FnBuilder("%main", 0)
+        self.functions[entry] = fb
+        self.compile_body(fb, self.module.body, {}, _USER)
+        for _round in range(10_000_000):
+            if not self.pending:
+                break
+            idx, key = self.pending.pop()
+            self.functions[idx] = self.compile_global(key)
+        functions = []
+        for fb in self.functions:
+            functions.append(Function(fb.name, fb.arity, fb.nslots, fb.code, fb.lines))
+        return Program(FORMAT_VERSION, functions, self.ints, self.doubles, self.strings,
+                       self.hosts, entry, self.result_type, sorted(self.used))
+
+    def compile_global(self, key) -> _FnBuilder:
+        kind, name = key
+        if kind in (_USER, _PRELUDE):
+            d = (self.user_defs if kind == _USER else self.prelude_defs)[name]
+            params, body = _define_params(d)
+            fb = _FnBuilder(self.fn_name(key), len(params))
+            fb.line = d.line
+            env = {}
+            flags = self.strictness.get(key, ())
+            for i, p in enumerate(params):
+                env[p] = _Local(i)
+            # force certainly-needed parameters on entry (a no-op for direct callers,
+            # who evaluated them already)
+            for i, p in enumerate(params):
+                if i < len(flags) and flags[i] and env[p].slot == i:
+                    fb.emit(Op.LOCAL_EVAL, i)
+                    fb.emit(Op.STORE, i)
+                    env[p].evaluated = True
+            self.compile_body(fb, body, env, kind)
+            return fb
+        # a built-in or host function used as a value: a wrapper taking lazy arguments
+        spec = _BUILTIN_SPECS[name] if kind == "builtin" else self.library.lookup(name)
+        fb = _FnBuilder(self.fn_name(key), spec.arity)
+        params = [f"%a{i}" for i in range(spec.arity)]
+        env = {p: _Local(i) for i, p in enumerate(params)}
+        call = ast.App(ast.Var(name), tuple(ast.Var(p) for p in params))
+        self.compile_body(fb, call, env, _PRELUDE if kind == "builtin" else ("host", spec))
+        return fb
+
+    def compile_body(self, fb, body, env, ns):
+        self.c_strict(fb, body, env, ns, tail=True)
+
+    # -- resolution
+    def resolve(self, name, var, env, ns):
+        if name in env:
+            return env[name]
+        if isinstance(ns, tuple):            # host wrapper: the host spec itself
+            return _Global("host", name, spec=ns[1])
+        g = self.scopes[ns].resolve(name, var)
+        if g is None:
+            raise CompileError(f"unknown name {name!r}", line=var.line if var else None,
+                               column=var.column if var else None)
+        if ns == _USER and g.kind != _USER:
+            self.used.add(name)
+        return g
+
+    # -- expressions
+    def ret(self, fb, tail):
+        if tail:
+            fb.emit(Op.RET)
+
+    def c_strict(self, fb, e, env, ns, tail=False):
+        """Emit code leaving e's WHNF on the stack (or returning it when tail)."""
+        e = _strip(e)
+        if e.line:
+            fb.line = e.line
+        if isinstance(e, ast.Lit):
+            self.c_lit(fb, e)
+            return self.ret(fb, tail)
+        if isinstance(e, ast.Var):
+            return self.c_var(fb, e, env, ns, tail, strict=True)
+        if isinstance(e, ast.If):
+            self.c_strict(fb, e.cond, env, ns)
+            jf = fb.emit(Op.JUMPF, 0)
+            self.c_strict(fb, e.then, env, ns, tail)
+            if tail:
+                fb.patch_target(jf, len(fb.code))
+                self.c_strict(fb, e.orelse, env, ns, tail)
+                return
+            j = fb.emit(Op.JUMP, 0)
+            fb.patch_target(jf, len(fb.code))
+            self.c_strict(fb, e.orelse, env, ns, tail)
+            fb.patch_target(j, len(fb.code))
+            return
+        if isinstance(e, ast.Let):
+            inner, saved = self.c_let(fb, e, env, ns)
+            self.c_strict(fb, e.body, inner, ns, tail)
+            fb.next_slot = saved
+            return
+        if isinstance(e, ast.Lambda):
+            self.c_lambda(fb, e, env, ns)
+            return self.ret(fb, tail)
+        if isinstance(e, ast.ListLit):
+            self.c_list(fb, e, env, ns)
+            return self.ret(fb, tail)
+        if isinstance(e, ast.App):
+            return self.c_app(fb, e, env, ns, tail)
+        raise CompileError(f"cannot compile {type(e).__name__}")
+
+    def c_lazy(self, fb, e, env, ns):
+        """Emit code pushing e's value without evaluating it (a thunk when needed)."""
+        e = _strip(e)
+        if e.line:
+            fb.line = e.line
+        if isinstance(e, ast.Lit):
+            return self.c_lit(fb, e)
+        if isinstance(e, ast.Var):
+            if e.name in env:
+                fb.emit(Op.LOCAL, env[e.name].slot)
+                return
+            g = self.resolve(e.name, e, env, ns)
+            if g.kind in (_USER, _PRELUDE) or (g.kind == "builtin" and g.spec.arity > 0) \
+                    or (g.kind == "host" and g.spec.arity > 0) or g.name == "nil":
+                return self.c_var(fb, e, env, ns, False, strict=False)
+            return self.c_thunk(fb, e, env, ns)
+        if isinstance(e, ast.Lambda):
+            return self.c_lambda(fb, e, env, ns)
+        if isinstance(e, ast.ListLit):
+            return self.c_list(fb, e, env, ns)
+        if isinstance(e, ast.App):
+            fn, args = _flatten_app(e)
+            if isinstance(fn, ast.Var) and fn.name not in env:
+                g = self.resolve(fn.name, fn, env, ns)
+                if g.kind == "builtin" and g.name == "cons" and len(args) == 2:
+                    return self.c_app(fb, e, env, ns, False)
+                if g.kind in (_USER, _PRELUDE) and 0 < len(args) < self.global_arity(g):
+                    return self.c_app(fb, e, env, ns, False)
+        return self.c_thunk(fb, e, env, ns)
+
+    def c_lit(self, fb, e: ast.Lit):
+        if e.type == "Bool" or isinstance(e.value, bool):
+            fb.emit(Op.BOOL, 1 if e.value else 0)
+        elif e.type == "Int":
+            fb.emit(Op.INT, self.int_const(int(e.value)))
+        elif e.type == "Double":
+            fb.emit(Op.DBL, self.dbl_const(float(e.value)))
+        else:
+            fb.emit(Op.STR, self.str_const(str(e.value)))
+
+    def c_var(self, fb, e: ast.Var, env, ns, tail, strict):
+        loc = env.get(e.name)
+        if loc is not None:
+            if tail:
+                fb.emit(Op.LOCAL, loc.slot)    # RET forces it, in tail position
+                fb.emit(Op.RET)
+            elif loc.evaluated or not strict:
+                fb.emit(Op.LOCAL, loc.slot)
+            else:
+                fb.emit(Op.LOCAL_EVAL, loc.slot)
+            return
+        g = self.resolve(e.name, e, env, ns)
+        if g.kind in (_USER, _PRELUDE):
+            idx = self.global_fn((g.kind, g.name))
+            if self.global_arity(g) == 0:
+                fb.emit(Op.CAF, idx)
+                if strict and not tail:
+                    fb.emit(Op.EVAL)
+            else:
+                fb.emit(Op.FUN, idx)
+            return self.ret(fb, tail)
+        if g.kind == "builtin":
+            if g.name == "nil":
+                fb.emit(Op.NIL)
+            elif g.name == "bottom":
+                fb.emit(Op.BOTTOM)
+            else:
+                fb.emit(Op.FUN, self.global_fn(("builtin", g.name)))
+            return self.ret(fb, tail)
+        # host
+        if g.spec.arity == 0:
+            fb.emit(Op.HOST, self.host_ref(g.spec), 0)
+        else:
+            fb.emit(Op.FUN, self.global_fn(("host", g.name)))
+        return self.ret(fb, tail)
+
+    def c_list(self, fb, e: ast.ListLit, env, ns):
+        fb.emit(Op.NIL)
+        for item in reversed(e.items):
+            self.c_lazy(fb, item, env, ns)
+            fb.emit(Op.CONS)
+
+    def lift(self, fb, e, env, ns, params=()):
+        """Lambda-lift e: a new supercombinator over e's free locals (then params)."""
+        free: set = set()
+        _free_vars(e, frozenset(params), free, env)
+        free_list = sorted(free, key=lambda n: env[n].slot)
+        self.lifted += 1
+        kind = "lambda" if params else "thunk"
+        lf = _FnBuilder(f"{fb.name.split('/')[0]}/{kind}{self.lifted}", len(free_list) + len(params))
+        lf.line = fb.line
+        inner = {}
+        for i, n in enumerate(free_list):
+            inner[n] = _Local(i, env[n].evaluated)
+        for j, p in enumerate(params):
+            inner[p] = _Local(len(free_list) + j)
+        idx = len(self.functions)
+        self.functions.append(lf)
+        self.compile_body(lf, e, inner, ns)
+        return idx, free_list
+
+    def c_thunk(self, fb, e, env, ns):
+        idx, free = self.lift(fb, e, env, ns)
+        for n in free:
+            fb.emit(Op.LOCAL, env[n].slot)
+        fb.emit(Op.MKTHUNK, idx, len(free))
+
+    def c_lambda(self, fb, e: ast.Lambda, env, ns):
+        idx, free = self.lift(fb, e.body, env, ns, tuple(e.params))
+        if not free:
+            fb.emit(Op.FUN, idx)
+            return
+        for n in free:
+            fb.emit(Op.LOCAL, env[n].slot)
+        fb.emit(Op.MKPAP, idx, len(free))
+
+    def c_let(self, fb, e: ast.Let, env, ns):
+        saved = fb.next_slot
+        inner = dict(env)
+        names = [b.name for b in e.bindings]
+        # later bindings of the same name win (each name one slot)
+        slots = {}
+        for n in names:
+            if n not in slots:
+                slots[n] = _Local(fb.new_slot())
+        inner.update(slots)
+        final = {}
+        for b in e.bindings:
+            final[b.name] = b
+        bindings = list(final.values())
+        group = set(slots)
+        body_forced = _strict_vars(e.body, frozenset(inner), self.scopes.get(ns if isinstance(ns, str) else _PRELUDE),
+                                   self.strictness)
+        recursive = []
+        for b in bindings:
+            free: set = set()
+            _free_vars(b.expr, frozenset(), free, inner)
+            rhs = _strip(b.expr)
+            loc = slots[b.name]
+            if free & group:
+                recursive.append((b, rhs))
+                continue
+            if b.name in body_forced and not isinstance(rhs, ast.Lambda):
+                self.c_strict(fb, rhs, env, ns)
+                loc.evaluated = True
+            else:
+                self.c_lazy(fb, rhs, env, ns)
+                if isinstance(rhs, (ast.Lambda, ast.Lit, ast.ListLit)):
+                    loc.evaluated = True
+            fb.emit(Op.STORE, loc.slot)
+        # recursive bindings: allocate every object first, then fill in its fields
+        fills = []
+        for b, rhs in recursive:
+            loc = slots[b.name]
+            if isinstance(rhs, ast.Lambda):
+                idx, free = self.lift(fb, rhs.body, inner, ns, tuple(rhs.params))
+                fb.emit(Op.ALLOC_PAP, idx, len(free))
+                loc.evaluated = True
+            else:
+                idx, free = self.lift(fb, rhs, inner, ns)
+                fb.emit(Op.ALLOC_THUNK, idx, len(free))
+            fb.emit(Op.STORE, loc.slot)
+            fills.append((loc, free))
+        for loc, free in fills:
+            for j, n in enumerate(free):
+                fb.emit(Op.LOCAL, inner[n].slot)
+                fb.emit(Op.SETFIELD, loc.slot, j)
+        return inner, saved
+
+    def c_args(self, fb, args, flags, env, ns):
+        for i, a in enumerate(args):
+            if i < len(flags) and flags[i]:
+                self.c_strict(fb, a, env, ns)
+            else:
+                self.c_lazy(fb, a, env, ns)
+
+    def c_apply_rest(self, fb, rest, env, ns, tail):
+        for a in rest:
+            self.c_lazy(fb, a, env, ns)
+        fb.emit(Op.TAILAPPLY if tail else Op.APPLY, len(rest))
+
+    def c_app(self, fb, e: ast.App, env, ns, tail):
+        fn, args = _flatten_app(e)
+        if not args:
+            return self.c_strict(fb, fn, env, ns, tail)
+        if not isinstance(fn, ast.Var) or fn.name in env:
+            self.c_strict(fb, fn, env, ns)
+            return self.c_apply_rest(fb, args, env, ns, tail)
+        g = self.resolve(fn.name, fn, env, ns)
+        if g.kind in (_USER, _PRELUDE):
+            arity = self.global_arity(g)
+            idx = self.global_fn((g.kind, g.name))
+            if arity == 0:
+                fb.emit(Op.CAF, idx)
+                fb.emit(Op.EVAL)
+                return self.c_apply_rest(fb, args, env, ns, tail)
+            if len(args) < arity:
+                for a in args:
+                    self.c_lazy(fb, a, env, ns)
+                fb.emit(Op.MKPAP, idx, len(args))
+                return self.ret(fb, tail)
+            flags = self.strictness.get((g.kind, g.name), ())
+            self.c_args(fb, args[:arity], flags, env, ns)
+            if len(args) == arity:
+                fb.emit(Op.TAILCALL if tail else Op.CALL, idx, arity)
+                return
+            fb.emit(Op.CALL, idx, arity)
+            return self.c_apply_rest(fb, args[arity:], env, ns, tail)
+        spec = g.spec
+        if len(args) < spec.arity or spec.arity == 0:
+            self.c_var(fb, fn, env, ns, False, strict=True)
+            return self.c_apply_rest(fb, args, env, ns, tail)
+        rest = args[spec.arity:]
+        if g.kind == "host":
+            self.c_args(fb, args[:spec.arity], spec.strictness, env, ns)
+            fb.emit(Op.HOST, self.host_ref(spec), spec.arity)
+        else:
+            done = self.c_builtin(fb, g.name, args[:spec.arity], env, ns, tail and not rest)
+            if done:
+                return
+        if rest:
+            return self.c_apply_rest(fb, rest, env, ns, tail)
+        return self.ret(fb, tail)
+
+    def c_builtin(self, fb, name, args, env, ns, tail) -> bool:
+        """Emit a saturated built-in; True when it already returned (tail)."""
+        if name in ("and", "or"):
+            self.c_strict(fb, args[0], env, ns)
+            jf = fb.emit(Op.JUMPF, 0)
+            if name == "and":
+                self.c_strict(fb, args[1], env, ns, tail)
+                if tail:
+                    fb.patch_target(jf, len(fb.code))
+                    fb.emit(Op.BOOL, 0)
+                    fb.emit(Op.RET)
+                    return True
+                j = fb.emit(Op.JUMP, 0)
+                fb.patch_target(jf, len(fb.code))
+                fb.emit(Op.BOOL, 0)
+            else:
+                fb.emit(Op.BOOL, 1)
+                if tail:
+                    fb.emit(Op.RET)
+                    fb.patch_target(jf, len(fb.code))
+                    self.c_strict(fb, args[1], env, ns, tail)
+                    return True
+                j = fb.emit(Op.JUMP, 0)
+                fb.patch_target(jf, len(fb.code))
+                self.c_strict(fb, args[1], env, ns)
+            fb.patch_target(j, len(fb.code))
+            return False
+        if name == "seq":
+            self.c_strict(fb, args[0], env, ns)
+            fb.emit(Op.POP)
+            self.c_strict(fb, args[1], env, ns, tail)
+            return tail
+        if name == "cons":
+            self.c_lazy(fb, args[1], env, ns)
+            self.c_lazy(fb, args[0], env, ns)
+            fb.emit(Op.CONS)
+            return False
+        op = PRIMITIVES[name]
+        if op in FUSED and len(args) == 2:
+            a, b = _strip(args[0]), _strip(args[1])
+            if isinstance(a, ast.Var) and a.name in env and env[a.name].evaluated \
+                    and isinstance(b, ast.Lit) and b.type == "Int" and not isinstance(b.value, bool):
+                fb.emit(FUSED[op], env[a.name].slot, self.int_const(int(b.value)))
+                return False
+        for a in args:
+            self.c_strict(fb, a, env, ns)
+        fb.emit(op)
+        if op in (Op.HEAD, Op.TAIL) and not tail:
+            fb.emit(Op.EVAL)
+        return False
+
+
+def compile_module(checked, library: Library | None = None):
+    """Compile a CheckedModule (user defines + result expression) into a Program."""
+    if library is None:
+        from .library import default_library
+        library = default_library()
+    return _Compiler(checked, library).compile()
+
+
+__all__ = ["compile_module", "CompileError", "OPERANDS"]

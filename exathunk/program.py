@@ -1,0 +1,505 @@
+"""Program: the compiled, content-hashed, serialisable bytecode graph, and its verifier.
+
+A Program is plain data: functions (name, arity, frame size, int32 code and a parallel
+line table), constant pools (ints, doubles, strings), host function references (name,
+signature, strictness), the entry function and the result type.  ``to_bytes`` writes
+it with a magic and a format version; ``from_bytes`` reads it back and verifies it
+(bounds, operand ranges, arities, jump targets, stack heights) so that hostile bytes
+raise ExathunkError and never reach the engine ill-formed.  ``digest`` hashes the
+canonical encoding without names and line tables, so whitespace, comments and
+positions do not change it.  ``run`` hands the program to the Cython engine.
+
+Run limits and their defaults (override per run):
+  DEFAULT_MAX_STEPS  reductions (function calls, applications and thunk entries, plus
+                     one per cell visited when forcing or comparing structures)
+  DEFAULT_MAX_HEAP   bytes of live heap after a garbage collection
+  DEFAULT_MAX_DEPTH  frames on the engine's own control stack
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import threading
+from dataclasses import dataclass, field
+
+from .errors import ExathunkError, UnknownFunctionError
+from .opcodes import OPERANDS, STACK, TERMINATORS, Op
+
+FORMAT_VERSION = 1
+MAGIC = b"XTHK"
+
+DEFAULT_MAX_STEPS = 500_000_000
+DEFAULT_MAX_HEAP = 512 * 1024 * 1024
+DEFAULT_MAX_DEPTH = 2_000_000
+
+# Format bounds (well above anything the compiler makes).
+MAX_ARITY = 1024
+MAX_FRAME = 65536
+MAX_CODE = 1 << 24
+MAX_FUNCTIONS = 1 << 20
+MAX_STACK = 1 << 16
+
+_OPS = {int(op): op for op in Op}
+
+
+@dataclass
+class HostRef:
+    name: str
+    signature: str
+    strictness: tuple
+
+
+@dataclass
+class Function:
+    name: str
+    arity: int
+    frame_size: int
+    code: list
+    lines: list
+    max_stack: int = 0
+
+
+@dataclass
+class Program:
+    version: int
+    functions: list
+    ints: list
+    doubles: list
+    strings: list
+    hosts: list
+    entry: int
+    type: str
+    functions_used: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self._image = None
+        self._image_lock = threading.Lock()
+        self._digest = None
+        verify(self)
+
+    # ---- identity
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = hashlib.sha256(_encode(self, canonical=True)).hexdigest()
+        return self._digest
+
+    @property
+    def host_functions(self) -> list:
+        return [h.name for h in self.hosts]
+
+    def __eq__(self, other):
+        return isinstance(other, Program) and self.to_bytes() == other.to_bytes()
+
+    def __hash__(self):
+        return hash(self.digest)
+
+    def __repr__(self):
+        return f"<Program {self.type} {len(self.functions)} functions {self.digest[:12]}>"
+
+    # ---- bytes
+    def to_bytes(self) -> bytes:
+        return _encode(self, canonical=False)
+
+    @classmethod
+    def from_bytes(cls, data, library=None) -> "Program":
+        """Read and verify a Program; bad bytes raise ExathunkError."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ExathunkError("Program.from_bytes needs bytes")
+        prog = _decode(bytes(data))
+        if library is not None:
+            _bind_hosts(prog, library)
+        return prog
+
+    # ---- running
+    def disassemble(self) -> str:
+        from .disasm import disassemble
+        return disassemble(self)
+
+    def run(self, max_steps=None, max_heap=None, max_depth=None, library=None):
+        return self.run_with_stats(max_steps, max_heap, max_depth, library)[0]
+
+    def run_with_stats(self, max_steps=None, max_heap=None, max_depth=None, library=None):
+        from . import _core
+        limits = _limits(max_steps, max_heap, max_depth)
+        hosts = _bind_hosts(self, library)
+        return _core.run(self._engine_image(), hosts, *limits)
+
+    def _engine_image(self):
+        if self._image is None:
+            from . import _core
+            with self._image_lock:
+                if self._image is None:
+                    self._image = _core.Image(self)
+        return self._image
+
+
+def _limit(value, default, name):
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ExathunkError(f"{name} must be a positive integer, not {value!r}")
+    return min(value, 1 << 62)
+
+
+def _limits(max_steps, max_heap, max_depth):
+    return (_limit(max_steps, DEFAULT_MAX_STEPS, "max_steps"),
+            _limit(max_heap, DEFAULT_MAX_HEAP, "max_heap"),
+            _limit(max_depth, DEFAULT_MAX_DEPTH, "max_depth"))
+
+
+# ---- host functions ----------------------------------------------------------------
+
+def _bind_hosts(prog: Program, library):
+    """(fn, strictness, result checker) per host reference, from the library."""
+    if not prog.hosts:
+        return []
+    if library is None:
+        from .library import default_library
+        library = default_library()
+    bound = []
+    for h in prog.hosts:
+        spec = library.lookup(h.name)
+        if spec is None or spec.kind != "host" or spec.fn is None:
+            raise UnknownFunctionError(f"host function {h.name!r} is not provided here")
+        if tuple(spec.strictness) != tuple(h.strictness) or spec.signature != h.signature:
+            raise UnknownFunctionError(
+                f"host function {h.name!r} has a different signature here "
+                f"({spec.signature}, not {h.signature})")
+        bound.append((spec.fn, tuple(bool(s) for s in h.strictness),
+                      _result_checker(h.name, h.signature)))
+    return bound
+
+
+def _parse_sexpr(text):
+    tokens = text.replace("(", " ( ").replace(")", " ) ").split()
+    stack = [[]]
+    for tok in tokens[:10000]:
+        if tok == "(":
+            stack.append([])
+        elif tok == ")":
+            if len(stack) < 2:
+                raise ExathunkError(f"bad signature {text!r}")
+            done = stack.pop()
+            stack[-1].append(done)
+        else:
+            stack[-1].append(tok)
+    if len(stack) != 1 or len(stack[0]) != 1:
+        raise ExathunkError(f"bad signature {text!r}")
+    return stack[0][0]
+
+
+def _result_type(signature: str):
+    text = signature.split("=>", 1)[1] if "=>" in signature else signature
+    t = _parse_sexpr(text.strip())
+    if isinstance(t, list) and t and t[0] == "->":
+        return t[-1]
+    return t
+
+
+def _result_checker(name, signature):
+    rtype = _result_type(signature)
+
+    def check(value):
+        return _conform(value, rtype, name)
+    return check
+
+
+def _conform(value, t, name):
+    """The host result as the engine expects it for declared type t, or EvaluationError."""
+    from .errors import EvaluationError
+
+    def bad(what):
+        return EvaluationError(f"host function {name!r} returned {what}, "
+                               f"not a value of its declared result type")
+    # iterative over nested lists
+    root = [None]
+    work = [(value, t, root, 0)]
+    for _ in range(100_000_000):
+        if not work:
+            break
+        v, ty, holder, i = work.pop()
+        if ty == "Int":
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise bad(type(v).__name__)
+            if not -(1 << 63) <= v < (1 << 63):
+                raise EvaluationError(f"host function {name!r} returned an Int out of range")
+            holder[i] = v
+        elif ty == "Double":
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise bad(type(v).__name__)
+            holder[i] = float(v)
+        elif ty == "Bool":
+            if not isinstance(v, bool):
+                raise bad(type(v).__name__)
+            holder[i] = v
+        elif ty == "String":
+            if not isinstance(v, str):
+                raise bad(type(v).__name__)
+            holder[i] = v
+        elif isinstance(ty, list) and len(ty) == 2 and ty[0] == "List":
+            if not isinstance(v, (list, tuple)):
+                raise bad(type(v).__name__)
+            out = [None] * len(v)
+            holder[i] = out
+            for j, item in enumerate(v):
+                work.append((item, ty[1], out, j))
+        elif isinstance(ty, str) and ty[:1].islower():
+            # a type variable: take the value's own type
+            for pytype, tname in ((bool, "Bool"), (int, "Int"), (float, "Double"),
+                                  (str, "String"), ((list, tuple), ["List", "a"])):
+                if isinstance(v, pytype):
+                    work.append((v, tname, holder, i))
+                    break
+            else:
+                raise bad(type(v).__name__)
+        else:
+            raise bad(type(v).__name__)
+    return root[0]
+
+
+# ---- encoding ----------------------------------------------------------------------
+
+def _encode(prog: Program, canonical: bool) -> bytes:
+    out = bytearray()
+    u32 = struct.Struct("<I").pack
+    out += MAGIC
+    out += struct.pack("<H", FORMAT_VERSION)
+
+    def s(text):
+        b = text.encode("utf-8", "surrogatepass")
+        out.extend(u32(len(b)))
+        out.extend(b)
+
+    out += u32(prog.entry)
+    s(prog.type)
+    out += u32(len(prog.ints))
+    for v in prog.ints:
+        out += struct.pack("<q", v)
+    out += u32(len(prog.doubles))
+    for v in prog.doubles:
+        out += struct.pack("<d", v)
+    out += u32(len(prog.strings))
+    for v in prog.strings:
+        s(v)
+    out += u32(len(prog.hosts))
+    for h in prog.hosts:
+        s(h.name)
+        s(h.signature)
+        out += u32(len(h.strictness))
+        out += bytes(1 if x else 0 for x in h.strictness)
+    out += u32(len(prog.functions_used))
+    for n in prog.functions_used:
+        s(n)
+    out += u32(len(prog.functions))
+    for f in prog.functions:
+        s("" if canonical else f.name)
+        out += u32(f.arity)
+        out += u32(f.frame_size)
+        out += u32(len(f.code))
+        out += struct.pack(f"<{len(f.code)}i", *f.code)
+        if not canonical:
+            out += struct.pack(f"<{len(f.lines)}I", *f.lines)
+    return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise ExathunkError("program bytes are truncated")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
+
+    def count(self, min_item_size: int, bound: int) -> int:
+        n = self.u32()
+        if n > bound or n * min_item_size > len(self.data) - self.pos:
+            raise ExathunkError("program bytes are truncated or hold an impossible count")
+        return n
+
+    def str(self) -> str:
+        n = self.count(1, 1 << 30)
+        try:
+            return self.take(n).decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise ExathunkError("program bytes hold a malformed string") from None
+
+
+def _decode(data: bytes) -> Program:
+    r = _Reader(data)
+    if r.take(4) != MAGIC:
+        raise ExathunkError("not an exathunk program (bad magic)")
+    version = struct.unpack("<H", r.take(2))[0]
+    if version != FORMAT_VERSION:
+        raise ExathunkError(f"unsupported program format version {version} "
+                            f"(this exathunk reads version {FORMAT_VERSION})")
+    entry = r.u32()
+    rtype = r.str()
+    n = r.count(8, 1 << 24)
+    ints = list(struct.unpack(f"<{n}q", r.take(8 * n)))
+    n = r.count(8, 1 << 24)
+    doubles = list(struct.unpack(f"<{n}d", r.take(8 * n)))
+    n = r.count(4, 1 << 24)
+    strings = [r.str() for _ in range(n)]
+    n = r.count(12, 1 << 16)
+    hosts = []
+    for _ in range(n):
+        name, sig = r.str(), r.str()
+        k = r.count(1, MAX_ARITY)
+        flags = r.take(k)
+        if any(b > 1 for b in flags):
+            raise ExathunkError("program bytes hold a bad strictness flag")
+        hosts.append(HostRef(name, sig, tuple(bool(b) for b in flags)))
+    n = r.count(4, 1 << 16)
+    used = [r.str() for _ in range(n)]
+    n = r.count(16, MAX_FUNCTIONS)
+    functions = []
+    for _ in range(n):
+        name = r.str()
+        arity, frame, ncode = r.u32(), r.u32(), r.count(8, MAX_CODE)
+        code = list(struct.unpack(f"<{ncode}i", r.take(4 * ncode)))
+        lines = list(struct.unpack(f"<{ncode}I", r.take(4 * ncode)))
+        functions.append(Function(name, arity, frame, code, lines))
+    if r.pos != len(data):
+        raise ExathunkError("program bytes have trailing garbage")
+    return Program(version, functions, ints, doubles, strings, hosts, entry, rtype, used)
+
+
+# ---- verification ------------------------------------------------------------------
+
+def _bad(fn, pc, why):
+    return ExathunkError(f"malformed program: function {fn.name!r} at {pc}: {why}")
+
+
+def verify(prog: Program) -> None:
+    """Check everything the engine relies on; sets each function's max_stack."""
+    fns = prog.functions
+    if not isinstance(fns, list) or not fns or len(fns) > MAX_FUNCTIONS:
+        raise ExathunkError("malformed program: no functions")
+    if not (0 <= prog.entry < len(fns)) or fns[prog.entry].arity != 0:
+        raise ExathunkError("malformed program: bad entry function")
+    for v in prog.ints:
+        if not (isinstance(v, int) and -(1 << 63) <= v < (1 << 63)):
+            raise ExathunkError("malformed program: bad Int constant")
+    for v in prog.doubles:
+        if not isinstance(v, float):
+            raise ExathunkError("malformed program: bad Double constant")
+    for v in prog.strings:
+        if not isinstance(v, str):
+            raise ExathunkError("malformed program: bad String constant")
+    for h in prog.hosts:
+        if len(h.strictness) > MAX_ARITY:
+            raise ExathunkError("malformed program: bad host reference")
+    arities = []
+    for f in fns:
+        if not (0 <= f.arity <= MAX_ARITY and f.arity <= f.frame_size <= MAX_FRAME):
+            raise ExathunkError(f"malformed program: function {f.name!r} has a bad frame")
+        if len(f.code) != len(f.lines) or not f.code or len(f.code) > MAX_CODE:
+            raise ExathunkError(f"malformed program: function {f.name!r} has bad code")
+        arities.append(f.arity)
+    for f in fns:
+        f.max_stack = _verify_code(prog, f, arities)
+
+
+def _verify_code(prog, f, arities) -> int:
+    code = f.code
+    starts = {}
+    decoded = []
+    pc = 0
+    ncode = len(code)
+    while pc < ncode:
+        op = _OPS.get(code[pc])
+        if op is None:
+            raise _bad(f, pc, f"bad opcode {code[pc]}")
+        kinds = OPERANDS[op]
+        if pc + len(kinds) >= ncode:
+            raise _bad(f, pc, "instruction runs past the end")
+        ops = code[pc + 1:pc + 1 + len(kinds)]
+        starts[pc] = len(decoded)
+        decoded.append((pc, op, ops))
+        pc += 1 + len(kinds)
+    nfn = len(arities)
+    for pc, op, ops in decoded:
+        vals = dict(zip(OPERANDS[op], ops))
+        for kind, v in zip(OPERANDS[op], ops):
+            ok = True
+            if kind == "slot":
+                ok = 0 <= v < f.frame_size
+            elif kind == "int":
+                ok = 0 <= v < len(prog.ints)
+            elif kind == "dbl":
+                ok = 0 <= v < len(prog.doubles)
+            elif kind == "str":
+                ok = 0 <= v < len(prog.strings)
+            elif kind == "imm":
+                ok = v in (0, 1)
+            elif kind == "fn":
+                ok = 0 <= v < nfn
+            elif kind == "count":
+                ok = 0 <= v <= MAX_ARITY
+            elif kind == "host":
+                ok = 0 <= v < len(prog.hosts)
+            elif kind == "target":
+                ok = v > pc and v in starts     # forward only: loops go through calls
+            elif kind == "field":
+                ok = 0 <= v < MAX_ARITY
+            if not ok:
+                raise _bad(f, pc, f"{op.name} has a bad {kind} operand {v}")
+        n = vals.get("count")
+        if op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC_THUNK):
+            if arities[vals["fn"]] != n:
+                raise _bad(f, pc, f"{op.name} with {n} arguments for arity {arities[vals['fn']]}")
+        elif op in (Op.MKPAP, Op.ALLOC_PAP):
+            if not (0 < n < arities[vals["fn"]]):
+                raise _bad(f, pc, f"{op.name} with {n} arguments for arity {arities[vals['fn']]}")
+        elif op == Op.FUN:
+            if arities[vals["fn"]] < 1:
+                raise _bad(f, pc, "FUN of an arity-0 function")
+        elif op == Op.CAF:
+            if arities[vals["fn"]] != 0:
+                raise _bad(f, pc, "CAF of a function with parameters")
+        elif op in (Op.APPLY, Op.TAILAPPLY):
+            if n < 1:
+                raise _bad(f, pc, "APPLY of no arguments")
+        elif op == Op.HOST:
+            if len(prog.hosts[vals["host"]].strictness) != n:
+                raise _bad(f, pc, "HOST call with the wrong number of arguments")
+    # stack heights: every path agrees, never underflows, never falls off the end
+    heights = {0: 0}
+    max_h = 0
+    for idx, (pc, op, ops) in enumerate(decoded):
+        h = heights.get(pc)
+        if h is None:
+            continue          # unreachable
+        pops, pushes = STACK[op]
+        n = ops[-1] if ops else 0
+        pops = n if pops == "n" else (n + 1 if pops == "n+1" else pops)
+        if h < pops:
+            raise _bad(f, pc, f"{op.name} underflows the stack")
+        h2 = h - pops + pushes
+        max_h = max(max_h, h2, h)
+        if max_h > MAX_STACK:
+            raise _bad(f, pc, "operand stack too deep")
+        succ = []
+        if op not in TERMINATORS:
+            if idx + 1 >= len(decoded):
+                raise _bad(f, pc, "code falls off the end")
+            succ.append(decoded[idx + 1][0])
+        if op in (Op.JUMP, Op.JUMPF):
+            succ.append(ops[0])
+        for s in succ:
+            old = heights.get(s)
+            if old is None:
+                heights[s] = h2
+            elif old != h2:
+                raise _bad(f, pc, "stack heights disagree where paths meet")
+    return max_h + 1
