@@ -95,6 +95,17 @@ def test_the_table_is_big_and_well_formed():
     assert len(bench) >= 5 and all(c.value is not None for c in bench)
 
 
+def test_every_builtin_and_prelude_function_is_run_by_a_case():
+    import re
+    from exathunk.library import BUILTINS, PRELUDE_SIGNATURES
+    used = set()
+    for case in RUN_CASES:
+        code = "\n".join(line.split(";")[0] for line in case.source.splitlines())
+        used.update(re.findall(r"[^\s()\"]+", code))
+    names = {b.name for b in BUILTINS} | set(PRELUDE_SIGNATURES)
+    assert names - used == set()
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_compile(case: Case):
     if case.error in STATIC_ERRORS:
