@@ -1,0 +1,174 @@
+"""Round trips: to_source(tree) parses back to an equal tree (hypothesis over generated
+trees), typed literals read back as their plain literals, and to_source's exact text."""
+
+import math
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from exathunk.ast import (App, Binding, Define, If, Lambda, Let, ListLit, Lit, Module,
+                          The, TyCon, TyFun, TyList, TyVar, Var)
+from exathunk.lexer import classify_atom
+from exathunk.parser import parse, parse_with_ply
+from exathunk.pretty import to_source
+from exathunk.values import show_double
+
+
+def is_name(text):
+    try:
+        return classify_atom(text, text, 0)[0] == "ID"
+    except Exception:
+        return False
+
+
+names = st.text(alphabet="abfxyz+-*/<>=!?_.:%019", min_size=1, max_size=5).filter(is_name)
+type_vars = st.from_regex(r"[a-z][a-z0-9_]{0,3}", fullmatch=True)
+
+ints = st.integers(min_value=-2**63, max_value=2**63 - 1).map(lambda n: Lit(n, "Int"))
+doubles = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e22, 2.5e-07, -0.0, 5e-324, 1.7976931348623157e308, 0.1, -1e-10]),
+).map(lambda x: Lit(x, "Double"))
+strings = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12,
+).map(lambda s: Lit(s, "String"))
+escapes = st.lists(st.sampled_from(['"', "\\", "\n", "\t", "\r", "\x00", "\x7f", "a", " ",
+                                    "\u263a", "\U0001F600", "(", ";"]),
+                   max_size=8).map(lambda cs: Lit("".join(cs), "String"))
+bools = st.booleans().map(lambda b: Lit(b, "Bool"))
+atoms = st.one_of(ints, doubles, strings, escapes, bools, names.map(Var))
+
+type_exprs = st.recursive(
+    st.one_of(st.sampled_from(["Int", "Double", "Bool", "String"]).map(TyCon),
+              type_vars.map(TyVar)),
+    lambda inner: st.one_of(
+        inner.map(TyList),
+        st.builds(TyFun, st.lists(inner, min_size=1, max_size=3).map(tuple), inner)),
+    max_leaves=6)
+
+
+def unique(elements, min_size, max_size):
+    return st.lists(elements, min_size=min_size, max_size=max_size, unique=True).map(tuple)
+
+
+def compound(inner):
+    return st.one_of(
+        st.builds(App, inner, st.lists(inner, min_size=1, max_size=3).map(tuple)),
+        st.builds(If, inner, inner, inner),
+        st.builds(Let, unique(names, 1, 3).flatmap(
+            lambda ns: st.tuples(*[inner.map(lambda e, n=n: Binding(n, e)) for n in ns])),
+            inner),
+        st.builds(Lambda, unique(names, 1, 3), inner),
+        st.builds(The, type_exprs, inner),
+        st.builds(ListLit, st.lists(inner, max_size=4).map(tuple)),
+    )
+
+
+exprs = st.recursive(atoms, compound, max_leaves=25)
+
+defines = st.builds(Define, names,
+                    st.one_of(st.none(), unique(names, 0, 3)), exprs)
+modules = st.builds(
+    Module,
+    st.lists(defines, max_size=4, unique_by=lambda d: d.name).map(tuple),
+    exprs)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(modules)
+def test_module_round_trips(module):
+    text = to_source(module)
+    assert parse(text) == module
+    assert parse_with_ply(text) == module
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(exprs)
+def test_expression_round_trips(expr):
+    assert parse(to_source(expr)).body == expr
+
+
+@settings(max_examples=100, deadline=None)
+@given(type_exprs)
+def test_type_round_trips(t):
+    assert parse(f"(the {to_source(t)} x)").body.type == t
+
+
+def typed_forms():
+    plain_strings = st.text(alphabet=st.characters(
+        blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"), blacklist_characters="()"),
+        max_size=8)
+    return st.one_of(
+        st.integers(min_value=-2**63, max_value=2**63 - 1).map(
+            lambda n: (f"I64:{n}", Lit(n, "Int"))),
+        st.floats(allow_nan=False).map(
+            lambda x: (f"DOUBLE:{show_double(x)}", Lit(x, "Double"))),
+        st.booleans().map(lambda b: (f"BOOL:{'true' if b else 'false'}", Lit(b, "Bool"))),
+        plain_strings.map(lambda s: (f"STRING:{s}", Lit(s, "String"))),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(typed_forms())
+def test_typed_literal_reads_as_its_plain_literal(case):
+    text, lit = case
+    got = parse(f"(f {text})").body.args[0]
+    assert got == lit and type(got.value) is type(lit.value)
+    assert parse(to_source(got)).body == lit
+
+
+def test_nan_reads_back_as_nan():
+    got = parse(to_source(Lit(math.nan, "Double"))).body
+    assert got.type == "Double" and math.isnan(got.value)
+
+
+PRINTED = [
+    (Lit(-5, "Int"), "-5"),
+    (Lit(2.5, "Double"), "2.5"),
+    (Lit(2.0, "Double"), "2.0"),
+    (Lit(1e22, "Double"), "1e+22"),
+    (Lit(-math.inf, "Double"), "-inf"),
+    (Lit('a"b\\\n\x01', "String"), '"a\\"b\\\\\\n\\u{1}"'),
+    (Lit(True, "Bool"), "true"),
+    (Var("zip-with"), "zip-with"),
+    (App(Var("f"), (Var("a"), Lit(1, "Int"))), "(f a 1)"),
+    (If(Var("c"), Var("t"), Var("e")), "(if c t e)"),
+    (Let((Binding("x", Lit(1, "Int")), Binding("y", Var("x"))), Var("y")),
+     "(let ((x 1) (y x)) y)"),
+    (Binding("x", Lit(1, "Int")), "(x 1)"),
+    (Lambda(("x", "y"), Var("x")), "(lambda (x y) x)"),
+    (The(TyFun((TyCon("Int"), TyList(TyVar("a"))), TyCon("Bool")), Var("f")),
+     "(the (-> Int (List a) Bool) f)"),
+    (ListLit(()), "(list)"),
+    (ListLit((Lit(1, "Int"), ListLit(()))), "(list 1 (list))"),
+    (Define("n", None, Lit(10, "Int")), "(define n 10)"),
+    (Define("k", (), Lit(5, "Int")), "(define (k) 5)"),
+    (Define("f", ("x", "y"), Var("x")), "(define (f x y) x)"),
+    (Module((Define("n", None, Lit(1, "Int")), Define("m", None, Var("n"))), Var("m")),
+     "(define n 1)\n(define m n)\nm"),
+    (TyCon("String"), "String"),
+    (TyVar("elem"), "elem"),
+]
+
+
+@pytest.mark.parametrize("node,text", PRINTED)
+def test_to_source_text(node, text):
+    assert to_source(node) == text
+
+
+def test_to_source_rejects_a_non_node():
+    with pytest.raises(TypeError):
+        to_source(object())
+
+
+def test_a_deep_tree_prints_and_reads_back():
+    expr = Lit(0, "Int")
+    for i in range(200):
+        expr = App(Var("f"), (expr,))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(5000)
+    try:
+        assert parse(to_source(expr)).body == expr
+    finally:
+        sys.setrecursionlimit(limit)
