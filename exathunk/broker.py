@@ -1,0 +1,723 @@
+"""The market broker: a RemoteExecutionService that owns no engine and spreads requests
+over worker nodes, checking their answers and tracking their reputation.
+
+Owns the network glue around ``exathunk.market`` (the pure scheduling and reputation
+core, shared with ``bench/market_sim.py``) and ``exathunk.reputation`` (its SQLite
+store): learning each worker's functions, dispatching, retries, the result cache, the
+thunk table, bids, ``start``/``serve``/``join``.
+
+How a request goes:
+- The broker compiles the request itself (source text against a Library assembled from
+  the workers' FuncDefs, in which each worker's host functions are stubs that cannot run
+  here; a compiled program is loaded and validated against the same Library).  So parse,
+  type and name errors come back at submit time, and a function no live worker offers is
+  an ``UnknownFunctionError`` at once.  The request travels on to the workers in the form
+  the client sent it (source or compiled bytes): a worker compiles (cached) as for any
+  client.
+- Results are cached by program digest (values only, as on a worker).
+- The market picks the worker (and, by its adaptive sampling, a second independent one
+  to check it, a third when two disagree); each dispatch is one blocking ``evaluate``
+  call on a pool thread (the caller's own thread for the first dispatch of an
+  ``evaluate``, which saves a thread hop on the fast path).  A transport failure, a
+  timeout, an Overloaded answer or an internal error of the worker is a failure, retried
+  on another worker; values and deterministic program errors (EvaluationError,
+  LimitExceeded) are outcomes that vote.
+- Bids: every ``bid_interval`` seconds a background pass asks each live worker for its
+  bid on a recent request of each kind of work; the market uses the bid's latency as its
+  prior for a worker it has not yet observed on that kind, and its price in the score.
+  (Asking every worker before every request would double the broker's latency.)
+- Reputation and statistics are flushed to the SQLite file every ``flush_interval``
+  seconds, and at once when a worker is shut out.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+
+from . import wire
+from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError,
+                     RemoteError, TypeCheckError, UnknownFunctionError)
+from .library import Library
+from .market import ACTIVE, DOWN, PROBATION, SHUT_OUT, Market, Policy, kind_of
+from .reputation import ReputationStore
+
+log = logging.getLogger("exathunk.broker")
+log.addHandler(logging.NullHandler())
+
+T = wire.thrift
+_perf = time.perf_counter
+_mono = time.monotonic
+
+# Program errors every honest worker reports alike: they vote, like values.
+_OUTCOME_ERRORS = (EvaluationError, LimitExceeded, ParseError, TypeCheckError)
+
+_STATE_ENUM = {ACTIVE: T.WorkerState.ACTIVE, PROBATION: T.WorkerState.PROBATION,
+               SHUT_OUT: T.WorkerState.SHUT_OUT, DOWN: T.WorkerState.SHUT_OUT}
+
+
+@dataclass
+class BrokerOptions:
+    """The broker's own knobs (``start``/``serve`` also take the server's and the
+    market Policy's, by name)."""
+    dispatch_threads: int = 64        # concurrent dispatches to workers
+    dispatch_timeout: float = 30.0    # seconds before a silent worker counts as failed
+    timeout_ms: int = 10_000          # default wall-clock limit of a request
+    cache_size: int = 10_000          # results kept by program digest
+    max_thunks: int = 100_000
+    thunk_ttl: float = 300.0
+    flush_interval: float = 1.0       # seconds between writes of the reputation store
+    bid_interval: float = 10.0        # seconds between bid rounds
+    oracles: tuple = ()               # addresses of trusted oracle workers
+    seed: int | None = None           # the market's random seed (tests)
+
+
+def _split_options(options: dict):
+    broker_names = {f.name for f in fields(BrokerOptions)}
+    policy_names = {f.name for f in fields(Policy)}
+    b = {k: v for k, v in options.items() if k in broker_names}
+    p = {k: v for k, v in options.items() if k in policy_names}
+    s = {k: v for k, v in options.items() if k not in broker_names | policy_names}
+    return BrokerOptions(**b), Policy(**p), s
+
+
+def _address(host: str, port: int) -> str:
+    return f"{host}:{int(port)}"
+
+
+def _parse_address(worker) -> tuple[str, int]:
+    if isinstance(worker, str):
+        host, _, port = worker.rpartition(":")
+        return host or "127.0.0.1", int(port)
+    host, port = worker
+    return host, int(port)
+
+
+def _unavailable_here(name):
+    def stub(*args):
+        raise ExathunkError(f"{name} is a worker's host function; the broker runs nothing")
+    return stub
+
+
+class _WorkerLink:
+    """The broker's connection to one worker, and the functions it offers."""
+
+    def __init__(self, host: str, port: int, timeout: float):
+        self.host, self.port = host, port
+        self.address = _address(host, port)
+        self.timeout = timeout
+        self._client = None
+        self._lock = threading.Lock()
+        self.func_defs: dict = {}
+
+    def client(self):
+        c = self._client
+        if c is None:
+            with self._lock:
+                if self._client is None:
+                    from .client import connect
+                    self._client = connect(self.host, self.port, timeout=self.timeout)
+                c = self._client
+        return c
+
+    def reset(self) -> None:
+        with self._lock:
+            c, self._client = self._client, None
+        if c is not None:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+
+class _Request:
+    """One client request at the broker: its program, its market job, its answer."""
+    __slots__ = ("id", "request_id", "payload", "limits", "digest", "type_text", "kind",
+                 "needs", "job", "results", "done", "value", "payload_nodes", "error",
+                 "node", "created", "finished_at", "compile_ms", "run_ms", "cached",
+                 "no_cache", "source", "deadline", "fetched")
+
+    def __init__(self, rid: str):
+        self.id = rid
+        self.results: dict = {}
+        self.done = threading.Event()
+        self.value = None
+        self.payload_nodes = None
+        self.error: ExathunkError | None = None
+        self.node = None
+        self.finished_at = None
+        self.job = None
+        self.cached = False
+        self.run_ms = 0.0
+        self.fetched = False
+
+
+class BrokerHandler:
+    """The RemoteExecutionService methods of a broker (a thriftpy2 handler object)."""
+
+    role = "broker"
+
+    def __init__(self, workers=(), db_path: str | None = None,
+                 options: BrokerOptions | None = None, policy: Policy | None = None):
+        import random
+        self.options = o = options or BrokerOptions()
+        self.store = ReputationStore(db_path) if db_path else None
+        rng = random.Random(o.seed) if o.seed is not None else random.Random()
+        self.market = Market(policy or Policy(), rng=rng, store=self.store)
+        self.library = Library()
+        self._base = Library()          # what every worker offers: built-ins and prelude
+        self._lock = threading.RLock()  # the market, the links, the thunk table
+        self._links: dict[str, _WorkerLink] = {}
+        self._pending_workers: dict[str, tuple[str, int]] = {}
+        self._func_defs: dict = {}
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._thunks: collections.OrderedDict[str, _Request] = collections.OrderedDict()
+        self._finished = threading.Condition(threading.Lock())
+        self._pool = ThreadPoolExecutor(max_workers=max(1, o.dispatch_threads),
+                                        thread_name_prefix="exathunk-dispatch")
+        self._ids = itertools.count(1)
+        self._kinds_seen: dict[str, _Request] = {}
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
+        self.draining = False
+        self.started = _mono()
+        self.counters = collections.Counter()
+        self._mean_run_ms = 0.0
+        self.connections = lambda: 0
+        self.rejected_frames = lambda: 0
+        self._closing = threading.Event()
+        for w in workers:
+            host, port = _parse_address(w)
+            try:
+                self.add_worker(host, port)
+            except ExathunkError as err:
+                log.warning("worker %s:%s unreachable for now (%s); will retry", host, port,
+                            err.message)
+                self._pending_workers[_address(host, port)] = (host, port)
+        self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
+                                         name="exathunk-broker-monitor")
+        self._monitor.start()
+
+    # ---------------------------------------------------------------- workers
+    def add_worker(self, host: str, port: int) -> str:
+        """Connect to a worker, learn its functions (getFuncDefs) and enter it in the
+        market; a known address keeps its reputation.  Raises RemoteError."""
+        link = _WorkerLink(host, port, self.options.dispatch_timeout)
+        defs = link.client().func_defs()
+        offered = set()
+        with self._lock:
+            for d in defs:
+                name = d.name
+                spec = self.library.lookup(name)
+                if spec is None and d.origin == "host":
+                    try:
+                        flags = [s != T.Strictness.LAZY for s in (d.strictness or [])]
+                        self.library.register(name, d.typeText, _unavailable_here(name),
+                                              strict=flags)
+                        spec = self.library.lookup(name)
+                    except ExathunkError as err:
+                        log.warning("worker %s: cannot use %r: %s", link.address, name,
+                                    err.message)
+                        continue
+                # The same name with another type elsewhere is a different function.
+                if spec is not None and spec.signature == d.typeText:
+                    offered.add(name)
+                    self._func_defs.setdefault(name, d)
+            old = self._links.get(link.address)
+            self._links[link.address] = link
+            self._pending_workers.pop(link.address, None)
+            self.market.add_worker(link.address, functions=offered,
+                                   trusted=link.address in self._oracle_addresses())
+        if old is not None:
+            old.reset()
+        log.info("worker %s joined: %d functions", link.address, len(offered))
+        return link.address
+
+    def _oracle_addresses(self) -> set:
+        return {_address(*_parse_address(a)) for a in self.options.oracles}
+
+    def remove_worker(self, address: str) -> None:
+        with self._lock:
+            link = self._links.pop(address, None)
+            self.market.remove_worker(address)
+        if link is not None:
+            link.reset()
+
+    def _needs(self, program) -> frozenset:
+        """The functions a program uses that not every worker has: its host functions."""
+        used = getattr(program, "functions_used", None) or ()
+        needs = set()
+        for name in used:
+            spec = self.library.lookup(name)
+            if spec is not None and spec.kind == "host":
+                needs.add(name)
+            elif spec is None and not name.startswith("%"):
+                needs.add(name)
+        return frozenset(needs)
+
+    # ---------------------------------------------------------------- requests
+    def _compile(self, req):
+        """The Program of a request, compiled or loaded here; raises ExathunkError."""
+        if req is None:
+            raise ExathunkError("missing evalRequest")
+        given = sum(x is not None for x in (req.source, req.graph, req.programBytes))
+        if given != 1:
+            raise ExathunkError("an EvalRequest needs exactly one of source, graph and "
+                                "programBytes")
+        if req.source is not None:
+            from .driver import compile as compile_source
+            try:
+                return compile_source(req.source, library=self.library), req.source, \
+                    len(req.source)
+            except ExathunkError as err:
+                raise err.with_source(req.source)
+        from .program import Program
+        if req.programBytes is not None:
+            program = Program.from_bytes(req.programBytes, library=self.library)
+            return program, program, len(req.programBytes)
+        program = wire.graph_to_program(req.graph, library=self.library)
+        return program, program, len(program.to_bytes())
+
+    def _submit(self, evalRequest, inline: bool = False) -> _Request:
+        if self.draining:
+            raise wire.overloaded("broker is shutting down", 1000, shutting_down=True)
+        t0 = _perf()
+        program, payload, size = self._compile(evalRequest)
+        r = _Request(f"b{next(self._ids):x}-{os.urandom(4).hex()}")
+        r.request_id = evalRequest.requestId
+        r.payload = payload
+        r.source = evalRequest.source
+        r.digest = program.digest
+        r.type_text = program.type
+        r.kind = kind_of(size)
+        r.needs = self._needs(program)
+        r.no_cache = bool(evalRequest.noCache)
+        timeout_ms = evalRequest.timeoutMs or self.options.timeout_ms
+        r.limits = {"max_steps": evalRequest.maxSteps, "max_heap": evalRequest.maxHeap,
+                    "max_depth": evalRequest.maxDepth, "timeout_ms": timeout_ms,
+                    "no_cache": evalRequest.noCache}
+        r.deadline = _mono() + timeout_ms / 1e3 + self.options.dispatch_timeout
+        r.created = _mono()
+        r.compile_ms = (_perf() - t0) * 1e3
+        with self._lock:
+            missing = self.market.missing_functions(r.needs)
+            if missing:
+                raise UnknownFunctionError(
+                    "no worker offers %s" % ", ".join(repr(n) for n in sorted(missing)))
+            self._register_thunk(r)
+            hit = None if r.no_cache else self._cache.get(r.digest)
+            if hit is not None:
+                self._cache.move_to_end(r.digest)
+                self.counters["cache_hits"] += 1
+                r.cached = True
+                self._finish(r, value=hit[0], nodes=hit[1], node="cache")
+                return r
+            self.counters["cache_misses"] += 1
+            self._kinds_seen[r.kind] = r
+            r.job = self.market.open_job(r.kind, r.needs)
+            addresses = r.job.start(time.time())
+            self._active += 1
+            if r.job.done:
+                self._conclude(r)
+        self._launch(r, addresses, inline)
+        return r
+
+    def _launch(self, r: _Request, addresses, inline: bool = False) -> None:
+        if not addresses:
+            return
+        first, rest = (addresses[0], addresses[1:]) if inline else (None, addresses)
+        for address in rest:
+            self._pool.submit(self._dispatch, r, address)
+        if first is not None:
+            self._dispatch(r, first)
+
+    def _dispatch(self, r: _Request, address: str) -> None:
+        """Run the request on one worker and report to the market (on a pool thread)."""
+        link = self._links.get(address)
+        t0 = _perf()
+        outcome = result = None
+        try:
+            if link is None:
+                raise RemoteError(f"worker {address} is gone")
+            value = link.client().evaluate(r.payload, **r.limits)
+            outcome, result = ("value", repr(value)), value
+        except _OUTCOME_ERRORS as err:
+            outcome = ("error", err.kind, err.message, getattr(err, "limit", None))
+            result = err
+        except ExathunkError as err:
+            # Transport, overload, a function it lacks, or its own internal error.
+            log.info("worker %s failed a request: %s: %s", address, err.kind, err.message)
+            if isinstance(err, RemoteError) and link is not None and \
+                    "connect" in err.message:
+                link.reset()
+        except Exception as err:          # a bug here must not lose the request
+            log.warning("dispatch to %s: unexpected %r", address, err)
+        elapsed = _perf() - t0
+        self.counters["evaluations"] += 1
+        with self._lock:
+            if outcome is not None:
+                r.results[address] = (outcome, result, elapsed)
+                more = r.job.on_result(address, outcome, elapsed, time.time())
+                self._mean_run_ms += (elapsed * 1e3 - self._mean_run_ms) * 0.05
+            else:
+                self.counters["worker_failures"] += 1
+                more = r.job.on_failure(address, time.time())
+            if r.job.done and r.finished_at is None:
+                self._conclude(r)
+        self._launch(r, more)
+
+    def _conclude(self, r: _Request) -> None:
+        """The job has a verdict (called with the lock held)."""
+        job = r.job
+        self._active -= 1
+        if self._active == 0:
+            self._idle.notify_all()
+        if job.error is not None:
+            self.counters["errors"] += 1
+            self._finish(r, error=RemoteError(f"no worker could answer: {job.error}"))
+            return
+        for address, (outcome, result, elapsed) in r.results.items():
+            if outcome == job.outcome:
+                r.run_ms = elapsed * 1e3
+                if isinstance(result, ExathunkError):
+                    self.counters["errors"] += 1
+                    self._finish(r, error=result, node=address)
+                else:
+                    nodes = wire.value_to_nodes(result)
+                    if not r.no_cache:
+                        self._cache[r.digest] = (result, nodes)
+                        if len(self._cache) > self.options.cache_size:
+                            self._cache.popitem(last=False)
+                    self._finish(r, value=result, nodes=nodes, node=address)
+                return
+        self._finish(r, error=RemoteError("the agreed result was lost"))
+
+    def _finish(self, r: _Request, value=None, nodes=None, error=None, node=None) -> None:
+        if r.finished_at is not None:
+            return
+        r.value, r.payload_nodes, r.error, r.node = value, nodes, error, node
+        if error is not None and r.source is not None and isinstance(error, ExathunkError):
+            error.with_source(r.source)
+        r.finished_at = _mono()
+        r.done.set()
+        with self._finished:
+            self._finished.notify_all()
+
+    def _register_thunk(self, r: _Request) -> None:
+        o = self.options
+        if len(self._thunks) >= o.max_thunks:
+            now = _mono()
+            for tid in [t.id for t in self._thunks.values()
+                        if t.finished_at is not None and
+                        (now - t.finished_at > o.thunk_ttl or t.fetched)][:o.max_thunks // 10 + 1]:
+                del self._thunks[tid]
+            if len(self._thunks) >= o.max_thunks:
+                raise wire.overloaded("broker thunk table full of unfinished work")
+        self._thunks[r.id] = r
+
+    def _varcont(self, r: _Request):
+        nodes, root = r.payload_nodes
+        return T.VarCont(nodes=nodes, root=root, typeText=r.type_text, digest=r.digest,
+                         requestId=r.request_id,
+                         stats=T.RunStats(steps=0, peakHeap=0, gcRuns=0,
+                                          compileMs=r.compile_ms, queueMs=0.0,
+                                          runMs=r.run_ms, cached=r.node == "cache",
+                                          node=r.node))
+
+    def _outcome(self, r: _Request):
+        if r.finished_at is None:
+            if _mono() > r.deadline:
+                self._finish(r, error=LimitExceeded("wall-clock limit passed at the broker",
+                                                    limit="timeout"))
+            else:
+                raise T.NotDone(kind="NotDone", message=f"thunk {r.id} is not finished",
+                                state=T.ThunkState.RUNNING)
+        r.fetched = True
+        if r.error is not None:
+            raise r.error
+        return self._varcont(r)
+
+    def _lookup(self, remote) -> _Request:
+        r = self._thunks.get(getattr(remote, "id", None))
+        if r is None:
+            raise T.UnknownThunk(kind="UnknownThunk",
+                                 message=f"no thunk {getattr(remote, 'id', None)!r}")
+        return r
+
+    def _wait(self, r: _Request, seconds: float) -> None:
+        r.done.wait(max(0.0, min(seconds, r.deadline - _mono() + 0.001)))
+
+    # ---------------------------------------------------------------- the service
+    def getFuncDefs(self, funcIds):
+        with self._lock:
+            live = {n for link in self._links.values() for n in
+                    (self.market.workers[link.address].functions or ())}
+            defs = {n: d for n, d in self._func_defs.items() if n in live}
+        if not funcIds:
+            return list(defs.values())
+        out = []
+        for fid in funcIds:
+            d = defs.get(getattr(fid, "name", None))
+            if d is None:
+                raise UnknownFunctionError(f"unknown function {getattr(fid, 'name', None)!r}")
+            out.append(d)
+        return out
+
+    def submitEvalRequest(self, evalRequest):
+        r = self._submit(evalRequest)
+        return T.RemoteThunk(id=r.id, requestId=r.request_id, digest=r.digest)
+
+    def thunkGet(self, thunk):
+        return self._outcome(self._lookup(thunk))
+
+    def thunkWait(self, thunk, timeoutMs):
+        r = self._lookup(thunk)
+        self._wait(r, min(max(0, timeoutMs or 0), 2000) / 1e3)
+        return self._outcome(r)
+
+    def thunkWaitAny(self, thunks, timeoutMs):
+        found = [self._thunks.get(getattr(t, "id", None)) for t in (thunks or [])]
+        deadline = _mono() + min(max(0, timeoutMs or 0), 2000) / 1e3
+        with self._finished:
+            while True:
+                ready = [r for r in found if r is None or r.finished_at is not None
+                         or _mono() > r.deadline]
+                left = deadline - _mono()
+                if ready or left <= 0:
+                    break
+                self._finished.wait(left)
+        out = []
+        for t, r in zip(thunks or [], found):
+            if r is None:
+                out.append(T.ThunkOutcome(thunkId=str(getattr(t, "id", "")), cancelled=False,
+                                          error=T.ExathunkException(
+                                              kind="UnknownThunk",
+                                              message=f"no thunk {getattr(t, 'id', None)!r}")))
+            elif r in ready:
+                try:
+                    out.append(T.ThunkOutcome(thunkId=r.id, cancelled=False,
+                                              value=self._outcome(r)))
+                except ExathunkError as err:
+                    out.append(T.ThunkOutcome(thunkId=r.id, cancelled=False,
+                                              error=wire.error_to_thrift(err)))
+        return out
+
+    def thunkCancel(self, thunk):
+        r = self._lookup(thunk)
+        with self._lock:
+            if r.finished_at is not None:
+                return False
+            # The workers finish within their limits; the answer is simply dropped.
+            self._finish(r, error=RemoteError(f"thunk {r.id} was cancelled"))
+            return True
+
+    def evaluate(self, evalRequest):
+        r = self._submit(evalRequest, inline=True)
+        self._wait(r, r.deadline - _mono())
+        return self._outcome(r)
+
+    def submitBatch(self, evalRequests):
+        out = []
+        for req in evalRequests or []:
+            try:
+                r = self._submit(req)
+                out.append(T.RemoteThunk(id=r.id, requestId=r.request_id, digest=r.digest))
+            except ExathunkError as err:
+                r = _Request(f"b{next(self._ids):x}-{os.urandom(4).hex()}")
+                r.request_id, r.digest = getattr(req, "requestId", None), None
+                r.deadline = _mono() + 1.0
+                with self._lock:
+                    self._register_thunk(r)
+                self._finish(r, error=err)
+                out.append(T.RemoteThunk(id=r.id, requestId=r.request_id))
+        return out
+
+    def evaluateBatch(self, evalRequests):
+        submitted = []
+        for req in evalRequests or []:
+            try:
+                submitted.append(self._submit(req))
+            except ExathunkError as err:
+                submitted.append(err)
+        out = []
+        for item in submitted:
+            if isinstance(item, ExathunkError):
+                out.append(T.EvalOutcome(error=wire.error_to_thrift(item)))
+                continue
+            self._wait(item, item.deadline - _mono())
+            try:
+                out.append(T.EvalOutcome(value=self._outcome(item)))
+            except ExathunkError as err:
+                out.append(T.EvalOutcome(error=wire.error_to_thrift(err)))
+            except T.NotDone:
+                out.append(T.EvalOutcome(error=T.ExathunkException(
+                    kind="LimitExceeded", message="no answer in time", limit="timeout")))
+        return out
+
+    def worker_rows(self) -> list[dict]:
+        with self._lock:
+            return self.market.stats(time.time())
+
+    def getStats(self):
+        c = self.counters
+        rows = self.worker_rows()
+        workers = [T.WorkerStats(
+            address=w["address"], state=_STATE_ENUM[w["state"]],
+            reputation=float(w["reputation"]), latencyEstimateMs=1e3 * w["latency"],
+            shareOfWork=float(w["share"]), requests=w["requests"], failures=w["failures"],
+            verified=w["verified"] - w["disagreed"], disagreed=w["disagreed"])
+            for w in rows]
+        with self._lock:
+            active, thunks = self._active, len(self._thunks)
+        return T.ServiceStats(
+            role=self.role, version=_version(), uptimeS=_mono() - self.started,
+            requests=c["requests"], evaluations=c["evaluations"], errors=c["errors"],
+            cacheHits=c["cache_hits"], cacheMisses=c["cache_misses"],
+            cacheSize=len(self._cache), running=active, queued=0, queueBound=0,
+            workerThreads=self.options.dispatch_threads, thunks=thunks, overloaded=0,
+            timeouts=c["timeouts"], meanRunMs=self._mean_run_ms, draining=self.draining,
+            executionModel="broker", connections=self.connections(),
+            rejectedFrames=self.rejected_frames(), workers=workers)
+
+    def requestBid(self, evalRequest):
+        """The broker's own bid: its best worker's expected latency for the request."""
+        program, _, size = self._compile(evalRequest)
+        needs, kind = self._needs(program), kind_of(size)
+        now = time.time()
+        with self._lock:
+            missing = sorted(self.market.missing_functions(needs))
+            eligible = [w for w in self.market.workers.values()
+                        if self.market.eligible(w, needs, now)]
+            cached = self._cache.get(program.digest) is not None
+            best = min((self.market.expected_latency(w, kind, now) for w in eligible),
+                       default=0.0)
+        return T.Bid(canServe=bool(eligible) and not self.draining, price=best * 1e3,
+                     latencyEstimateMs=0.0 if cached else best * 1e3,
+                     queueDepth=self._active, cached=cached, missingFunctions=missing)
+
+    def registerWorker(self, host, port):
+        if not host or not port or not 0 < int(port) < 65536:
+            raise ExathunkError(f"registerWorker: bad address {host!r}:{port!r}")
+        self.add_worker(host, int(port))
+        return True
+
+    # ---------------------------------------------------------------- background work
+    def _monitor_loop(self) -> None:
+        o = self.options
+        last_bids = 0.0
+        while not self._closing.wait(o.flush_interval):
+            try:
+                with self._lock:
+                    self.market.flush()
+                for address, (host, port) in list(self._pending_workers.items()):
+                    try:
+                        self.add_worker(host, port)
+                    except ExathunkError:
+                        pass
+                if _mono() - last_bids >= o.bid_interval:
+                    last_bids = _mono()
+                    self._ask_bids()
+            except Exception:
+                log.warning("broker monitor: unexpected error", exc_info=True)
+
+    def _ask_bids(self) -> None:
+        with self._lock:
+            samples = list(self._kinds_seen.values())
+            links = list(self._links.values())
+        for r in samples[:8]:
+            req = (wire.make_request(r.payload) if isinstance(r.payload, str)
+                   else wire.make_request(program=r.payload))
+            for link in links:
+                self._pool.submit(self._bid, link, r.kind, req)
+
+    def _bid(self, link: _WorkerLink, kind: str, req) -> None:
+        try:
+            bid = link.client()._invoke("requestBid", evalRequest=req)
+        except ExathunkError:
+            return
+        if bid.canServe:
+            with self._lock:
+                self.market.set_bid(link.address, kind, bid.price or 0.0,
+                                    (bid.latencyEstimateMs or 0.0) / 1e3)
+
+    # ---------------------------------------------------------------- shutdown
+    def drain(self, timeout: float) -> bool:
+        deadline = _mono() + timeout
+        with self._lock:
+            self.draining = True
+            while self._active > 0:
+                left = deadline - _mono()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.1))
+        return True
+
+    def unfetched(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._closing.set()
+        self._monitor.join(timeout=5.0)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self.market.flush()
+            links = list(self._links.values())
+        for link in links:
+            link.reset()
+        if self.store is not None:
+            self.store.close()
+
+
+_VERSION = None
+
+
+def _version() -> str:
+    global _VERSION
+    if _VERSION is None:
+        from . import __version__
+        _VERSION = __version__
+    return _VERSION
+
+
+def start(host: str = "127.0.0.1", port: int = 0, workers=(), db_path: str | None = None,
+          **options):
+    """Start a broker in background threads; returns the server's handle
+    (``.host``, ``.port``, ``.stop()``, ``.handler`` is the BrokerHandler).
+
+    ``workers``: ("host", port) pairs or "host:port" strings.  ``options``: the
+    BrokerOptions fields, the market Policy's fields, and the server's Options.
+    """
+    from . import server
+    broker_options, policy, server_options = _split_options(options)
+    handler = BrokerHandler(workers, db_path=db_path, options=broker_options, policy=policy)
+    try:
+        return server.start(host, port, handler=handler, **server_options)
+    except BaseException:
+        handler.close()
+        raise
+
+
+def serve(host: str = "127.0.0.1", port: int = 9090, workers=(),
+          db_path: str | None = "exathunk-broker.sqlite3", **options) -> None:
+    """Run a broker until SIGTERM or SIGINT (blocking)."""
+    from . import server
+    broker_options, policy, server_options = _split_options(options)
+    handler = BrokerHandler(workers, db_path=db_path, options=broker_options, policy=policy)
+    server.serve(host, port, handler=handler, **server_options)
+
+
+def join(broker_host: str, broker_port: int, my_host: str, my_port: int,
+         timeout: float = 10.0) -> bool:
+    """Register the worker at my_host:my_port with a broker (``serve --join``)."""
+    from .client import connect
+    client = connect(broker_host, broker_port, timeout=timeout)
+    try:
+        return client.register_worker(my_host, my_port)
+    finally:
+        client.close()
