@@ -723,6 +723,7 @@ def parse_signature(sig: str) -> Scheme:
     ``"Num a => (-> a a a)"``, ``"(Eq a, Show b) => (-> a b String)"``, ``"a"``,
     ``"(List a)"``.  Raises SignatureError (a ValueError) for malformed text, unknown
     type or class names, or a constraint on a variable the type does not mention.
+    Results are cached and shared: instantiate a scheme before unifying its type.
     """
     if not isinstance(sig, str):
         raise SignatureError(f"a type signature must be a string, not {type(sig).__name__}")

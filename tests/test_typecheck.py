@@ -7,7 +7,7 @@ import pytest
 
 from exathunk import ast, parser, typecheck
 from exathunk.errors import TypeCheckError, UnknownFunctionError
-from exathunk.library import PRELUDE_SIGNATURES, Library
+from exathunk.library import BUILTINS, PRELUDE_SIGNATURES, Library
 from exathunk.types import parse_signature, show_type
 
 
@@ -134,6 +134,27 @@ WELL_TYPED = [
 @pytest.mark.parametrize("source,expected", WELL_TYPED)
 def test_well_typed(source, expected):
     assert type_of(source) == expected
+
+
+def test_the_table_uses_every_builtin_prelude_function_and_construct():
+    used_names, used_forms = set(), set()
+    for source, _ in WELL_TYPED:
+        module = parser.parse(source)
+        used_names |= {v.name for v in all_vars(module)}
+        stack = [d.body for d in module.defines] + [module.body]
+        used_forms |= {"Define"} if module.defines else set()
+        while stack:
+            node = stack.pop()
+            used_forms.add(type(node).__name__)
+            for child in getattr(node, "args", ()) + getattr(node, "items", ()):
+                stack.append(child)
+            for attr in ("fn", "cond", "then", "orelse", "body", "expr"):
+                if hasattr(node, attr):
+                    stack.append(getattr(node, attr))
+            stack.extend(b.expr for b in getattr(node, "bindings", ()))
+    assert {b.name for b in BUILTINS} | set(PRELUDE_SIGNATURES) <= used_names
+    assert used_forms >= {"Lit", "Var", "App", "If", "Let", "Lambda", "The", "ListLit",
+                          "Define"}
 
 
 # ---- ill-typed programs: source -> error class, line, column, message part --------------
@@ -336,6 +357,7 @@ def test_prelude_types_match_the_library_signatures():
         else:
             assert inferred[name] == declared, name
     assert checked.result_type_text == "Int"
+    assert all(v.inst_type is not None for v in all_vars(checked.module))
 
 
 def test_checked_prelude_is_cached_and_thread_safe():
@@ -413,18 +435,21 @@ DEEP = [
 
 @pytest.mark.parametrize("open_,leaf,close,expected", DEEP)
 def test_deep_nesting_type_checks(open_, leaf, close, expected):
-    depth = 250 // max(1, open_.count("("))
+    depth = parser.MAX_NESTING // open_.count("(")
     source = _nested(depth, open_, leaf, close)
     old = sys.getrecursionlimit()
-    sys.setrecursionlimit(5000)
+    sys.setrecursionlimit(5000)          # what the driver does around compilation
     try:
-        checked = check(source)
+        module = parser.parse(source)
+        checked = typecheck.check_module(module, None)
     finally:
         sys.setrecursionlimit(old)
     if expected is None:
         assert checked.result_type_text == "(List " * depth + "Int" + ")" * depth
     else:
         assert checked.result_type_text == expected
+    # the checker alone also fits in CPython's default limit
+    assert typecheck.check_module(module, None).result_type_text == checked.result_type_text
 
 
 def test_deep_function_type_and_big_defines():
