@@ -316,6 +316,9 @@ class Job:
             if extra is not None:
                 self.checked = True
                 return self._dispatch(extra, now)
+        if backers[top] >= 2 and count > runner_up:
+            # Nobody left to ask: the majority of every worker there is still settles it.
+            return self._finish(top, now)
         if count > runner_up and not self._has_probation_only(top):
             # Nobody left to ask: a plurality is the best there is, unchecked.
             self.checked = False

@@ -103,12 +103,14 @@ class FakeWorker(server.ExecutionHandler):
                              run_ms=(time.perf_counter() - t0) * 1e3)
 
 
-def start_worker(library: Library | None = None, **behaviour) -> server.ServerHandle:
-    """A worker on a free loopback port; behaviour: delay, lie_rate, crash_rate, seed."""
+def start_worker(library: Library | None = None, join: str | None = None,
+                 **behaviour) -> server.ServerHandle:
+    """A worker on a free loopback port; behaviour: delay, lie_rate, crash_rate, seed.
+    ``join``: "host:port" of a broker to register with, as ``exathunk serve --join``."""
     handler = FakeWorker(library, server.Options(workers=2, steps_per_second=20e6),
                          **behaviour)
     return server.start("127.0.0.1", 0, handler=handler, workers=2,
-                        steps_per_second=20e6)
+                        steps_per_second=20e6, join=join)
 
 
 def kill(handle: server.ServerHandle) -> None:

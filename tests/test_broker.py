@@ -1,0 +1,248 @@
+"""The broker end to end over loopback: real worker servers (tests/workers.py) that lie,
+crash, run slow or die, and a broker that must hide all of it from its clients."""
+
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import workers as fake  # noqa: E402
+from exathunk import broker, client  # noqa: E402
+from exathunk.errors import EvaluationError, UnknownFunctionError  # noqa: E402
+from exathunk.library import Library  # noqa: E402
+from exathunk.market import ACTIVE, SHUT_OUT  # noqa: E402
+
+
+def varied(i: int):
+    """A small program and its value: five shapes, all distinct sources."""
+    shape = i % 5
+    if shape == 0:
+        return "(+ (* %d 3) 7)" % i, i * 3 + 7
+    if shape == 1:
+        return '(concat "n" (show %d))' % i, "n%d" % i
+    if shape == 2:
+        return "(map (lambda (x) (* x %d)) (range 0 4))" % i, [x * i for x in range(4)]
+    if shape == 3:
+        return "(< %d 500)" % i, i < 500
+    return "(/ (to-double %d) 4.0)" % i, i / 4.0
+
+
+@pytest.fixture
+def cluster():
+    """Start workers and brokers on demand; everything is stopped afterwards."""
+    started = []
+
+    def worker(**behaviour):
+        handle = fake.start_worker(**behaviour)
+        started.append(handle)
+        return handle
+
+    def start_broker(workers, **options):
+        options.setdefault("seed", 7)
+        handle = broker.start("127.0.0.1", 0, workers=[(w.host, w.port) for w in workers],
+                              **options)
+        started.append(handle)
+        return handle
+
+    clients = []
+
+    def connect(handle):
+        c = client.connect(handle.host, handle.port, timeout=10)
+        clients.append(c)
+        return c
+
+    yield worker, start_broker, connect
+    for c in clients:
+        c.close()
+    for handle in reversed(started):
+        handle.stop(timeout=2)
+
+
+def address(handle):
+    return "%s:%d" % (handle.host, handle.port)
+
+
+def run_liar_scenario(c, market, liar, requests):
+    """Evaluate varied requests; returns the index at which the liar was shut out."""
+    shut_out_at = None
+    for i in range(requests):
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected, (i, source)
+        if shut_out_at is None and market.workers[liar].state == SHUT_OUT:
+            shut_out_at = i
+    return shut_out_at
+
+
+def test_a_liar_never_reaches_the_client_and_is_shut_out(cluster, tmp_path):
+    worker, start_broker, connect = cluster
+    honest = [worker(seed=1), worker(seed=2)]
+    liar = worker(lie_rate=0.3, seed=3)
+    b = start_broker(honest + [liar], db_path=str(tmp_path / "rep.sqlite3"))
+    c = connect(b)
+    shut_out_at = run_liar_scenario(c, b.handler.market, address(liar), 1000)
+    assert shut_out_at is not None and shut_out_at < 200
+    assert liar.handler.lies > 0           # it did lie, and no lie got through
+    stats = c.stats()
+    rows = {w["address"]: w for w in stats["workers"]}
+    assert rows[address(liar)]["state"] == "SHUT_OUT"
+    assert rows[address(liar)]["disagreed"] >= 1
+    assert all(rows[address(h)]["state"] == "ACTIVE" for h in honest)
+    assert stats["role"] == "broker"
+
+
+def test_the_liar_stays_shut_out_after_a_broker_restart(cluster, tmp_path):
+    worker, start_broker, connect = cluster
+    db = str(tmp_path / "rep.sqlite3")
+    honest = [worker(seed=4), worker(seed=5)]
+    liar = worker(lie_rate=0.3, seed=6)
+    b = start_broker(honest + [liar], db_path=db)
+    c = connect(b)
+    assert run_liar_scenario(c, b.handler.market, address(liar), 200) is not None
+    b.stop(timeout=2)
+
+    again = start_broker(honest + [liar], db_path=db, seed=8)
+    assert again.handler.market.workers[address(liar)].state == SHUT_OUT
+    served = liar.handler.served
+    c2 = connect(again)
+    for i in range(1000, 1100):
+        source, expected = varied(i)
+        assert c2.evaluate(source) == expected
+    assert liar.handler.served == served    # not one request for the known liar
+
+
+def test_a_slow_worker_gets_little_work_after_warm_up(cluster):
+    worker, start_broker, connect = cluster
+    fast = [worker(delay=0.002, seed=10), worker(delay=0.002, seed=11)]
+    slow = worker(delay=0.010, seed=12)
+    b = start_broker(fast + [slow])
+    c = connect(b)
+    for i in range(150):                  # warm-up
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected
+    before = {a: w.requests for a, w in b.handler.market.workers.items()}
+    for i in range(150, 450):
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected
+    after = {a: w.requests - before[a] for a, w in b.handler.market.workers.items()}
+    share = after[address(slow)] / sum(after.values())
+    assert share < 0.15, after
+
+
+def test_a_worker_killed_mid_run_loses_no_request(cluster):
+    worker, start_broker, connect = cluster
+    workers = [worker(delay=0.001, seed=20 + i) for i in range(3)]
+    b = start_broker(workers, dispatch_timeout=5.0)
+    c = connect(b)
+    done = threading.Semaphore(0)
+
+    def one(i):
+        source, expected = varied(i)
+        value = c.evaluate(source)
+        done.release()
+        return value == expected
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = [pool.submit(one, i) for i in range(300)]
+        for _ in range(100):
+            assert done.acquire(timeout=30)
+        fake.kill(workers[0])              # mid-run, with requests in flight
+        results = [f.result(timeout=60) for f in futures]
+    assert all(results)
+    rows = {w["address"]: w for w in c.stats()["workers"]}
+    assert rows[address(workers[0])]["failures"] >= 1
+
+
+def test_crashing_answers_are_retried_elsewhere(cluster):
+    worker, start_broker, connect = cluster
+    flaky = worker(crash_rate=0.5, seed=30)
+    steady = worker(seed=31)
+    b = start_broker([flaky, steady])
+    c = connect(b)
+    for i in range(100):
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected
+    assert b.handler.market.workers[address(flaky)].failures >= 1
+
+
+def test_a_function_offered_by_one_worker_is_routed_to_it(cluster):
+    worker, start_broker, connect = cluster
+    lib = Library()
+    lib.register("secret", "(-> Int Int)", lambda x: x * 1000 + 1)
+    plain = [worker(seed=40), worker(seed=41)]
+    special = worker(library=lib, seed=42)
+    b = start_broker(plain + [special])
+    c = connect(b)
+    served = special.handler.served
+    for i in range(30):
+        assert c.evaluate("(+ 1 (secret %d))" % i) == i * 1000 + 2
+    assert special.handler.served - served == 30
+    assert all(w.handler.served == 0 for w in plain)
+    names = {d.name for d in c.func_defs()}
+    assert "secret" in names and "map" in names
+    with pytest.raises(UnknownFunctionError):
+        c.evaluate("(nobody-has-this 1)")
+    fut = c.submit("(nobody-has-this 2)")
+    with pytest.raises(UnknownFunctionError):
+        fut.result(timeout=10)
+
+
+def test_results_are_cached_and_errors_vote_like_values(cluster):
+    worker, start_broker, connect = cluster
+    ws = [worker(seed=50), worker(seed=51)]
+    b = start_broker(ws)
+    c = connect(b)
+    assert c.evaluate("(* 6 7)") == 42
+    dispatched = b.handler.market.dispatched
+    value, stats = c.evaluate_with_stats("(* 6 7)")
+    assert value == 42 and stats["cached"]
+    assert b.handler.market.dispatched == dispatched
+    with pytest.raises(EvaluationError):
+        c.evaluate('(error "no")')
+    futures = c.submit_batch(["(+ 1 1)", "(+ 2 2)", "(head nil)"])
+    assert futures[0].result(timeout=10) == 2 and futures[1].result(timeout=10) == 4
+    with pytest.raises(EvaluationError):
+        futures[2].result(timeout=10)
+    assert c.evaluate_batch(["(+ 5 5)", "(+ 6 6)"]) == [10, 12]
+
+
+def test_workers_join_a_running_broker(cluster):
+    worker, start_broker, connect = cluster
+    b = start_broker([])
+    c = connect(b)
+    with pytest.raises(Exception):
+        c.evaluate("(+ 1 2)")
+    w1 = worker(seed=60)
+    assert broker.join(b.host, b.port, w1.host, w1.port)
+    assert c.evaluate("(+ 1 2)") == 3
+    w2 = worker(seed=61)
+    assert c.register_worker(w2.host, w2.port)
+    w3 = worker(seed=62, join="%s:%d" % (b.host, b.port))    # exathunk serve --join
+    for _ in range(100):
+        rows = c.stats()["workers"]
+        if len(rows) == 3:
+            break
+        time.sleep(0.05)
+    assert {r["address"] for r in rows} == {address(w1), address(w2), address(w3)}
+    assert all(r["state"] == "ACTIVE" for r in rows)
+    for i in range(20):
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected
+
+
+def test_every_worker_dead_is_a_remote_error_not_a_hang(cluster):
+    worker, start_broker, connect = cluster
+    ws = [worker(seed=70), worker(seed=71)]
+    b = start_broker(ws, dispatch_timeout=2.0)
+    c = connect(b)
+    assert c.evaluate("(+ 1 1)") == 2
+    for w in ws:
+        fake.kill(w)
+    from exathunk.errors import RemoteError
+    with pytest.raises(RemoteError):
+        c.evaluate("(+ 40 2)")
+    assert b.handler.market.workers[address(ws[0])].state == ACTIVE   # dead, not a liar
