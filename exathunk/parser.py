@@ -20,7 +20,22 @@ from ply import yacc
 from . import ast
 from .errors import ParseError
 from .lexer import (BUILD_LOCK, EXPR_START, KEYWORDS, MAX_NESTING, Lexer, eof_position,
-                    scan, tokens)
+                    fast_constructor, scan, tokens)
+
+# The node constructors of the hot path (see lexer.fast_constructor).
+_Module = fast_constructor(ast.Module)
+_Define = fast_constructor(ast.Define)
+_If = fast_constructor(ast.If)
+_Let = fast_constructor(ast.Let)
+_Binding = fast_constructor(ast.Binding)
+_Lambda = fast_constructor(ast.Lambda)
+_The = fast_constructor(ast.The)
+_ListLit = fast_constructor(ast.ListLit)
+_App = fast_constructor(ast.App)
+_TyCon = fast_constructor(ast.TyCon)
+_TyVar = fast_constructor(ast.TyVar)
+_TyList = fast_constructor(ast.TyList)
+_TyFun = fast_constructor(ast.TyFun)
 
 __all__ = ["parse", "parse_expr", "MAX_NESTING", "FORM_SHAPES"]
 
@@ -75,7 +90,7 @@ class Grammar:
                 raise ParseError(f"duplicate definition of '{d.name}'", d.line, d.column)
             seen.add(d.name)
         first = defines[0] if defines else p[2]
-        p[0] = ast.Module(defines, p[2], first.line, first.column)
+        p[0] = _Module(defines, p[2], first.line, first.column)
 
     @rule("defines : ", fast="empty")
     def p_defines_none(self, p):
@@ -89,12 +104,12 @@ class Grammar:
     @rule("define : LPAREN DEFINE ID expr RPAREN")
     def p_define_value(self, p):
         line, col = p[1]
-        p[0] = ast.Define(p[3].name, None, p[4], line, col)
+        p[0] = _Define(p[3].name, None, p[4], line, col)
 
     @rule("define : LPAREN DEFINE LPAREN ID names RPAREN expr RPAREN")
     def p_define_function(self, p):
         line, col = p[1]
-        p[0] = ast.Define(p[4].name, _distinct(p[5]), p[7], line, col)
+        p[0] = _Define(p[4].name, _distinct(p[5]), p[7], line, col)
 
     @rule("names : ", fast="empty")
     def p_names_none(self, p):
@@ -119,7 +134,7 @@ class Grammar:
     @rule("expr : LPAREN IF expr expr expr RPAREN")
     def p_expr_if(self, p):
         line, col = p[1]
-        p[0] = ast.If(p[3], p[4], p[5], line, col)
+        p[0] = _If(p[3], p[4], p[5], line, col)
 
     @rule("expr : LPAREN LET LPAREN bindings RPAREN expr RPAREN")
     def p_expr_let(self, p):
@@ -131,13 +146,13 @@ class Grammar:
                 raise ParseError(f"duplicate binding name '{b.name}' in let",
                                  b.line, b.column)
             seen.add(b.name)
-        p[0] = ast.Let(tuple(bindings), p[6], line, col)
+        p[0] = _Let(tuple(bindings), p[6], line, col)
 
     @rule("expr : LPAREN LET ID expr expr RPAREN")
     def p_expr_let_one(self, p):
         line, col = p[1]
         name = p[3]
-        p[0] = ast.Let((ast.Binding(name.name, p[4], name.line, name.column),), p[5],
+        p[0] = _Let((_Binding(name.name, p[4], name.line, name.column),), p[5],
                        line, col)
 
     @rule("bindings : binding")
@@ -152,30 +167,30 @@ class Grammar:
     @rule("binding : LPAREN ID expr RPAREN")
     def p_binding(self, p):
         line, col = p[1]
-        p[0] = ast.Binding(p[2].name, p[3], line, col)
+        p[0] = _Binding(p[2].name, p[3], line, col)
 
     @rule("expr : LPAREN LAMBDA LPAREN ID names RPAREN expr RPAREN")
     def p_expr_lambda(self, p):
         line, col = p[1]
         p[5].insert(0, p[4])
-        p[0] = ast.Lambda(_distinct(p[5]), p[7], line, col)
+        p[0] = _Lambda(_distinct(p[5]), p[7], line, col)
 
     @rule("expr : LPAREN THE type expr RPAREN")
     def p_expr_the(self, p):
         line, col = p[1]
-        p[0] = ast.The(p[3], p[4], line, col)
+        p[0] = _The(p[3], p[4], line, col)
 
     @rule("expr : LPAREN LIST exprs RPAREN")
     def p_expr_list(self, p):
         line, col = p[1]
-        p[0] = ast.ListLit(tuple(p[3]), line, col)
+        p[0] = _ListLit(tuple(p[3]), line, col)
 
     @rule("expr : LPAREN expr exprs RPAREN")
     def p_expr_apply(self, p):
         args = p[3]
         if args:
             line, col = p[1]
-            p[0] = ast.App(p[2], tuple(args), line, col)
+            p[0] = _App(p[2], tuple(args), line, col)
         else:
             p[0] = p[2]          # `(e)` is e itself: a nullary call is the value
 
@@ -192,9 +207,9 @@ class Grammar:
     def p_type_name(self, p):
         name, line, col = p[1].name, p[1].line, p[1].column
         if name in TYPE_CONSTANTS:
-            p[0] = ast.TyCon(name, line, col)
+            p[0] = _TyCon(name, line, col)
         elif name[0].islower() and name.isidentifier():
-            p[0] = ast.TyVar(name, line, col)
+            p[0] = _TyVar(name, line, col)
         else:
             raise ParseError(f"unknown type '{name}': expected Int, Double, Bool, String, "
                              "a lower-case type variable, (List t) or (-> a b)", line, col)
@@ -207,12 +222,12 @@ class Grammar:
             if len(args) != 1:
                 raise ParseError(f"(List t) takes exactly one type, found {len(args)}",
                                  *(p[4] if not args else (args[1].line, args[1].column)))
-            p[0] = ast.TyList(args[0], line, col)
+            p[0] = _TyList(args[0], line, col)
         elif head == "->":
             if len(args) < 2:
                 raise ParseError("a function type (-> a b ...) needs at least a parameter "
                                  "type and a result type", *p[4])
-            p[0] = ast.TyFun(tuple(args[:-1]), args[-1], line, col)
+            p[0] = _TyFun(tuple(args[:-1]), args[-1], line, col)
         else:
             raise ParseError(f"unknown type constructor '{head}': expected List or ->",
                              p[2].line, p[2].column)

@@ -413,3 +413,20 @@ def test_grammar_has_no_conflicts():
     log = Recorder()
     build(errorlog=log)
     assert not [m for m in log.messages if "conflict" in m or "unused" in m.lower()], log.messages
+
+
+@pytest.mark.parametrize("cls", [ast.Module, ast.Define, ast.If, ast.Let, ast.Binding,
+                                 ast.Lambda, ast.The, ast.ListLit, ast.App, ast.Lit,
+                                 ast.Var, ast.TyCon, ast.TyVar, ast.TyList, ast.TyFun])
+def test_fast_constructors_build_the_same_nodes(cls):
+    from dataclasses import fields
+    from exathunk.lexer import fast_constructor
+    names = [f.name for f in fields(cls) if f.name != "inst_type"]
+    values = [f"v{i}" for i in range(len(names) - 2)] + [7, 9]
+    fast = fast_constructor(cls)(*values)
+    slow = cls(*values)
+    assert type(fast) is cls and fast == slow
+    for f in fields(cls):
+        assert getattr(fast, f.name) == getattr(slow, f.name)
+    with pytest.raises(Exception):
+        fast.line = 3                      # still frozen
