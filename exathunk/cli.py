@@ -67,8 +67,8 @@ def _add_program_args(p):
 def _add_limit_args(p):
     p.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after N reduction steps (LimitExceeded)")
-    p.add_argument("--max-heap", type=int, metavar="CELLS",
-                   help="stop when live heap passes this many cells")
+    p.add_argument("--max-heap", type=int, metavar="BYTES",
+                   help="stop when the live heap after a collection passes BYTES")
     p.add_argument("--max-depth", type=int, metavar="N",
                    help="stop when the engine's stack passes N frames")
 
