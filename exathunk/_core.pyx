@@ -1,2 +1,1859 @@
-# cython: language_level=3
-"""The graph-reduction engine (filled in by the engine issue)."""
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The graph-reduction engine: runs a verified Program in C memory, call-by-need.
+
+Values are 16-byte tagged cells (Int, Double and Bool unboxed); heap objects (thunks,
+black holes, indirections, cons cells, partial applications, strings) live in a
+copying (Cheney) heap.  The engine keeps its own value stack and control stack of
+frames (code, update, over-application, stop, and the native frames that force to
+normal form, compare lists and call host functions), so program depth never becomes C
+recursion.  A thunk is black-holed on entry and overwritten with an indirection to its
+value on return; the collector short-circuits indirections.  Pure code runs without
+the GIL; it is taken only around host calls, showing Doubles and building results.
+"""
+
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memcpy, memmove, memset
+from libc.stdint cimport int64_t, int32_t, uint32_t, intptr_t
+from libc.stdio cimport snprintf
+from libc.math cimport fabs
+from cpython.unicode cimport PyUnicode_FromKindAndData, PyUnicode_4BYTE_KIND
+import time as _time
+
+include "_opcodes.pxi"
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    static inline int xt_add(int64_t a, int64_t b, int64_t *r) { return __builtin_add_overflow(a, b, r); }
+    static inline int xt_sub(int64_t a, int64_t b, int64_t *r) { return __builtin_sub_overflow(a, b, r); }
+    static inline int xt_mul(int64_t a, int64_t b, int64_t *r) { return __builtin_mul_overflow(a, b, r); }
+    """
+    int xt_add(int64_t a, int64_t b, int64_t *r) noexcept nogil
+    int xt_sub(int64_t a, int64_t b, int64_t *r) noexcept nogil
+    int xt_mul(int64_t a, int64_t b, int64_t *r) noexcept nogil
+    const int64_t INT64_MIN_V "INT64_MIN"
+
+cdef enum:
+    K_INT = 0
+    K_DBL = 1
+    K_BOOL = 2
+    K_NIL = 3
+    K_FUN = 4
+    K_PTR = 5
+    K_UNSET = 6
+    K_CLOSE = 7      # render markers (never in the heap)
+    K_SPACE = 8
+
+cdef enum:
+    T_THUNK = 1
+    T_BH = 2
+    T_IND = 3
+    T_CONS = 4
+    T_PAP = 5
+    T_STR = 6
+    T_FWD = 7
+
+cdef enum:
+    F_CODE = 0
+    F_UPDATE = 1
+    F_APPLY = 2
+    F_STOP = 3
+    F_NF = 4
+    F_EQ = 5
+    F_HOST = 6
+
+cdef enum:
+    M_EXEC = 0
+    M_RETURN = 1
+    M_APPLY = 2
+    M_ENTER = 3
+    M_NATIVE = 4
+    M_RESUME = 5
+    M_FAIL = 6
+
+cdef enum:
+    E_NONE = 0
+    E_EVAL = 1
+    E_STEPS = 2
+    E_HEAP = 3
+    E_DEPTH = 4
+    E_PY = 5
+
+cdef enum:
+    NF_VALUE = 0
+    NF_SHOW = 1
+
+cdef struct Obj:
+    uint32_t tag
+    uint32_t n
+    int32_t fn
+    int32_t pad
+
+cdef union VU:
+    int64_t i
+    double d
+    Obj* p
+
+cdef struct Val:
+    int64_t k
+    VU u
+
+cdef struct Frame:
+    int32_t kind
+    int32_t fn
+    int64_t pc
+    int64_t base
+
+cdef struct FnInfo:
+    int32_t arity
+    int32_t nlocals
+    int32_t maxstack
+    int64_t off
+
+cdef struct Machine:
+    int32_t* code
+    FnInfo* fns
+    int32_t nfns
+    int64_t* ints
+    double* dbls
+    Obj** strs
+    uint32_t* host_strict     # per host: bit mask of strict parameters (first 32)
+    char** host_strict_flags
+    int32_t* host_arity
+    char* heap
+    char* hp
+    char* hlim
+    size_t cap
+    size_t max_heap
+    size_t peak
+    int64_t gcs
+    Val* S
+    int64_t sp
+    int64_t scap
+    int64_t smax
+    Frame* F
+    int64_t fp
+    int64_t fcap
+    int64_t fmax
+    Val* cafs
+    Val* tmp
+    int64_t tmpcap
+    int64_t steps
+    int64_t max_steps
+    int err
+    char errmsg[512]
+    Val result
+    void* run            # the Python Run object (borrowed) for host calls
+    int failed
+
+DEF_OBJ = 16
+
+cdef inline Val* FLD(Obj* o) noexcept nogil:
+    return <Val*>((<char*>o) + sizeof(Obj))
+
+cdef inline uint32_t* CHARS(Obj* o) noexcept nogil:
+    return <uint32_t*>((<char*>o) + sizeof(Obj))
+
+cdef inline size_t str_bytes(size_t n) noexcept nogil:
+    cdef size_t b = n * 4
+    if b < 16:
+        b = 16
+    return sizeof(Obj) + ((b + 15) & ~(<size_t>15))
+
+cdef inline size_t obj_bytes(Obj* o) noexcept nogil:
+    if o.tag == T_STR:
+        return str_bytes(o.n)
+    cdef size_t n = o.n
+    if n == 0:
+        n = 1
+    return sizeof(Obj) + 16 * n
+
+cdef inline Val resolve(Val v) noexcept nogil:
+    """Follow indirections."""
+    while v.k == K_PTR and v.u.p.tag == T_IND:
+        v = FLD(v.u.p)[0]
+    return v
+
+cdef inline Val mk_int(int64_t i) noexcept nogil:
+    cdef Val v
+    v.k = K_INT
+    v.u.i = i
+    return v
+
+cdef inline Val mk_bool(bint b) noexcept nogil:
+    cdef Val v
+    v.k = K_BOOL
+    v.u.i = 1 if b else 0
+    return v
+
+cdef inline Val mk_ptr(Obj* o) noexcept nogil:
+    cdef Val v
+    v.k = K_PTR
+    v.u.p = o
+    return v
+
+cdef inline bint is_str(Val v) noexcept nogil:
+    return v.k == K_PTR and v.u.p.tag == T_STR
+
+cdef inline bint is_cons(Val v) noexcept nogil:
+    return v.k == K_PTR and v.u.p.tag == T_CONS
+
+
+cdef int fail(Machine* m, int code, const char* msg) noexcept nogil:
+    if m.err == E_NONE:
+        m.err = code
+        snprintf(m.errmsg, sizeof(m.errmsg), "%s", msg)
+    return -1
+
+
+# ---- the heap and the collector -------------------------------------------------------
+
+cdef inline void evacuate(Val* v, char* lo, char* hi, char** top) noexcept nogil:
+    cdef Obj* o
+    cdef Obj* new
+    cdef size_t size
+    while True:
+        if v.k != K_PTR:
+            return
+        o = v.u.p
+        if <char*>o < lo or <char*>o >= hi:
+            return                      # a static string: never moves
+        if o.tag == T_IND:
+            v[0] = FLD(o)[0]
+            continue
+        break
+    if o.tag == T_FWD:
+        v.u.p = FLD(o)[0].u.p
+        return
+    size = obj_bytes(o)
+    new = <Obj*>top[0]
+    memcpy(new, o, size)
+    top[0] += size
+    o.tag = T_FWD
+    FLD(o)[0].u.p = new
+    v.u.p = new
+
+
+cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
+    cdef char* to = <char*>malloc(tocap)
+    cdef char* lo = m.heap
+    cdef char* hi = m.hp
+    cdef char* top
+    cdef char* scan
+    cdef Obj* o
+    cdef int64_t i
+    cdef uint32_t j, n
+    if to == NULL:
+        return fail(m, E_HEAP, "out of memory for the heap (max_heap)")
+    top = to
+    for i in range(m.sp):
+        evacuate(&m.S[i], lo, hi, &top)
+    for i in range(m.nfns):
+        evacuate(&m.cafs[i], lo, hi, &top)
+    evacuate(&m.result, lo, hi, &top)
+    scan = to
+    while scan < top:
+        o = <Obj*>scan
+        if o.tag != T_STR:
+            n = o.n
+            for j in range(n):
+                evacuate(&FLD(o)[j], lo, hi, &top)
+        scan += obj_bytes(o)
+    free(m.heap)
+    m.heap = to
+    m.hp = top
+    m.cap = tocap
+    m.hlim = to + tocap
+    m.gcs += 1
+    if <size_t>(top - to) > m.peak:
+        m.peak = <size_t>(top - to)
+    return 0
+
+
+cdef int gc(Machine* m, size_t need) noexcept nogil:
+    cdef size_t live, newcap
+    if collect_into(m, m.cap) < 0:
+        return -1
+    live = <size_t>(m.hp - m.heap)
+    if live + need > m.max_heap:
+        return fail(m, E_HEAP, "the heap limit (max_heap) was exceeded")
+    if live + need > m.cap / 2:
+        newcap = 2 * (live + need) + (1 << 20)
+        if newcap > m.max_heap:
+            newcap = m.max_heap
+        if newcap < live + need:
+            newcap = live + need
+        if newcap > m.cap or live + need > m.cap:
+            if collect_into(m, newcap) < 0:
+                return -1
+    return 0
+
+
+cdef inline Obj* alloc(Machine* m, size_t bytes) noexcept nogil:
+    """Allocate; may collect (callers re-read values from the stack afterwards)."""
+    cdef Obj* o
+    if m.hp + bytes > m.hlim:
+        if gc(m, bytes) < 0:
+            return NULL
+    o = <Obj*>m.hp
+    m.hp += bytes
+    return o
+
+
+cdef Obj* alloc_fields(Machine* m, uint32_t tag, int32_t fn, uint32_t n) noexcept nogil:
+    cdef uint32_t cells = n if n > 0 else 1
+    cdef Obj* o = alloc(m, sizeof(Obj) + 16 * cells)
+    if o == NULL:
+        return NULL
+    o.tag = tag
+    o.n = n
+    o.fn = fn
+    o.pad = 0
+    memset(FLD(o), 0, 16 * cells)
+    return o
+
+
+cdef Obj* alloc_str(Machine* m, size_t n) noexcept nogil:
+    if n > 0x7fffffff or str_bytes(n) > m.max_heap:
+        fail(m, E_HEAP, "a string too long for the heap limit (max_heap)")
+        return NULL
+    cdef Obj* o = alloc(m, str_bytes(n))
+    if o == NULL:
+        return NULL
+    o.tag = T_STR
+    o.n = <uint32_t>n
+    o.fn = 0
+    o.pad = 0
+    return o
+
+
+# ---- stacks ---------------------------------------------------------------------------
+
+cdef int grow_stack(Machine* m, int64_t need) noexcept nogil:
+    cdef int64_t newcap
+    cdef Val* s
+    if need <= m.scap:
+        return 0
+    if need > m.smax:
+        return fail(m, E_DEPTH, "the stack depth limit (max_depth) was exceeded")
+    newcap = m.scap * 2
+    if newcap < need:
+        newcap = need
+    if newcap > m.smax:
+        newcap = m.smax
+    s = <Val*>realloc(m.S, newcap * sizeof(Val))
+    if s == NULL:
+        return fail(m, E_DEPTH, "out of memory for the stack (max_depth)")
+    m.S = s
+    m.scap = newcap
+    return 0
+
+
+cdef int grow_frames(Machine* m) noexcept nogil:
+    cdef int64_t newcap
+    cdef Frame* f
+    if m.fp + 2 < m.fcap:
+        return 0
+    if m.fp + 2 >= m.fmax:
+        return fail(m, E_DEPTH, "the stack depth limit (max_depth) was exceeded")
+    newcap = m.fcap * 2
+    if newcap > m.fmax:
+        newcap = m.fmax
+    f = <Frame*>realloc(m.F, newcap * sizeof(Frame))
+    if f == NULL:
+        return fail(m, E_DEPTH, "out of memory for the stack (max_depth)")
+    m.F = f
+    m.fcap = newcap
+    return 0
+
+
+# ---- comparisons and text -------------------------------------------------------------
+
+cdef int str_cmp(Obj* a, Obj* b) noexcept nogil:
+    cdef uint32_t n = a.n if a.n < b.n else b.n
+    cdef uint32_t i
+    cdef uint32_t* x = CHARS(a)
+    cdef uint32_t* y = CHARS(b)
+    for i in range(n):
+        if x[i] != y[i]:
+            return -1 if x[i] < y[i] else 1
+    if a.n == b.n:
+        return 0
+    return -1 if a.n < b.n else 1
+
+
+cdef struct Buf:
+    uint32_t* data
+    size_t len
+    size_t cap
+    int oom
+
+
+cdef void buf_put(Buf* b, uint32_t c) noexcept nogil:
+    cdef uint32_t* d
+    if b.len >= b.cap:
+        b.cap = b.cap * 2 + 64
+        d = <uint32_t*>realloc(b.data, b.cap * 4)
+        if d == NULL:
+            b.oom = 1
+            b.len = 0
+            return
+        b.data = d
+    b.data[b.len] = c
+    b.len += 1
+
+
+cdef void buf_ascii(Buf* b, const char* s) noexcept nogil:
+    cdef size_t i = 0
+    while s[i] != 0:
+        buf_put(b, <unsigned char>s[i])
+        i += 1
+
+
+cdef void buf_show_str(Buf* b, Obj* o) noexcept nogil:
+    cdef uint32_t i, c
+    cdef char hexbuf[16]
+    buf_put(b, 34)
+    for i in range(o.n):
+        c = CHARS(o)[i]
+        if c == 34:
+            buf_ascii(b, "\\\"")
+        elif c == 92:
+            buf_ascii(b, "\\\\")
+        elif c == 10:
+            buf_ascii(b, "\\n")
+        elif c == 9:
+            buf_ascii(b, "\\t")
+        elif c == 13:
+            buf_ascii(b, "\\r")
+        elif c < 32 or c == 127:
+            snprintf(hexbuf, sizeof(hexbuf), "\\u{%x}", c)
+            buf_ascii(b, hexbuf)
+        else:
+            buf_put(b, c)
+    buf_put(b, 34)
+
+
+cdef void buf_show_double(Buf* b, double d) noexcept nogil:
+    with gil:
+        text = _show_double(d)
+        for ch in text:
+            buf_put(b, ord(ch))
+
+
+cdef int render(Machine* m, Val root, Buf* b) noexcept nogil:
+    """Show a value in normal form into b (iterative over nested lists)."""
+    cdef int64_t cap = 64, n = 0, cnt, i
+    cdef Val* work = <Val*>malloc(cap * sizeof(Val))
+    cdef Val* grown
+    cdef Val v, cur
+    cdef char num[32]
+    if work == NULL:
+        return fail(m, E_HEAP, "out of memory while showing a value")
+    work[0] = root
+    n = 1
+    while n > 0:
+        n -= 1
+        v = resolve(work[n])
+        if v.k == K_CLOSE:
+            buf_put(b, 41)
+        elif v.k == K_SPACE:
+            buf_put(b, 32)
+        elif v.k == K_INT:
+            snprintf(num, sizeof(num), "%lld", <long long>v.u.i)
+            buf_ascii(b, num)
+        elif v.k == K_DBL:
+            buf_show_double(b, v.u.d)
+        elif v.k == K_BOOL:
+            buf_ascii(b, "true" if v.u.i else "false")
+        elif v.k == K_NIL:
+            buf_ascii(b, "(list)")
+        elif is_str(v):
+            buf_show_str(b, v.u.p)
+        elif is_cons(v):
+            buf_ascii(b, "(list")
+            cnt = 0
+            cur = v
+            while is_cons(cur):
+                cnt += 1
+                cur = resolve(FLD(cur.u.p)[1])
+            if n + 2 * cnt + 1 > cap:
+                cap = n + 2 * cnt + 64
+                grown = <Val*>realloc(work, cap * sizeof(Val))
+                if grown == NULL:
+                    free(work)
+                    return fail(m, E_HEAP, "out of memory while showing a value")
+                work = grown
+            work[n].k = K_CLOSE
+            n += 1
+            # elements pushed in reverse so the first pops first
+            i = n + 2 * cnt
+            cur = v
+            while is_cons(cur):
+                i -= 1
+                work[i].k = K_SPACE
+                i -= 1
+                work[i] = FLD(cur.u.p)[0]
+                cur = resolve(FLD(cur.u.p)[1])
+            n += 2 * cnt
+        else:
+            free(work)
+            return fail(m, E_EVAL, "cannot show a function")
+        if b.oom:
+            free(work)
+            return fail(m, E_HEAP, "out of memory while showing a value")
+    free(work)
+    return 0
+
+
+cdef int push_text(Machine* m, Buf* b) noexcept nogil:
+    """Allocate b as a string and push it (frees b)."""
+    cdef Obj* o = alloc_str(m, b.len)
+    if o == NULL:
+        free(b.data)
+        return -1
+    if b.len:
+        memcpy(CHARS(o), b.data, b.len * 4)
+    free(b.data)
+    b.data = NULL
+    m.S[m.sp] = mk_ptr(o)
+    m.sp += 1
+    return 0
+
+
+# ---- the interpreter ------------------------------------------------------------------
+
+cdef int interp(Machine* m) noexcept nogil:
+    """Run until the innermost F_STOP frame is returned into; 0 or -1 (m.err set)."""
+    cdef Val* S = m.S
+    cdef Frame* F = m.F
+    cdef int64_t sp = m.sp
+    cdef int64_t fp = m.fp
+    cdef int64_t base = 0
+    cdef int64_t pc = 0
+    cdef int32_t* code = NULL
+    cdef int32_t* allcode = m.code
+    cdef FnInfo* fns = m.fns
+    cdef int32_t fn = 0, f, n, op, ar, held, extra
+    cdef int mode = M_RESUME
+    cdef int64_t napply = 0, b, i, k, need
+    cdef Val v, w, R
+    cdef Obj* o
+    cdef Obj* o2
+    cdef FnInfo* fi
+    cdef Frame* fr
+    cdef int64_t x, y, r
+    cdef double dx, dy
+    cdef int c
+    cdef bint await_flag
+    cdef Buf buf
+    R.k = K_INT
+    R.u.i = 0
+    while True:
+        if mode == M_EXEC:
+            while True:
+                op = code[pc]
+                if op == OP_LOCAL:
+                    S[sp] = S[base + code[pc + 1]]
+                    sp += 1
+                    pc += 2
+                elif op == OP_LOCAL_EVAL:
+                    v = S[base + code[pc + 1]]
+                    if v.k == K_PTR:
+                        v = resolve(v)
+                        S[base + code[pc + 1]] = v
+                        S[sp] = v
+                        sp += 1
+                        pc += 2
+                        if v.k == K_PTR:
+                            if v.u.p.tag == T_THUNK:
+                                F[fp].pc = pc
+                                mode = M_ENTER
+                                break
+                            if v.u.p.tag == T_BH:
+                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                                mode = M_FAIL
+                                break
+                    else:
+                        S[sp] = v
+                        sp += 1
+                        pc += 2
+                elif op == OP_SUB_LI or op == OP_ADD_LI or op == OP_LT_LI or op == OP_LE_LI \
+                        or op == OP_GT_LI or op == OP_GE_LI or op == OP_EQ_LI:
+                    v = resolve(S[base + code[pc + 1]])
+                    if v.k != K_INT:
+                        fail(m, E_EVAL, "malformed program: fused operand is not an Int")
+                        mode = M_FAIL
+                        break
+                    y = m.ints[code[pc + 2]]
+                    x = v.u.i
+                    pc += 3
+                    if op == OP_SUB_LI:
+                        if xt_sub(x, y, &r):
+                            fail(m, E_EVAL, "Int overflow in -")
+                            mode = M_FAIL
+                            break
+                        S[sp] = mk_int(r)
+                    elif op == OP_ADD_LI:
+                        if xt_add(x, y, &r):
+                            fail(m, E_EVAL, "Int overflow in +")
+                            mode = M_FAIL
+                            break
+                        S[sp] = mk_int(r)
+                    elif op == OP_LT_LI:
+                        S[sp] = mk_bool(x < y)
+                    elif op == OP_LE_LI:
+                        S[sp] = mk_bool(x <= y)
+                    elif op == OP_GT_LI:
+                        S[sp] = mk_bool(x > y)
+                    elif op == OP_GE_LI:
+                        S[sp] = mk_bool(x >= y)
+                    else:
+                        S[sp] = mk_bool(x == y)
+                    sp += 1
+                elif op == OP_STORE:
+                    sp -= 1
+                    S[base + code[pc + 1]] = S[sp]
+                    pc += 2
+                elif op == OP_INT:
+                    S[sp] = mk_int(m.ints[code[pc + 1]])
+                    sp += 1
+                    pc += 2
+                elif op == OP_DBL:
+                    S[sp].k = K_DBL
+                    S[sp].u.d = m.dbls[code[pc + 1]]
+                    sp += 1
+                    pc += 2
+                elif op == OP_STR:
+                    S[sp] = mk_ptr(m.strs[code[pc + 1]])
+                    sp += 1
+                    pc += 2
+                elif op == OP_BOOL:
+                    S[sp] = mk_bool(code[pc + 1] != 0)
+                    sp += 1
+                    pc += 2
+                elif op == OP_NIL:
+                    S[sp].k = K_NIL
+                    S[sp].u.i = 0
+                    sp += 1
+                    pc += 1
+                elif op == OP_FUN:
+                    S[sp].k = K_FUN
+                    S[sp].u.i = code[pc + 1]
+                    sp += 1
+                    pc += 2
+                elif op == OP_CAF:
+                    f = code[pc + 1]
+                    if m.cafs[f].k == K_UNSET:
+                        m.sp = sp
+                        o = alloc_fields(m, T_THUNK, f, 0)
+                        if o == NULL:
+                            mode = M_FAIL
+                            break
+                        m.cafs[f] = mk_ptr(o)
+                    S[sp] = m.cafs[f]
+                    sp += 1
+                    pc += 2
+                elif op == OP_MKTHUNK or op == OP_MKPAP or op == OP_ALLOC_THUNK or op == OP_ALLOC_PAP:
+                    f = code[pc + 1]
+                    n = code[pc + 2]
+                    m.sp = sp
+                    o = alloc_fields(m, T_THUNK if (op == OP_MKTHUNK or op == OP_ALLOC_THUNK) else T_PAP, f, n)
+                    if o == NULL:
+                        mode = M_FAIL
+                        break
+                    if op == OP_MKTHUNK or op == OP_MKPAP:
+                        sp -= n
+                        if n:
+                            memcpy(FLD(o), &S[sp], n * sizeof(Val))
+                    S[sp] = mk_ptr(o)
+                    sp += 1
+                    pc += 3
+                elif op == OP_SETFIELD:
+                    sp -= 1
+                    v = S[base + code[pc + 1]]
+                    k = code[pc + 2]
+                    if v.k != K_PTR or (v.u.p.tag != T_THUNK and v.u.p.tag != T_PAP) or k >= v.u.p.n:
+                        fail(m, E_EVAL, "malformed program: SETFIELD on a bad object")
+                        mode = M_FAIL
+                        break
+                    FLD(v.u.p)[k] = S[sp]
+                    pc += 3
+                elif op == OP_CALL:
+                    f = code[pc + 1]
+                    n = code[pc + 2]
+                    F[fp].pc = pc + 3
+                    fi = &fns[f]
+                    b = sp - n
+                    need = b + fi.nlocals + fi.maxstack + 4
+                    if need > m.scap:
+                        m.sp = sp
+                        if grow_stack(m, need) < 0:
+                            mode = M_FAIL
+                            break
+                        S = m.S
+                    if fp + 2 >= m.fcap:
+                        m.fp = fp
+                        if grow_frames(m) < 0:
+                            mode = M_FAIL
+                            break
+                        F = m.F
+                    m.steps += 1
+                    if m.steps > m.max_steps:
+                        fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                        mode = M_FAIL
+                        break
+                    fp += 1
+                    F[fp].kind = F_CODE
+                    F[fp].fn = f
+                    F[fp].base = b
+                    for i in range(n, fi.nlocals):
+                        S[b + i].k = K_INT
+                    sp = b + fi.nlocals
+                    base = b
+                    fn = f
+                    code = allcode + fi.off
+                    pc = 0
+                elif op == OP_TAILCALL:
+                    f = code[pc + 1]
+                    n = code[pc + 2]
+                    fi = &fns[f]
+                    if n:
+                        memmove(&S[base], &S[sp - n], n * sizeof(Val))
+                    need = base + fi.nlocals + fi.maxstack + 4
+                    if need > m.scap:
+                        m.sp = sp
+                        if grow_stack(m, need) < 0:
+                            mode = M_FAIL
+                            break
+                        S = m.S
+                    m.steps += 1
+                    if m.steps > m.max_steps:
+                        fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                        mode = M_FAIL
+                        break
+                    F[fp].fn = f
+                    for i in range(n, fi.nlocals):
+                        S[base + i].k = K_INT
+                    sp = base + fi.nlocals
+                    fn = f
+                    code = allcode + fi.off
+                    pc = 0
+                elif op == OP_APPLY:
+                    napply = code[pc + 1]
+                    F[fp].pc = pc + 2
+                    mode = M_APPLY
+                    break
+                elif op == OP_TAILAPPLY:
+                    napply = code[pc + 1]
+                    memmove(&S[base], &S[sp - napply - 1], (napply + 1) * sizeof(Val))
+                    sp = base + napply + 1
+                    fp -= 1
+                    mode = M_APPLY
+                    break
+                elif op == OP_HOST:
+                    F[fp].pc = pc + 3
+                    n = code[pc + 2]
+                    if fp + 2 >= m.fcap:
+                        m.fp = fp
+                        if grow_frames(m) < 0:
+                            mode = M_FAIL
+                            break
+                        F = m.F
+                    fp += 1
+                    F[fp].kind = F_HOST
+                    F[fp].fn = code[pc + 1]
+                    F[fp].pc = 0
+                    F[fp].base = sp - n
+                    mode = M_NATIVE
+                    break
+                elif op == OP_EVAL:
+                    v = S[sp - 1]
+                    pc += 1
+                    if v.k == K_PTR:
+                        v = resolve(v)
+                        S[sp - 1] = v
+                        if v.k == K_PTR:
+                            if v.u.p.tag == T_THUNK:
+                                F[fp].pc = pc
+                                mode = M_ENTER
+                                break
+                            if v.u.p.tag == T_BH:
+                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                                mode = M_FAIL
+                                break
+                elif op == OP_RET:
+                    v = resolve(S[sp - 1])
+                    sp = base
+                    fp -= 1
+                    if v.k == K_PTR and v.u.p.tag == T_THUNK:
+                        S[sp] = v                 # tail-force: enter in the caller's place
+                        sp += 1
+                        mode = M_ENTER
+                        break
+                    if v.k == K_PTR and v.u.p.tag == T_BH:
+                        fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                        mode = M_FAIL
+                        break
+                    R = v
+                    mode = M_RETURN
+                    break
+                elif op == OP_JUMP:
+                    pc = code[pc + 1]
+                elif op == OP_JUMPF:
+                    sp -= 1
+                    v = S[sp]
+                    if v.k != K_BOOL:
+                        fail(m, E_EVAL, "malformed program: condition is not a Bool")
+                        mode = M_FAIL
+                        break
+                    if v.u.i:
+                        pc += 2
+                    else:
+                        pc = code[pc + 1]
+                elif op == OP_POP:
+                    sp -= 1
+                    pc += 1
+                elif op == OP_CONS:
+                    m.sp = sp
+                    o = alloc_fields(m, T_CONS, 0, 2)
+                    if o == NULL:
+                        mode = M_FAIL
+                        break
+                    FLD(o)[0] = S[sp - 1]
+                    FLD(o)[1] = S[sp - 2]
+                    sp -= 1
+                    S[sp - 1] = mk_ptr(o)
+                    pc += 1
+                elif op == OP_ADD or op == OP_SUB or op == OP_MUL or op == OP_DIV or op == OP_MOD:
+                    v = S[sp - 2]
+                    w = S[sp - 1]
+                    sp -= 1
+                    pc += 1
+                    if v.k == K_INT and w.k == K_INT:
+                        x = v.u.i
+                        y = w.u.i
+                        if op == OP_ADD:
+                            c = xt_add(x, y, &r)
+                        elif op == OP_SUB:
+                            c = xt_sub(x, y, &r)
+                        elif op == OP_MUL:
+                            c = xt_mul(x, y, &r)
+                        else:
+                            if y == 0:
+                                fail(m, E_EVAL, "division by zero")
+                                mode = M_FAIL
+                                break
+                            c = 0
+                            if op == OP_DIV:
+                                if x == INT64_MIN_V and y == -1:
+                                    c = 1
+                                else:
+                                    r = x / y
+                            else:
+                                r = 0 if y == -1 else x % y
+                        if c:
+                            fail(m, E_EVAL, "Int overflow")
+                            mode = M_FAIL
+                            break
+                        S[sp - 1] = mk_int(r)
+                    elif v.k == K_DBL and w.k == K_DBL and op != OP_MOD:
+                        dx = v.u.d
+                        dy = w.u.d
+                        if op == OP_ADD:
+                            dx = dx + dy
+                        elif op == OP_SUB:
+                            dx = dx - dy
+                        elif op == OP_MUL:
+                            dx = dx * dy
+                        else:
+                            dx = dx / dy
+                        S[sp - 1].k = K_DBL
+                        S[sp - 1].u.d = dx
+                    else:
+                        fail(m, E_EVAL, "malformed program: arithmetic on non-numbers")
+                        mode = M_FAIL
+                        break
+                elif op == OP_NEG or op == OP_ABS:
+                    v = S[sp - 1]
+                    pc += 1
+                    if v.k == K_INT:
+                        if v.u.i == INT64_MIN_V:
+                            fail(m, E_EVAL, "Int overflow")
+                            mode = M_FAIL
+                            break
+                        if op == OP_NEG or v.u.i < 0:
+                            S[sp - 1].u.i = -v.u.i
+                    elif v.k == K_DBL:
+                        if op == OP_NEG:
+                            S[sp - 1].u.d = -v.u.d
+                        else:
+                            S[sp - 1].u.d = fabs(v.u.d)
+                    else:
+                        fail(m, E_EVAL, "malformed program: negation of a non-number")
+                        mode = M_FAIL
+                        break
+                elif op == OP_EQ or op == OP_NEQ or op == OP_LT or op == OP_LE or op == OP_GT or op == OP_GE:
+                    v = S[sp - 2]
+                    w = S[sp - 1]
+                    pc += 1
+                    c = 2       # 2 = not decided here
+                    if v.k == K_INT and w.k == K_INT:
+                        c = -1 if v.u.i < w.u.i else (1 if v.u.i > w.u.i else 0)
+                    elif v.k == K_DBL and w.k == K_DBL:
+                        if v.u.d < w.u.d:
+                            c = -1
+                        elif v.u.d > w.u.d:
+                            c = 1
+                        elif v.u.d == w.u.d:
+                            c = 0
+                        else:
+                            c = 3          # unordered (NaN): every comparison false, /= true
+                    elif v.k == K_BOOL and w.k == K_BOOL and (op == OP_EQ or op == OP_NEQ):
+                        c = 0 if v.u.i == w.u.i else 1
+                    elif is_str(v) and is_str(w):
+                        c = str_cmp(v.u.p, w.u.p)
+                    elif (op == OP_EQ or op == OP_NEQ) and (v.k == K_NIL or is_cons(v)) and (w.k == K_NIL or is_cons(w)):
+                        if v.k == K_NIL or w.k == K_NIL:
+                            c = 0 if v.k == w.k else 1
+                        else:
+                            # lists: compare element by element in a native frame
+                            if fp + 2 >= m.fcap:
+                                m.fp = fp
+                                if grow_frames(m) < 0:
+                                    mode = M_FAIL
+                                    break
+                                F = m.F
+                            F[fp].pc = pc
+                            fp += 1
+                            F[fp].kind = F_EQ
+                            F[fp].fn = 1 if op == OP_NEQ else 0
+                            F[fp].pc = 0
+                            F[fp].base = sp - 2
+                            mode = M_NATIVE
+                            break
+                    else:
+                        fail(m, E_EVAL, "malformed program: comparison of unlike values")
+                        mode = M_FAIL
+                        break
+                    sp -= 1
+                    if op == OP_EQ:
+                        S[sp - 1] = mk_bool(c == 0)
+                    elif op == OP_NEQ:
+                        S[sp - 1] = mk_bool(c != 0)
+                    elif op == OP_LT:
+                        S[sp - 1] = mk_bool(c == -1)
+                    elif op == OP_LE:
+                        S[sp - 1] = mk_bool(c == -1 or c == 0)
+                    elif op == OP_GT:
+                        S[sp - 1] = mk_bool(c == 1)
+                    else:
+                        S[sp - 1] = mk_bool(c == 1 or c == 0)
+                elif op == OP_NOT:
+                    v = S[sp - 1]
+                    pc += 1
+                    if v.k != K_BOOL:
+                        fail(m, E_EVAL, "malformed program: not of a non-Bool")
+                        mode = M_FAIL
+                        break
+                    S[sp - 1].u.i = 1 - v.u.i
+                elif op == OP_XOR:
+                    v = S[sp - 2]
+                    w = S[sp - 1]
+                    pc += 1
+                    if v.k != K_BOOL or w.k != K_BOOL:
+                        fail(m, E_EVAL, "malformed program: xor of non-Bools")
+                        mode = M_FAIL
+                        break
+                    sp -= 1
+                    S[sp - 1] = mk_bool(v.u.i != w.u.i)
+                elif op == OP_LEN:
+                    v = S[sp - 1]
+                    pc += 1
+                    if not is_str(v):
+                        fail(m, E_EVAL, "malformed program: len of a non-String")
+                        mode = M_FAIL
+                        break
+                    S[sp - 1] = mk_int(v.u.p.n)
+                elif op == OP_CONCAT:
+                    pc += 1
+                    if not is_str(S[sp - 2]) or not is_str(S[sp - 1]):
+                        fail(m, E_EVAL, "malformed program: concat of non-Strings")
+                        mode = M_FAIL
+                        break
+                    m.sp = sp
+                    o = alloc_str(m, <size_t>S[sp - 2].u.p.n + S[sp - 1].u.p.n)
+                    if o == NULL:
+                        mode = M_FAIL
+                        break
+                    o2 = S[sp - 2].u.p
+                    memcpy(CHARS(o), CHARS(o2), o2.n * 4)
+                    memcpy(CHARS(o) + o2.n, CHARS(S[sp - 1].u.p), S[sp - 1].u.p.n * 4)
+                    sp -= 1
+                    S[sp - 1] = mk_ptr(o)
+                elif op == OP_SHOW:
+                    pc += 1
+                    v = S[sp - 1]
+                    if v.k == K_NIL or is_cons(v):
+                        if fp + 2 >= m.fcap:
+                            m.fp = fp
+                            if grow_frames(m) < 0:
+                                mode = M_FAIL
+                                break
+                            F = m.F
+                        F[fp].pc = pc
+                        fp += 1
+                        F[fp].kind = F_NF
+                        F[fp].fn = NF_SHOW
+                        F[fp].pc = 0
+                        F[fp].base = sp - 1
+                        mode = M_NATIVE
+                        break
+                    buf.data = NULL
+                    buf.len = 0
+                    buf.cap = 0
+                    buf.oom = 0
+                    m.sp = sp
+                    if render(m, v, &buf) < 0:
+                        free(buf.data)
+                        mode = M_FAIL
+                        break
+                    sp -= 1
+                    m.sp = sp
+                    if push_text(m, &buf) < 0:
+                        mode = M_FAIL
+                        break
+                    sp += 1
+                elif op == OP_TODOUBLE:
+                    v = S[sp - 1]
+                    pc += 1
+                    if v.k != K_INT:
+                        fail(m, E_EVAL, "malformed program: to-double of a non-Int")
+                        mode = M_FAIL
+                        break
+                    S[sp - 1].k = K_DBL
+                    S[sp - 1].u.d = <double>v.u.i
+                elif op == OP_TRUNCATE:
+                    v = S[sp - 1]
+                    pc += 1
+                    if v.k != K_DBL:
+                        fail(m, E_EVAL, "malformed program: truncate of a non-Double")
+                        mode = M_FAIL
+                        break
+                    if not (v.u.d >= -9223372036854775808.0 and v.u.d < 9223372036854775808.0):
+                        fail(m, E_EVAL, "truncate: the Double is NaN, infinite or outside the Int range")
+                        mode = M_FAIL
+                        break
+                    S[sp - 1] = mk_int(<int64_t>v.u.d)
+                elif op == OP_ERROR:
+                    v = S[sp - 1]
+                    if is_str(v):
+                        m.sp = sp
+                        with gil:
+                            msg = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, CHARS(v.u.p), v.u.p.n)
+                            (<Run>m.run).error_message = msg
+                        fail(m, E_EVAL, "error")
+                    else:
+                        fail(m, E_EVAL, "error")
+                    mode = M_FAIL
+                    break
+                elif op == OP_BOTTOM:
+                    fail(m, E_EVAL, "bottom was forced")
+                    mode = M_FAIL
+                    break
+                elif op == OP_HEAD or op == OP_TAIL:
+                    v = S[sp - 1]
+                    pc += 1
+                    if v.k == K_NIL:
+                        fail(m, E_EVAL, "head of an empty list" if op == OP_HEAD else "tail of an empty list")
+                        mode = M_FAIL
+                        break
+                    if not is_cons(v):
+                        fail(m, E_EVAL, "malformed program: head/tail of a non-list")
+                        mode = M_FAIL
+                        break
+                    S[sp - 1] = FLD(v.u.p)[0 if op == OP_HEAD else 1]
+                elif op == OP_NULLP:
+                    v = S[sp - 1]
+                    pc += 1
+                    if v.k == K_NIL:
+                        S[sp - 1] = mk_bool(True)
+                    elif is_cons(v):
+                        S[sp - 1] = mk_bool(False)
+                    else:
+                        fail(m, E_EVAL, "malformed program: null? of a non-list")
+                        mode = M_FAIL
+                        break
+                else:
+                    fail(m, E_EVAL, "malformed program: bad opcode")
+                    mode = M_FAIL
+                    break
+        elif mode == M_RETURN:
+            fr = &F[fp]
+            if fr.kind == F_CODE:
+                fn = fr.fn
+                fi = &fns[fn]
+                code = allcode + fi.off
+                pc = fr.pc
+                base = fr.base
+                S[sp] = R
+                sp += 1
+                mode = M_EXEC
+            elif fr.kind == F_UPDATE:
+                o = S[fr.base].u.p
+                o.tag = T_IND
+                FLD(o)[0] = R
+                sp = fr.base
+                fp -= 1
+            elif fr.kind == F_APPLY:
+                n = fr.fn
+                b = fr.base
+                memmove(&S[b + 1], &S[b], n * sizeof(Val))
+                S[b] = R
+                sp = b + n + 1
+                fp -= 1
+                napply = n
+                mode = M_APPLY
+            elif fr.kind == F_STOP:
+                m.result = R
+                m.sp = fr.base
+                m.fp = fp - 1
+                return 0
+            else:
+                S[sp] = R
+                sp += 1
+                mode = M_NATIVE
+        elif mode == M_ENTER:
+            # the thunk to evaluate is at S[sp-1]; that slot becomes its update frame
+            o = S[sp - 1].u.p
+            f = o.fn
+            n = <int32_t>o.n
+            fi = &fns[f]
+            need = sp + n + fi.nlocals + fi.maxstack + 4
+            if need > m.scap:
+                m.sp = sp
+                if grow_stack(m, need) < 0:
+                    mode = M_FAIL
+                    continue
+                S = m.S
+            if fp + 3 >= m.fcap:
+                m.fp = fp
+                if grow_frames(m) < 0:
+                    mode = M_FAIL
+                    continue
+                F = m.F
+            m.steps += 1
+            if m.steps > m.max_steps:
+                fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                mode = M_FAIL
+                continue
+            fp += 1
+            F[fp].kind = F_UPDATE
+            F[fp].base = sp - 1
+            if n:
+                memcpy(&S[sp], FLD(o), n * sizeof(Val))
+                memset(FLD(o), 0, n * sizeof(Val))     # drop references while running
+            o.tag = T_BH
+            b = sp
+            fp += 1
+            F[fp].kind = F_CODE
+            F[fp].fn = f
+            F[fp].base = b
+            for i in range(n, fi.nlocals):
+                S[b + i].k = K_INT
+            sp = b + fi.nlocals
+            base = b
+            fn = f
+            code = allcode + fi.off
+            pc = 0
+            mode = M_EXEC
+        elif mode == M_APPLY:
+            n = <int32_t>napply
+            b = sp - n - 1
+            v = resolve(S[b])
+            if v.k == K_FUN:
+                f = <int32_t>v.u.i
+                held = 0
+                o = NULL
+            elif v.k == K_PTR and v.u.p.tag == T_PAP:
+                o = v.u.p
+                f = o.fn
+                held = <int32_t>o.n
+            else:
+                fail(m, E_EVAL, "malformed program: applying a value that is not a function")
+                mode = M_FAIL
+                continue
+            fi = &fns[f]
+            ar = fi.arity
+            if held + n < ar:
+                m.sp = sp
+                o2 = alloc_fields(m, T_PAP, f, held + n)
+                if o2 == NULL:
+                    mode = M_FAIL
+                    continue
+                v = resolve(S[b])
+                if held:
+                    memcpy(FLD(o2), FLD(v.u.p), held * sizeof(Val))
+                memcpy(FLD(o2) + held, &S[b + 1], n * sizeof(Val))
+                sp = b
+                R = mk_ptr(o2)
+                mode = M_RETURN
+                continue
+            need = b + held + n + fi.nlocals + fi.maxstack + 4
+            if need > m.scap:
+                m.sp = sp
+                if grow_stack(m, need) < 0:
+                    mode = M_FAIL
+                    continue
+                S = m.S
+                v = resolve(S[b])
+                if held:
+                    o = v.u.p
+            if fp + 3 >= m.fcap:
+                m.fp = fp
+                if grow_frames(m) < 0:
+                    mode = M_FAIL
+                    continue
+                F = m.F
+            extra = held + n - ar
+            if extra == 0:
+                if held == 0:
+                    memmove(&S[b], &S[b + 1], n * sizeof(Val))
+                else:
+                    memmove(&S[b + held], &S[b + 1], n * sizeof(Val))
+                    memcpy(&S[b], FLD(o), held * sizeof(Val))
+            else:
+                # [f a1..an] -> [extras][held][a1..ak], with an F_APPLY frame for extras
+                if n > m.tmpcap:
+                    free(m.tmp)
+                    m.tmp = <Val*>malloc(n * sizeof(Val))
+                    if m.tmp == NULL:
+                        m.tmpcap = 0
+                        fail(m, E_HEAP, "out of memory")
+                        mode = M_FAIL
+                        continue
+                    m.tmpcap = n
+                memcpy(m.tmp, &S[b + 1], n * sizeof(Val))
+                memcpy(&S[b], m.tmp + (n - extra), extra * sizeof(Val))
+                if held:
+                    memcpy(&S[b + extra], FLD(o), held * sizeof(Val))
+                memcpy(&S[b + extra + held], m.tmp, (n - extra) * sizeof(Val))
+                fp += 1
+                F[fp].kind = F_APPLY
+                F[fp].fn = extra
+                F[fp].base = b
+                b += extra
+            m.steps += 1
+            if m.steps > m.max_steps:
+                fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                mode = M_FAIL
+                continue
+            fp += 1
+            F[fp].kind = F_CODE
+            F[fp].fn = f
+            F[fp].base = b
+            for i in range(ar, fi.nlocals):
+                S[b + i].k = K_INT
+            sp = b + fi.nlocals
+            base = b
+            fn = f
+            code = allcode + fi.off
+            pc = 0
+            mode = M_EXEC
+        elif mode == M_RESUME:
+            fr = &F[fp]
+            if fr.kind == F_CODE:
+                fn = fr.fn
+                code = allcode + fns[fn].off
+                pc = fr.pc
+                base = fr.base
+                mode = M_EXEC
+            else:
+                mode = M_NATIVE
+        elif mode == M_NATIVE:
+            m.sp = sp
+            m.fp = fp
+            c = native_step(m)
+            S = m.S
+            F = m.F
+            sp = m.sp
+            fp = m.fp
+            if c < 0:
+                mode = M_FAIL
+            elif c == 1:
+                mode = M_ENTER
+            else:
+                R = m.result
+                mode = M_RETURN
+        else:   # M_FAIL
+            m.sp = sp
+            m.fp = fp
+            return -1
+
+
+cdef int native_step(Machine* m) noexcept nogil:
+    """Advance the native frame on top: 1 = enter the thunk at the stack top,
+    2 = finished (value in m.result, frame popped), -1 = error."""
+    cdef Frame* fr = &m.F[m.fp]
+    cdef int64_t base = fr.base
+    cdef Val v, a, w
+    cdef Val* S
+    cdef int c
+    cdef Buf buf
+    cdef int32_t h, i, n
+    if fr.kind == F_NF:
+        if fr.pc == 0:
+            # the root is at S[base]; start the work list with it
+            if grow_stack(m, m.sp + 8) < 0:
+                return -1
+            m.S[m.sp] = m.S[base]
+            m.sp += 1
+            fr.pc = 1
+        S = m.S
+        while m.sp > base + 1:
+            v = resolve(S[m.sp - 1])
+            S[m.sp - 1] = v
+            if v.k == K_PTR:
+                if v.u.p.tag == T_THUNK:
+                    return 1
+                if v.u.p.tag == T_BH:
+                    return fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                if v.u.p.tag == T_CONS:
+                    m.steps += 1
+                    if m.steps > m.max_steps:
+                        return fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                    if m.sp + 4 > m.scap:
+                        if grow_stack(m, m.sp + 4) < 0:
+                            return -1
+                        S = m.S
+                    S[m.sp - 1] = FLD(v.u.p)[1]
+                    S[m.sp] = FLD(v.u.p)[0]
+                    m.sp += 1
+                    continue
+            m.sp -= 1
+        v = resolve(S[base])
+        if fr.fn == NF_SHOW:
+            buf.data = NULL
+            buf.len = 0
+            buf.cap = 0
+            buf.oom = 0
+            if render(m, v, &buf) < 0:
+                free(buf.data)
+                return -1
+            m.sp = base
+            if push_text(m, &buf) < 0:
+                return -1
+            m.sp -= 1
+            v = m.S[base]
+        m.result = v
+        m.sp = base
+        m.fp -= 1
+        return 2
+    if fr.kind == F_EQ:
+        # pairs (a, b) from base; fr.pc: 0 working, 2/3 awaiting a/b (value on top)
+        S = m.S
+        if fr.pc == 2:
+            m.sp -= 1
+            S[m.sp - 2] = S[m.sp]
+            fr.pc = 0
+        elif fr.pc == 3:
+            m.sp -= 1
+            S[m.sp - 1] = S[m.sp]
+            fr.pc = 0
+        while m.sp > base:
+            a = resolve(S[m.sp - 2])
+            w = resolve(S[m.sp - 1])
+            S[m.sp - 2] = a
+            S[m.sp - 1] = w
+            if a.k == K_PTR and (a.u.p.tag == T_THUNK or a.u.p.tag == T_BH):
+                if a.u.p.tag == T_BH:
+                    return fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                if grow_stack(m, m.sp + 4) < 0:
+                    return -1
+                m.S[m.sp] = a
+                m.sp += 1
+                fr.pc = 2
+                return 1
+            if w.k == K_PTR and (w.u.p.tag == T_THUNK or w.u.p.tag == T_BH):
+                if w.u.p.tag == T_BH:
+                    return fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                if grow_stack(m, m.sp + 4) < 0:
+                    return -1
+                m.S[m.sp] = w
+                m.sp += 1
+                fr.pc = 3
+                return 1
+            m.steps += 1
+            if m.steps > m.max_steps:
+                return fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+            c = 1       # 1 = equal so far, 0 = different
+            if a.k == K_INT and w.k == K_INT:
+                c = a.u.i == w.u.i
+            elif a.k == K_DBL and w.k == K_DBL:
+                c = a.u.d == w.u.d
+            elif a.k == K_BOOL and w.k == K_BOOL:
+                c = a.u.i == w.u.i
+            elif a.k == K_NIL or w.k == K_NIL:
+                c = a.k == w.k
+            elif is_str(a) and is_str(w):
+                c = str_cmp(a.u.p, w.u.p) == 0
+            elif is_cons(a) and is_cons(w):
+                if grow_stack(m, m.sp + 4) < 0:
+                    return -1
+                S = m.S
+                S[m.sp - 2] = FLD(a.u.p)[1]
+                S[m.sp - 1] = FLD(w.u.p)[1]
+                S[m.sp] = FLD(a.u.p)[0]
+                S[m.sp + 1] = FLD(w.u.p)[0]
+                m.sp += 2
+                continue
+            else:
+                return fail(m, E_EVAL, "malformed program: comparison of unlike values")
+            if not c:
+                break
+            m.sp -= 2
+        c = m.sp <= base      # every pair equal
+        m.result = mk_bool(c if fr.fn == 0 else not c)
+        m.sp = base
+        m.fp -= 1
+        return 2
+    if fr.kind == F_HOST:
+        # fr.pc = 2 * next argument + awaiting flag
+        h = fr.fn
+        n = m.host_arity[h]
+        i = <int32_t>(fr.pc >> 1)
+        if fr.pc & 1:
+            m.sp -= 1
+            m.S[base + i] = m.S[m.sp]
+            i += 1
+        while i < n and not m.host_strict_flags[h][i]:
+            i += 1
+        if i < n:
+            # force argument i to normal form in an NF frame above
+            if grow_stack(m, m.sp + 8) < 0 or grow_frames(m) < 0:
+                return -1
+            fr = &m.F[m.fp]
+            fr.pc = 2 * i + 1
+            m.S[m.sp] = m.S[base + i]
+            m.fp += 1
+            m.F[m.fp].kind = F_NF
+            m.F[m.fp].fn = NF_VALUE
+            m.F[m.fp].pc = 0
+            m.F[m.fp].base = m.sp
+            m.sp += 1
+            return native_step(m)
+        with gil:
+            c = (<Run>m.run).call_host(h, base, n)
+        if c < 0:
+            return -1
+        # call_host pushed the result
+        m.result = m.S[m.sp - 1]
+        m.sp = base
+        m.fp -= 1
+        return 2
+    return fail(m, E_EVAL, "malformed machine state")
+
+
+# ---- loading programs -----------------------------------------------------------------
+
+cdef class Image:
+    """A Program's code and constants in C arrays, shared read-only by every run."""
+    cdef int32_t* code
+    cdef FnInfo* fns
+    cdef int32_t nfns
+    cdef int64_t* ints
+    cdef double* dbls
+    cdef Obj** strs
+    cdef int32_t nstrs
+    cdef int32_t entry
+    cdef int32_t nhosts
+    cdef int32_t* host_arity
+    cdef char** host_strict
+    cdef readonly object host_names
+
+    def __cinit__(self, program):
+        cdef int64_t total = 0, off = 0, i, j
+        cdef Obj* o
+        functions = program.functions
+        self.nfns = len(functions)
+        for fobj in functions:
+            total += len(fobj.code)
+        self.code = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        self.fns = <FnInfo*>malloc(self.nfns * sizeof(FnInfo))
+        self.ints = <int64_t*>malloc((len(program.ints) + 1) * sizeof(int64_t))
+        self.dbls = <double*>malloc((len(program.doubles) + 1) * sizeof(double))
+        self.nstrs = len(program.strings)
+        self.strs = <Obj**>malloc((self.nstrs + 1) * sizeof(Obj*))
+        self.nhosts = len(program.hosts)
+        self.host_arity = <int32_t*>malloc((self.nhosts + 1) * sizeof(int32_t))
+        self.host_strict = <char**>malloc((self.nhosts + 1) * sizeof(char*))
+        if (self.code == NULL or self.fns == NULL or self.ints == NULL or self.dbls == NULL
+                or self.strs == NULL or self.host_arity == NULL or self.host_strict == NULL):
+            raise MemoryError()
+        memset(self.strs, 0, (self.nstrs + 1) * sizeof(Obj*))
+        memset(self.host_strict, 0, (self.nhosts + 1) * sizeof(char*))
+        for i, fobj in enumerate(functions):
+            self.fns[i].arity = fobj.arity
+            self.fns[i].nlocals = fobj.frame_size
+            self.fns[i].maxstack = fobj.max_stack
+            self.fns[i].off = off
+            for x in fobj.code:
+                self.code[off] = x
+                off += 1
+        for i, x in enumerate(program.ints):
+            self.ints[i] = x
+        for i, x in enumerate(program.doubles):
+            self.dbls[i] = x
+        for i, s in enumerate(program.strings):
+            o = <Obj*>malloc(str_bytes(len(s)))
+            if o == NULL:
+                raise MemoryError()
+            o.tag = T_STR
+            o.n = len(s)
+            o.fn = 0
+            o.pad = 0
+            for j, ch in enumerate(s):
+                CHARS(o)[j] = ord(ch)
+            self.strs[i] = o
+        for i, href in enumerate(program.hosts):
+            self.host_arity[i] = len(href.strictness)
+            self.host_strict[i] = <char*>malloc(len(href.strictness) + 1)
+            if self.host_strict[i] == NULL:
+                raise MemoryError()
+            for j, flag in enumerate(href.strictness):
+                self.host_strict[i][j] = 1 if flag else 0
+        self.host_names = [h.name for h in program.hosts]
+        self.entry = program.entry
+
+    def __dealloc__(self):
+        cdef int32_t i
+        if self.strs != NULL:
+            for i in range(self.nstrs):
+                free(self.strs[i])
+        if self.host_strict != NULL:
+            for i in range(self.nhosts):
+                free(self.host_strict[i])
+        free(self.code)
+        free(self.fns)
+        free(self.ints)
+        free(self.dbls)
+        free(self.strs)
+        free(self.host_arity)
+        free(self.host_strict)
+
+
+cdef object _show_double = None
+cdef object _errors = None
+
+
+def _init():
+    global _show_double, _errors
+    from . import values, errors
+    _show_double = values.show_double
+    _errors = errors
+
+
+_init()
+
+
+cdef class LazyArg:
+    """A lazy host-function argument: calling it forces the value (once, shared)."""
+    cdef Run run
+    cdef int64_t slot
+    cdef public bint valid
+
+    def __call__(self):
+        if not self.valid:
+            raise _errors.EvaluationError("a lazy argument was used after its host call returned")
+        return self.run.force_slot(self.slot)
+
+
+cdef class Run:
+    """One evaluation: a machine with its own heap and stacks."""
+    cdef Machine* m
+    cdef Image image
+    cdef object hosts
+    cdef object pyerr
+    cdef public object error_message
+    cdef list lazies
+
+    def __cinit__(self, Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth):
+        cdef Machine* m = <Machine*>malloc(sizeof(Machine))
+        if m == NULL:
+            raise MemoryError()
+        memset(m, 0, sizeof(Machine))
+        self.m = m
+        self.image = image
+        self.hosts = hosts
+        self.lazies = []
+        m.code = image.code
+        m.fns = image.fns
+        m.nfns = image.nfns
+        m.ints = image.ints
+        m.dbls = image.dbls
+        m.strs = image.strs
+        m.host_arity = image.host_arity
+        m.host_strict_flags = image.host_strict
+        m.max_heap = max_heap
+        m.max_steps = max_steps
+        m.fmax = max_depth + 16
+        m.smax = 4 * max_depth + (1 << 20)
+        m.cap = 4 << 20
+        if m.cap > max_heap:
+            m.cap = max_heap if max_heap > 4096 else 4096
+        m.heap = <char*>malloc(m.cap)
+        m.hp = m.heap
+        m.hlim = m.heap + m.cap
+        m.scap = 4096
+        m.S = <Val*>malloc(m.scap * sizeof(Val))
+        m.fcap = 1024
+        m.F = <Frame*>malloc(m.fcap * sizeof(Frame))
+        m.cafs = <Val*>malloc((m.nfns + 1) * sizeof(Val))
+        if m.heap == NULL or m.S == NULL or m.F == NULL or m.cafs == NULL:
+            raise MemoryError()
+        for i in range(m.nfns):
+            m.cafs[i].k = K_UNSET
+            m.cafs[i].u.i = 0
+        m.run = <void*>self
+        m.result.k = K_INT
+
+    def __dealloc__(self):
+        if self.m != NULL:
+            free(self.m.heap)
+            free(self.m.S)
+            free(self.m.F)
+            free(self.m.cafs)
+            free(self.m.tmp)
+            free(self.m)
+
+    cdef raise_error(self):
+        m = self.m
+        if m.err == E_PY and self.pyerr is not None:
+            raise self.pyerr
+        msg = m.errmsg.decode("utf-8", "replace")
+        if m.err == E_STEPS:
+            raise _errors.LimitExceeded(msg, limit="max_steps")
+        if m.err == E_HEAP:
+            raise _errors.LimitExceeded(msg, limit="max_heap")
+        if m.err == E_DEPTH:
+            raise _errors.LimitExceeded(msg, limit="max_depth")
+        if msg == "error" and self.error_message is not None:
+            raise _errors.EvaluationError(self.error_message)
+        raise _errors.EvaluationError(msg)
+
+    def execute(self):
+        cdef Machine* m = self.m
+        cdef int rc
+        cdef FnInfo* fi = &m.fns[self.image.entry]
+        # frames: STOP <- NF(value) <- entry code
+        m.F[0].kind = F_STOP
+        m.F[0].base = 0
+        m.F[0].fn = 0
+        m.F[0].pc = 0
+        m.F[1].kind = F_NF
+        m.F[1].fn = NF_VALUE
+        m.F[1].pc = 0
+        m.F[1].base = 0
+        m.F[2].kind = F_CODE
+        m.F[2].fn = self.image.entry
+        m.F[2].pc = 0
+        m.F[2].base = 0
+        m.fp = 2
+        if grow_stack(m, fi.nlocals + fi.maxstack + 8) < 0:
+            self.raise_error()
+        for i in range(fi.nlocals):
+            m.S[i].k = K_INT
+        m.sp = fi.nlocals
+        with nogil:
+            rc = interp(m)
+        if rc < 0 or m.failed:
+            self.raise_error()
+        return self.to_py(m.result)
+
+    def stats(self):
+        return {"steps": self.m.steps, "peak_heap": max(self.m.peak, <size_t>(self.m.hp - self.m.heap)),
+                "gc_runs": self.m.gcs}
+
+    # -- host functions (called with the GIL held, from native_step)
+    cdef int call_host(self, int32_t h, int64_t base, int32_t n) noexcept:
+        cdef Machine* m = self.m
+        cdef int64_t i
+        fn, strict, check = self.hosts[h]
+        name = self.image.host_names[h]
+        try:
+            args = []
+            mine = []
+            for i in range(n):
+                if strict[i]:
+                    args.append(self.to_py(m.S[base + i]))
+                else:
+                    lz = LazyArg()
+                    lz.run = self
+                    lz.slot = base + i
+                    lz.valid = True
+                    mine.append(lz)
+                    args.append(lz)
+            try:
+                result = fn(*args)
+            finally:
+                for lz in mine:
+                    lz.valid = False
+            if m.failed:
+                return -1
+            value = check(result)
+            self.push_py(value)
+            return 0
+        except BaseException as exc:
+            if m.failed:
+                return -1      # a nested evaluation failed: its error stands
+            if isinstance(exc, _errors.ExathunkError) and not isinstance(exc, _errors.EvaluationError):
+                self.pyerr = exc
+            elif isinstance(exc, _errors.EvaluationError) and "host function" in str(exc.message):
+                self.pyerr = exc
+            else:
+                self.pyerr = _errors.EvaluationError(
+                    f"host function {name!r} raised {type(exc).__name__}: {exc}")
+            m.err = E_PY
+            return -1
+
+    def force_slot(self, int64_t slot):
+        """Force stack slot ``slot`` to normal form from inside a host call."""
+        cdef Machine* m = self.m
+        cdef int64_t save_sp = m.sp, save_fp = m.fp
+        cdef int rc
+        if m.failed:
+            raise _errors.EvaluationError("the evaluation has already failed")
+        if grow_stack(m, m.sp + 8) < 0 or grow_frames(m) < 0 or grow_frames(m) < 0:
+            m.failed = 1
+            self.raise_error()
+        if m.fp + 3 >= m.fcap:
+            m.failed = 1
+            fail(m, E_DEPTH, "the stack depth limit (max_depth) was exceeded")
+            self.raise_error()
+        m.fp += 1
+        m.F[m.fp].kind = F_STOP
+        m.F[m.fp].base = m.sp
+        m.F[m.fp].fn = 0
+        m.F[m.fp].pc = 0
+        m.fp += 1
+        m.F[m.fp].kind = F_NF
+        m.F[m.fp].fn = NF_VALUE
+        m.F[m.fp].pc = 0
+        m.F[m.fp].base = m.sp
+        m.S[m.sp] = m.S[slot]
+        m.sp += 1
+        with nogil:
+            rc = interp(m)
+        if rc < 0:
+            m.failed = 1
+            self.raise_error()
+        value = self.to_py(m.result)
+        m.sp = save_sp
+        m.fp = save_fp
+        return value
+
+    cdef object to_py(self, Val v):
+        """A value in normal form as Python (int, float, bool, str, list)."""
+        cdef Val cur, e
+        root = [None]
+        work = [(root, 0, v.k, v.u.i)]
+        while work:
+            holder, idx, k, raw = work.pop()
+            cur.k = k
+            cur.u.i = raw
+            cur = resolve(cur)
+            if cur.k == K_INT:
+                holder[idx] = cur.u.i
+            elif cur.k == K_DBL:
+                holder[idx] = cur.u.d
+            elif cur.k == K_BOOL:
+                holder[idx] = cur.u.i != 0
+            elif cur.k == K_NIL:
+                holder[idx] = []
+            elif is_str(cur):
+                holder[idx] = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, CHARS(cur.u.p), cur.u.p.n)
+            elif is_cons(cur):
+                out = []
+                holder[idx] = out
+                while is_cons(cur):
+                    e = resolve(FLD(cur.u.p)[0])
+                    if e.k == K_INT:
+                        out.append(e.u.i)
+                    elif e.k == K_DBL:
+                        out.append(e.u.d)
+                    elif e.k == K_BOOL:
+                        out.append(e.u.i != 0)
+                    else:
+                        out.append(None)
+                        work.append((out, len(out) - 1, e.k, e.u.i))
+                    cur = resolve(FLD(cur.u.p)[1])
+                if cur.k != K_NIL:
+                    raise _errors.EvaluationError("cannot hand back a list that is not fully evaluated")
+            elif cur.k == K_PTR and (cur.u.p.tag == T_THUNK or cur.u.p.tag == T_BH):
+                raise _errors.EvaluationError("cannot hand back an unevaluated value")
+            else:
+                raise _errors.EvaluationError("cannot hand back a function")
+        return root[0]
+
+    cdef push_py(self, value):
+        """Push a Python value (already conformed to its type) as an engine value."""
+        cdef Machine* m = self.m
+        cdef Obj* o
+        cdef int64_t j
+        cdef Val nil
+        if grow_stack(m, m.sp + 8) < 0:
+            m.failed = 1
+            self.raise_error()
+        if isinstance(value, bool):
+            m.S[m.sp] = mk_bool(value)
+            m.sp += 1
+        elif isinstance(value, int):
+            m.S[m.sp] = mk_int(value)
+            m.sp += 1
+        elif isinstance(value, float):
+            m.S[m.sp].k = K_DBL
+            m.S[m.sp].u.d = value
+            m.sp += 1
+        elif isinstance(value, str):
+            o = alloc_str(m, len(value))
+            if o == NULL:
+                m.failed = 1
+                self.raise_error()
+            for j, ch in enumerate(value):
+                CHARS(o)[j] = ord(ch)
+            m.S[m.sp] = mk_ptr(o)
+            m.sp += 1
+        elif isinstance(value, list):
+            nil.k = K_NIL
+            nil.u.i = 0
+            m.S[m.sp] = nil
+            m.sp += 1
+            for item in reversed(value):
+                self.push_py(item)
+                o = alloc_fields(m, T_CONS, 0, 2)
+                if o == NULL:
+                    m.failed = 1
+                    self.raise_error()
+                FLD(o)[0] = m.S[m.sp - 1]
+                FLD(o)[1] = m.S[m.sp - 2]
+                m.sp -= 1
+                m.S[m.sp - 1] = mk_ptr(o)
+        else:
+            raise _errors.EvaluationError(f"cannot convert {type(value).__name__} to a value")
+
+
+def run(Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth):
+    """Evaluate the image's entry to normal form: (value, stats)."""
+    started = _time.perf_counter()
+    r = Run(image, hosts, max_steps, max_heap, max_depth)
+    try:
+        value = r.execute()
+    finally:
+        stats = r.stats()
+        stats["time"] = _time.perf_counter() - started
+    return value, stats
+
+
+def opcode_values():
+    """The engine's opcode numbering (checked against opcodes.py by a test)."""
+    return dict(OPCODE_VALUES)
