@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from . import ast
 from .errors import ExathunkError, TypeCheckError, UnknownFunctionError
 from .library import Library, default_library
-from .types import (BOOL, CONSTANTS, DOUBLE, GENERIC, INT, STRING, Namer, Scheme, TCon, TFun,
+from .types import (BOOL, CONSTANTS, DOUBLE, GENERIC, INT, MAX_TYPE_SIZE, STRING, Namer,
+                    Scheme, TCon, TFun,
                     TList, TVar, UnifyError, bind, class_names, contains_function,
                     generalize, iter_type, parse_signature, prune, resolve, show_type,
                     unify)
@@ -166,6 +167,9 @@ def free_names(expr, candidates, shadowed=frozenset()) -> set[str]:
 
 # ---- the checker --------------------------------------------------------------------
 
+# Types in error messages are cut short beyond this many parts.
+_MESSAGE_TYPE_PARTS = 200
+
 _LIT_TYPES = {"Int": INT, "Double": DOUBLE, "Bool": BOOL, "String": STRING}
 
 _Var, _Lit, _App, _If, _Let, _Lambda, _The, _ListLit = (
@@ -186,8 +190,11 @@ class _Checker:
     # -- errors --
 
     def type_error(self, err: UnifyError, expected, found, node) -> TypeCheckError:
-        namer = Namer()
+        namer = Namer(_MESSAGE_TYPE_PARTS)
         kind = err.kind
+        if kind == "size":
+            return TypeCheckError(f"type too large: a type here has more than {MAX_TYPE_SIZE} "
+                                  "parts", node.line, node.column)
         if kind == "instance":
             msg = f"no instance {err.class_name} {namer.show(err.right)}"
         elif kind == "occurs":
@@ -367,7 +374,10 @@ class _Checker:
                     raise self.type_error(err, v, t, b.expr) from None
             self.level -= 1
             for b, v in zip(group, group_vars):
-                scheme = generalize(v, self.level)
+                try:
+                    scheme = generalize(v, self.level)
+                except UnifyError as err:
+                    raise self.type_error(err, v, v, b) from None
                 locals_[b.name] = scheme if scheme.vars else scheme.type
         t = self.infer(node.body)
         for name, old in saved:
@@ -453,15 +463,18 @@ class _Checker:
                     raise self.type_error(err, v, t, d) from None
             self.level = 0
             for i, v in zip(comp, group_vars):
-                env[defines[i].name] = generalize(v, 0)
+                try:
+                    env[defines[i].name] = generalize(v, 0)
+                except UnifyError as err:
+                    raise self.type_error(err, v, v, defines[i]) from None
         return {d.name: env[d.name] for d in defines}
 
     def finish(self, body_type, body):
         final = _final
         setattr_ = object.__setattr__
         for node, t in self.var_types:
-            setattr_(node, "inst_type", final(t, node))
-        result = final(body_type, body)
+            setattr_(node, "inst_type", final(t, node, [MAX_TYPE_SIZE]))
+        result = final(body_type, body, [MAX_TYPE_SIZE])
         if result.__class__ is not TCon and contains_function(result):
             raise TypeCheckError(
                 "a function cannot be handed back to the host: the result has type "
@@ -469,45 +482,48 @@ class _Checker:
         return result
 
 
-def _final(t, node, depth=0):
+def _final(t, node, budget, depth=0):
     """Resolve ``t`` fully, defaulting ambiguous constrained variables to Int.
 
     Bound variables inside ``t`` are replaced in place by what they stand for: an
     equivalent type, so sharing is harmless (generic variables are never bound, and
     library schemes hold no bound variables, so shared schemes are never written).
     Recursive for speed on the small types nearly every Var has; a deep type goes to
-    the iterative version.
+    the iterative version.  ``budget`` ([parts left]) bounds the walk: a type shared
+    as a graph can be exponentially large as a tree.
     """
     c = t.__class__
     if c is TVar:
         if t.ref is not None:
             t = prune(t)
             if t.__class__ is not TVar:
-                return _final(t, node, depth)
+                return _final(t, node, budget, depth)
         if t.classes and t.level != GENERIC and not t.rigid:
             _default(t, node)
             return INT
         return t
     if c is TFun:
-        if depth > 64:
+        budget[0] -= 1
+        if depth > 64 or budget[0] < 0:
             return _final_deep(t, node)
         arg = t.arg
         if arg.__class__ is not TCon:
-            new = _final(arg, node, depth + 1)
+            new = _final(arg, node, budget, depth + 1)
             if new is not arg:
                 t.arg = new
         res = t.res
         if res.__class__ is not TCon:
-            new = _final(res, node, depth + 1)
+            new = _final(res, node, budget, depth + 1)
             if new is not res:
                 t.res = new
         return t
     if c is TList:
-        if depth > 64:
+        budget[0] -= 1
+        if depth > 64 or budget[0] < 0:
             return _final_deep(t, node)
         elem = t.elem
         if elem.__class__ is not TCon:
-            new = _final(elem, node, depth + 1)
+            new = _final(elem, node, budget, depth + 1)
             if new is not elem:
                 t.elem = new
         return t
@@ -515,10 +531,14 @@ def _final(t, node, depth=0):
 
 
 def _final_deep(t, node):
-    for v in iter_type(t):
-        if v.__class__ is TVar and v.classes and v.level != GENERIC and not v.rigid:
-            _default(v, node)
-    return resolve(t)
+    try:
+        for v in iter_type(t):
+            if v.__class__ is TVar and v.classes and v.level != GENERIC and not v.rigid:
+                _default(v, node)
+        return resolve(t)
+    except UnifyError:
+        raise TypeCheckError(f"type too large: a type here has more than {MAX_TYPE_SIZE} "
+                             "parts", node.line, node.column) from None
 
 
 def _default(v: TVar, node) -> None:

@@ -29,6 +29,12 @@ _CLASS_ORDER = (("Eq", EQ), ("Num", NUM), ("Ord", ORD), ("Show", SHOW))
 # Classes that hold for (List a) exactly when they hold for a.
 LIST_CLASSES = EQ | SHOW
 
+# The most parts (nodes, counted as a tree) a type may have.  Hindley–Milner types can
+# grow exponentially with the program (each let can double a type); every walk over a
+# type counts its steps against this bound and fails with kind "size" beyond it, so
+# that a short hostile program cannot keep a node busy.  Real types have tens of parts.
+MAX_TYPE_SIZE = 5000
+
 # A variable's level when it has been generalised (it then belongs to a Scheme and is
 # never unified: instantiation replaces it with a fresh variable).
 GENERIC = 1 << 30
@@ -155,7 +161,11 @@ def resolve(t):
     # Post-order rebuild with an explicit stack.
     work = [(t, False)]
     done: list = []
+    steps = 0
     while work:
+        steps += 1
+        if steps > 2 * MAX_TYPE_SIZE:
+            raise UnifyError("size")
         node, expanded = work.pop()
         c = node.__class__
         if c is TFun:
@@ -179,10 +189,17 @@ def resolve(t):
     return done[0]
 
 
-def iter_type(t):
-    """Every node of ``t`` (bindings followed), pre-order, left to right."""
+def iter_type(t, limit: int = MAX_TYPE_SIZE):
+    """Every node of ``t`` (bindings followed), pre-order, left to right.
+
+    Raises UnifyError("size") after ``limit`` nodes.
+    """
     stack = [t]
+    steps = 0
     while stack:
+        steps += 1
+        if steps > limit:
+            raise UnifyError("size")
         node = prune(stack.pop())
         yield node
         c = node.__class__
@@ -209,7 +226,11 @@ def contains_function(t) -> bool:
 def type_depth(t) -> int:
     depth = 0
     stack = [(t, 1)]
+    steps = 0
     while stack:
+        steps += 1
+        if steps > MAX_TYPE_SIZE:
+            raise UnifyError("size")
         node, d = stack.pop()
         node = prune(node)
         if d > depth:
@@ -226,7 +247,11 @@ def type_depth(t) -> int:
 def types_equal(a, b) -> bool:
     """Structural equality; variables are equal only to themselves."""
     stack = [(a, b)]
+    steps = 0
     while stack:
+        steps += 1
+        if steps > MAX_TYPE_SIZE:
+            raise UnifyError("size")
         x, y = stack.pop()
         x, y = prune(x), prune(y)
         if x is y:
@@ -270,7 +295,8 @@ class UnifyError(Exception):
     - "rigid": an annotation's variable met another type;
     - "escape": an annotation's variable would leak into the enclosing scope;
     - "occurs": ``left`` (a variable) occurs in ``right`` (infinite type);
-    - "instance": no instance ``class_name`` for ``right``.
+    - "instance": no instance ``class_name`` for ``right``;
+    - "size": a type grew beyond MAX_TYPE_SIZE parts.
     """
 
     def __init__(self, kind: str, left=None, right=None, class_name: str | None = None):
@@ -330,7 +356,11 @@ def bind(v: TVar, t) -> None:
     # A structured type: occurs check, and pull every variable in it to v's level.
     level = v.level
     stack = [t]
+    steps = 0
     while stack:
+        steps += 1
+        if steps > MAX_TYPE_SIZE:
+            raise UnifyError("size")
         u = prune(stack.pop())
         cu = u.__class__
         if cu is TVar:
@@ -374,7 +404,11 @@ def unify(a, b) -> None:
             bind(b, a)
             return
     stack = [(a, b)]
+    steps = 0
     while stack:
+        steps += 1
+        if steps > MAX_TYPE_SIZE:
+            raise UnifyError("size")
         x, y = stack.pop()
         if x.__class__ is TVar and x.ref is not None:
             x = prune(x)
@@ -562,10 +596,11 @@ def _var_name(i: int) -> str:
 
 class Namer:
     """Names variables a, b, c... in order of appearance, shared across calls."""
-    __slots__ = ("names",)
+    __slots__ = ("names", "limit")
 
-    def __init__(self):
+    def __init__(self, limit: int = MAX_TYPE_SIZE):
         self.names: dict[TVar, str] = {}
+        self.limit = limit
 
     def name(self, v: TVar) -> str:
         n = self.names.get(v)
@@ -574,12 +609,19 @@ class Namer:
         return n
 
     def show(self, t) -> str:
+        """The text of ``t``; parts beyond the namer's limit are shown as "..."."""
+        limit = self.limit
         out: list[str] = []
         stack = [t]
+        steps = 0
         while stack:
             item = stack.pop()
             if item.__class__ is str:
                 out.append(item)
+                continue
+            steps += 1
+            if steps > limit:
+                out.append("...")
                 continue
             node = prune(item)
             c = node.__class__
@@ -610,7 +652,11 @@ class Namer:
         pairs = []
         seen = set()
         for t in ts:
-            for node in iter_type(t):
+            try:
+                nodes = list(iter_type(t))
+            except UnifyError:
+                continue
+            for node in nodes:
                 if node.__class__ is TVar and node.classes and node not in seen:
                     seen.add(node)
                     for cname in class_names(node.classes):
@@ -759,7 +805,10 @@ def parse_signature(sig: str) -> Scheme:
             raise SignatureError(
                 f"bad type signature {sig!r}: constraint on {vname!r}, which the type does not use")
         variables[vname].classes |= CLASS_BITS[cname]
-    return Scheme(tuple(free_vars(t)), t)
+    try:
+        return Scheme(tuple(free_vars(t)), t)
+    except UnifyError:
+        raise SignatureError(f"type signature too large (more than {MAX_TYPE_SIZE} parts)") from None
 
 
 def parse_type(text: str):
@@ -830,8 +879,15 @@ def to_tree(t):
 
 def from_tree(tree):
     """Inverse of to_tree: a Scheme for a ("scheme", ...) tree, else a Type."""
+    try:
+        return _from_tree(tree)
+    except UnifyError:
+        raise SignatureError(f"type tree too large (more than {MAX_TYPE_SIZE} parts)") from None
+
+
+def _from_tree(tree):
     if isinstance(tree, (tuple, list)) and len(tree) == 3 and tree[0] == "scheme":
-        body = from_tree(tree[2])
+        body = _from_tree(tree[2])
         names: dict[str, TVar] = {}
         namer = Namer()
         for v in free_vars(body):
@@ -849,6 +905,8 @@ def from_tree(tree):
     steps = 0
     while work:
         steps += 1
+        if steps > 2 * MAX_TYPE_SIZE:
+            raise UnifyError("size")
         node, expanded = work.pop()
         if not isinstance(node, (tuple, list)) or not node:
             raise SignatureError(f"bad type tree node {node!r}")

@@ -475,6 +475,28 @@ def test_exponential_type_stays_checkable():
     assert type_of(src) == "Int"
 
 
+@pytest.mark.parametrize("n", [12, 40, 200])
+def test_exponentially_large_types_are_refused_quickly(n):
+    # let-polymorphism doubling a type at each application
+    doubling = ("(let ((p (lambda (x) (lambda (f) (f x x))))) (let ((a (lambda (y) "
+                + "(p " * n + "y" + ")" * n + "))) (length (list (a 1)))))")
+    # plain unification doubling a type at each parameter: x(i) = (-> x(i-1) x(i-1))
+    params = " ".join(f"x{i}" for i in range(n + 1))
+    body = "1"
+    for i in range(n, 0, -1):
+        body = f"(seq (if true x{i} (lambda (z) (if true z x{i - 1}))) {body})"
+    sharing = f"(define (f {params}) {body})\n1"
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(5000)
+    try:
+        for source in (doubling, sharing):
+            with pytest.raises(TypeCheckError) as info:
+                check(source)
+            assert "type too large" in info.value.message
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def test_strongly_connected_components_order():
     # 0 -> 1 -> 2 -> 1, 3 alone, 4 -> 0
     comps = typecheck.strongly_connected(5, [[1], [2], [1], [], [0]])

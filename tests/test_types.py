@@ -100,8 +100,27 @@ def test_show_type_of_a_constrained_type_shows_the_context():
     assert show_type(fun(a, a), constraints=False) == "(-> a a)"
 
 
+def test_types_beyond_the_size_bound_are_refused():
+    t1, t2 = INT, TVar()
+    for _ in range(T.MAX_TYPE_SIZE + 10):
+        t1, t2 = TList(t1), TList(t2)
+    with pytest.raises(UnifyError) as info:
+        unify(t1, t2)
+    assert info.value.kind == "size"
+    shown = show_type(t1)
+    assert "..." in shown and len(shown) < 8 * T.MAX_TYPE_SIZE
+    shared = INT
+    for _ in range(40):                       # 2**40 parts as a tree, 40 as a graph
+        shared = fun(shared, shared)
+    with pytest.raises(UnifyError):
+        unify(TVar(), shared)                 # the occurs walk is bounded
+    with pytest.raises(UnifyError):
+        T.resolve(TFun(TVar(), shared))
+    assert len(show_type(shared)) < 8 * T.MAX_TYPE_SIZE
+
+
 def test_deep_types_print_and_unify_without_recursion():
-    depth = 20000
+    depth = T.MAX_TYPE_SIZE - 10
     t1, t2 = INT, TVar()
     for _ in range(depth):
         t1, t2 = TList(t1), TList(t2)
