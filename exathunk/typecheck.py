@@ -189,7 +189,8 @@ class _Checker:
 
     # -- errors --
 
-    def type_error(self, err: UnifyError, expected, found, node) -> TypeCheckError:
+    def type_error(self, err: UnifyError, expected, found, node,
+                   where: str | None = None) -> TypeCheckError:
         namer = Namer(_MESSAGE_TYPE_PARTS)
         kind = err.kind
         if kind == "size":
@@ -211,6 +212,8 @@ class _Checker:
             elif kind == "escape":
                 msg += ("; the annotation is more general than this expression, whose "
                         "type is fixed by its context")
+        if where:
+            msg += f" ({where})"
         return TypeCheckError(msg, node.line, node.column)
 
     def unknown(self, node, called: bool) -> UnknownFunctionError:
@@ -274,7 +277,8 @@ class _Checker:
                     try:
                         unify(param, at)
                     except UnifyError as err:
-                        raise self.type_error(err, param, at, arg) from None
+                        raise self.type_error(err, param, at, arg,
+                                              _argument_place(fn, i)) from None
             return ft
         if cls is _Var:
             return self.var_type(node, False)
@@ -287,7 +291,7 @@ class _Checker:
                 try:
                     unify(BOOL, ct)
                 except UnifyError as err:
-                    raise self.type_error(err, BOOL, ct, cond) from None
+                    raise self.type_error(err, BOOL, ct, cond, "the condition of if") from None
             tt = self.infer(node.then)
             orelse = node.orelse
             et = self.infer(orelse)
@@ -295,7 +299,9 @@ class _Checker:
                 try:
                     unify(tt, et)
                 except UnifyError as err:
-                    raise self.type_error(err, tt, et, orelse) from None
+                    raise self.type_error(err, tt, et, orelse,
+                                          "the else branch must have the then branch's type"
+                                          ) from None
             return tt
         if cls is _Lambda:
             return self.function(node.params, node.body, node)
@@ -313,7 +319,8 @@ class _Checker:
                     try:
                         unify(elem, it)
                     except UnifyError as err:
-                        raise self.type_error(err, elem, it, item) from None
+                        raise self.type_error(err, elem, it, item,
+                                              f"element {k + 1} of a list") from None
             return TList(elem)
         if cls is _The:
             return self.annotated(node)
@@ -371,7 +378,8 @@ class _Checker:
                 try:
                     unify(v, t)
                 except UnifyError as err:
-                    raise self.type_error(err, v, t, b.expr) from None
+                    raise self.type_error(err, v, t, b.expr,
+                                          f"the binding of '{b.name}'") from None
             self.level -= 1
             for b, v in zip(group, group_vars):
                 try:
@@ -460,7 +468,7 @@ class _Checker:
                 try:
                     unify(v, t)
                 except UnifyError as err:
-                    raise self.type_error(err, v, t, d) from None
+                    raise self.type_error(err, v, t, d, f"the definition of '{d.name}'") from None
             self.level = 0
             for i, v in zip(comp, group_vars):
                 try:
@@ -480,6 +488,12 @@ class _Checker:
                 "a function cannot be handed back to the host: the result has type "
                 f"{show_type(result)}", body.line, body.column)
         return result
+
+
+def _argument_place(fn, i: int) -> str:
+    if fn.__class__ is _Var:
+        return f"argument {i + 1} of '{fn.name}'"
+    return f"argument {i + 1}"
 
 
 def _final(t, node, budget, depth=0):
