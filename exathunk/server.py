@@ -16,10 +16,11 @@ see the figures quoted in that benchmark's output and the closing note of issue 
 Policies:
 - A request runs with the limits it asks for, capped by the node's caps; with no limit
   given, the node's defaults apply.  The wall-clock timeout (default 10 s, capped at 60 s)
-  is enforced by deriving a step budget from it (steps/s measured at start-up), so a
-  program that never stops is stopped by the engine itself and frees its worker; a thunk
-  whose deadline passes while it still waits or runs is answered as LimitExceeded
-  ("timeout") at once.
+  is enforced by deriving a step budget from it (the engine's steps/s on a tight loop,
+  measured at start-up; the engine has no clock of its own), so a program that never
+  stops is stopped by the engine itself and frees its worker: a loop within about its
+  limit, an allocation-heavy program within about 8x its limit.  A thunk whose deadline
+  passes while it still waits or runs is answered as LimitExceeded ("timeout") at once.
 - Results (values only, never errors, which can depend on limits) are cached by
   (program digest, library) in a bounded LRU; compilation is cached by source text.
 - Admission: at most ``workers + queue_bound`` evaluations queued or running; beyond
@@ -158,7 +159,12 @@ class _Thunk:
 class _Job:
     """A compiled request ready to run."""
     __slots__ = ("program", "digest", "limits", "deadline", "timeout_ms", "derived_steps",
-                 "request_id", "no_cache", "compile_ms", "cache_key", "source")
+                 "request_id", "no_cache", "compile_ms", "cache_key", "source", "request")
+
+
+# The stats of every answer served from the result cache: the engine did no work.
+_CACHED_STATS = T.RunStats(steps=0, peakHeap=0, gcRuns=0, compileMs=0.0, queueMs=0.0,
+                           runMs=0.0, cached=True)
 
 
 class ExecutionHandler:
@@ -197,11 +203,20 @@ class ExecutionHandler:
 
     # ---------------------------------------------------------------- set-up
     def _calibrate(self) -> float:
-        """Engine steps per second on this machine, to turn a timeout into a step budget."""
-        fallback = 20e6
+        """Engine steps per second on this machine, to turn a timeout into a step budget.
+
+        Measured on a tight loop, the fastest kind of step: a budget from it never stops
+        a program before its wall-clock limit.  Allocation-heavy programs take longer per
+        step (about 8x on this machine), so they may run past their limit by that factor
+        before the budget stops them; a submitted thunk is still answered as timed out
+        at its deadline.
+        """
+        fallback = 40e6
         try:
             from .driver import compile as compile_source
-            prog = compile_source("(foldl + 0 (range 0 100000))", library=self.library)
+            prog = compile_source(
+                "(define (loop n acc) (if (= n 0) acc (loop (- n 1) (+ acc 1))))\n"
+                "(loop 300000 0)", library=self.library)
             best = 0.0
             for _ in range(3):
                 t0 = _perf()
@@ -210,9 +225,7 @@ class ExecutionHandler:
                 steps = stats.get("steps") if isinstance(stats, dict) else None
                 if steps and dt > 0:
                     best = max(best, steps / dt)
-            # Heavier programs (allocation, GC, host calls) take longer per step than this
-            # loop: halve it so that the budget errs toward stopping early rather than late.
-            return best / 2 if best > 0 else fallback
+            return best if best > 0 else fallback
         except Exception as err:       # the engine is missing or broken: keep a guess
             log.warning("could not measure engine speed (%s); assuming %.0f steps/s",
                         err, fallback)
@@ -252,6 +265,14 @@ class ExecutionHandler:
         job.cache_key = (job.digest, self.library.id, self.library.version)
         job.request_id = req.requestId
         job.no_cache = bool(req.noCache)
+        job.request = req
+        job.deadline = None
+        return job
+
+    def _plan(self, job: _Job) -> None:
+        """Work out the limits and the deadline of a job that will run (cache missed)."""
+        o = self.options
+        req = job.request
         timeout_ms = req.timeoutMs if req.timeoutMs and req.timeoutMs > 0 else o.timeout_ms
         timeout_ms = min(timeout_ms, o.max_timeout_ms)
         job.timeout_ms = timeout_ms
@@ -272,17 +293,20 @@ class ExecutionHandler:
             limits["max_steps"] = budget
             job.derived_steps = True
         job.limits = limits
-        return job
 
     def _cached(self, job: _Job):
+        """The cached VarCont of a job's program, or None."""
         if job.no_cache:
             return None
         hit = self._results.get(job.cache_key)
         if hit is None:
             self.counters["cache_misses"] += 1
-        else:
-            self.counters["cache_hits"] += 1
-        return hit
+            return None
+        self.counters["cache_hits"] += 1
+        if job.request_id is None:
+            return hit                        # shared, never mutated: encoding only reads
+        return T.VarCont(nodes=hit.nodes, root=hit.root, typeText=hit.typeText,
+                         digest=hit.digest, stats=hit.stats, requestId=job.request_id)
 
     def _varcont(self, payload, job: _Job, *, cached: bool, queue_ms=0.0, run_ms=0.0,
                  stats=None):
@@ -359,7 +383,9 @@ class ExecutionHandler:
             self._mean_run_ms += (run_ms - self._mean_run_ms) * 0.05
         payload = (*wire.value_to_nodes(value), job.program.type)
         if not job.no_cache:
-            self._results.put(job.cache_key, payload)
+            shared = T.VarCont(nodes=payload[0], root=payload[1], typeText=payload[2],
+                               digest=job.digest, stats=_CACHED_STATS)
+            self._results.put(job.cache_key, shared)
         return self._varcont(payload, job, cached=False, queue_ms=queue_ms, run_ms=run_ms,
                              stats=stats if isinstance(stats, dict) else None)
 
@@ -368,15 +394,18 @@ class ExecutionHandler:
         job = self._prepare(req)
         hit = self._cached(job)
         if hit is not None:
-            return self._varcont(hit, job, cached=True)
+            return hit
+        self._plan(job)
         self._admit()
         return self._execute(job, arrived)
 
     # ---------------------------------------------------------------- thunks
     def _new_thunk(self, job: _Job | None, request_id) -> _Thunk:
         tid = f"{next(self._ids):x}-{os.urandom(6).hex()}"
+        deadline = job.deadline if job is not None else None
         thunk = _Thunk(tid, request_id, job.digest if job else None,
-                       job.deadline if job else _mono() + self.options.timeout_ms / 1e3)
+                       deadline if deadline is not None
+                       else _mono() + self.options.timeout_ms / 1e3)
         with self._lock:
             if len(self._thunks) >= self.options.max_thunks or _mono() - self._last_sweep > 1.0:
                 self._sweep_locked()
@@ -455,8 +484,9 @@ class ExecutionHandler:
         hit = self._cached(job)
         if hit is not None:
             thunk = self._new_thunk(job, job.request_id)
-            self._finish(thunk, outcome=self._varcont(hit, job, cached=True))
+            self._finish(thunk, outcome=hit)
             return thunk
+        self._plan(job)
         self._admit()
         try:
             thunk = self._new_thunk(job, job.request_id)

@@ -443,6 +443,13 @@ def check_frame(buf, bounds: Bounds = DEFAULT_BOUNDS) -> None:
     end.  Fixed-width containers are skipped in O(1); the cost is linear in the number of
     variable-width items.
     """
+    try:
+        _walk(buf, bounds)
+    except (IndexError, struct.error):
+        raise FrameError("truncated message") from None
+
+
+def _walk(buf, bounds: Bounds) -> None:
     end = len(buf)
     if end < 12:
         raise FrameError("frame too short for a message header")
@@ -455,86 +462,97 @@ def check_frame(buf, bounds: Bounds = DEFAULT_BOUNDS) -> None:
     pos = 8 + nlen + 4
     max_string, max_container, max_depth = (bounds.max_string, bounds.max_container,
                                            bounds.max_depth)
-    # The stack holds open containers: for a struct [0]; for a list/set
-    # [1, element type, elements left]; for a map [2, key type, value type, items left]
-    # where items counts keys and values separately.
-    stack = [[0]]
+    fixed_width = _FIXED
+    # Open containers: None for a struct; [element type, elements left] for a list or
+    # set; [key type, value type, items left] for a map (keys and values counted apart).
+    # Reading past the end raises IndexError/struct.error, turned into FrameError above.
+    stack: list = [None]
     while stack:
         top = stack[-1]
-        if top[0] == 0:                       # in a struct: read a field header
-            if pos >= end:
-                raise FrameError("truncated struct")
-            ftype = buf[pos]
-            pos += 1
-            if ftype == _T_STOP:
+        if top is None:
+            # In a struct: read fields until STOP or a nested container.
+            while True:
+                vtype = buf[pos]
+                if vtype == 0:
+                    pos += 1
+                    stack.pop()
+                    break
+                pos += 3                      # type byte and field id
+                width = fixed_width.get(vtype)
+                if width is not None:
+                    pos += width
+                    continue
+                if vtype == _T_STRING:
+                    n = _i32(buf, pos)[0]
+                    pos += 4
+                    if n < 0 or n > max_string or pos + n > end:
+                        raise FrameError(f"string length {n} out of bounds")
+                    pos += n
+                    continue
+                pos = _open(buf, pos, end, vtype, stack, max_container, max_depth)
+                break
+            continue
+        if len(top) == 2:
+            if top[1] == 0:
                 stack.pop()
                 continue
-            pos += 2                          # field id
-            vtype = ftype
-        elif top[0] == 1:
+            top[1] -= 1
+            vtype = top[0]
+        else:
             if top[2] == 0:
                 stack.pop()
                 continue
             top[2] -= 1
-            vtype = top[1]
-        else:
-            if top[3] == 0:
-                stack.pop()
-                continue
-            top[3] -= 1
-            vtype = top[1] if top[3] % 2 else top[2]
-        # One value of type vtype at pos.
-        width = _FIXED.get(vtype)
-        if width is not None:
-            pos += width
-            if pos > end:
-                raise FrameError("truncated value")
-            continue
+            vtype = top[0] if top[2] % 2 else top[1]
         if vtype == _T_STRING:
-            if pos + 4 > end:
-                raise FrameError("truncated string length")
             n = _i32(buf, pos)[0]
             pos += 4
             if n < 0 or n > max_string or pos + n > end:
                 raise FrameError(f"string length {n} out of bounds")
             pos += n
             continue
-        if len(stack) >= max_depth:
-            raise FrameError(f"nesting deeper than {max_depth}")
-        if vtype == _T_STRUCT:
-            stack.append([0])
+        width = fixed_width.get(vtype)
+        if width is not None:
+            pos += width
             continue
-        if vtype == _T_LIST or vtype == _T_SET:
-            if pos + 5 > end:
-                raise FrameError("truncated list header")
-            etype = buf[pos]
-            n = _i32(buf, pos + 1)[0]
-            pos += 5
-            if etype not in _VALID:
-                raise FrameError(f"bad element type {etype}")
-            if n < 0 or n > max_container or n * _MIN_WIDTH[etype] > end - pos:
-                raise FrameError(f"container size {n} out of bounds")
-            fixed = _FIXED.get(etype)
-            if fixed is not None:
-                pos += n * fixed
-                continue
-            stack.append([1, etype, n])
-            continue
-        if vtype == _T_MAP:
-            if pos + 6 > end:
-                raise FrameError("truncated map header")
-            ktype, vt = buf[pos], buf[pos + 1]
-            n = _i32(buf, pos + 2)[0]
-            pos += 6
-            if ktype not in _VALID or vt not in _VALID:
-                raise FrameError("bad map element type")
-            if n < 0 or n > max_container or n * (_MIN_WIDTH[ktype] + _MIN_WIDTH[vt]) > end - pos:
-                raise FrameError(f"map size {n} out of bounds")
-            stack.append([2, ktype, vt, 2 * n])
-            continue
-        raise FrameError(f"bad type code {vtype}")
+        pos = _open(buf, pos, end, vtype, stack, max_container, max_depth)
     if pos != end:
-        raise FrameError("trailing bytes after the message")
+        raise FrameError("trailing bytes after the message" if pos < end else
+                         "truncated message")
+
+
+def _open(buf, pos, end, vtype, stack, max_container, max_depth) -> int:
+    """Push the struct or container that starts at pos; returns the position after its
+    header.  Fixed-width containers are skipped whole."""
+    if len(stack) >= max_depth:
+        raise FrameError(f"nesting deeper than {max_depth}")
+    if vtype == _T_STRUCT:
+        stack.append(None)
+        return pos
+    if vtype == _T_LIST or vtype == _T_SET:
+        etype = buf[pos]
+        n = _i32(buf, pos + 1)[0]
+        pos += 5
+        if etype not in _VALID:
+            raise FrameError(f"bad element type {etype}")
+        if n < 0 or n > max_container or n * _MIN_WIDTH[etype] > end - pos:
+            raise FrameError(f"container size {n} out of bounds")
+        fixed = _FIXED.get(etype)
+        if fixed is not None:
+            return pos + n * fixed
+        stack.append([etype, n])
+        return pos
+    if vtype == _T_MAP:
+        ktype, vt = buf[pos], buf[pos + 1]
+        n = _i32(buf, pos + 2)[0]
+        pos += 6
+        if ktype not in _VALID or vt not in _VALID:
+            raise FrameError("bad map element type")
+        if n < 0 or n > max_container or n * (_MIN_WIDTH[ktype] + _MIN_WIDTH[vt]) > end - pos:
+            raise FrameError(f"map size {n} out of bounds")
+        stack.append([ktype, vt, 2 * n])
+        return pos
+    raise FrameError(f"bad type code {vtype}")
 
 
 # ----------------------------------------------------------------------------------------

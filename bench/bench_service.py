@@ -1,0 +1,311 @@
+"""RemoteExecutionService throughput, side by side with a bare thriftpy2 service.
+
+Run the report:   python bench/bench_service.py            (about a minute)
+Or under pytest:  python -m pytest bench/bench_service.py -q -s
+
+What it measures, in one run, interleaving the two sides (A B A B ...) and quoting the
+median of the pairwise ratios (this machine's speed swings within seconds):
+- round trips/s of ``client.evaluate("(+ 1 2)")`` against our server, with 1 and 4
+  concurrent clients, next to a bare thriftpy2 service (TThreadedServer, framed transport,
+  binary protocol: the same wire) whose one method adds two numbers; the target is our
+  rate >= 70% of the bare rate.  Both the cached path (same program: a digest hit) and
+  the uncached path (``no_cache``: the engine runs every time) are shown;
+- batch throughput: ``evaluate_batch`` of 1,000 small programs per call (target
+  >= 50,000 evaluations/s), for repeated programs and for programs never seen before
+  (compiled on the server);
+- the result cache: a program's first (miss) and later (hit) round trips;
+- threads against processes for the engine itself (the server's execution model).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import thriftpy2
+from thriftpy2.protocol import TCyBinaryProtocolFactory
+from thriftpy2.rpc import make_client, make_server
+from thriftpy2.transport import TCyFramedTransportFactory
+
+import exathunk
+from exathunk import server
+from exathunk.client import connect
+
+BARE_IDL = "service Bare { i64 add(1: i64 a, 2: i64 b) }\n"
+
+
+class _BareHandler:
+    def add(self, a, b):
+        return a + b
+
+
+_BARE = None
+
+
+def _bare_module():
+    global _BARE
+    if _BARE is None:
+        with tempfile.NamedTemporaryFile("w", suffix=".thrift", delete=False) as f:
+            f.write(BARE_IDL)
+        _BARE = thriftpy2.load(f.name, module_name="bare_thrift")
+        os.unlink(f.name)
+    return _BARE
+
+
+def start_bare():
+    """The bare thriftpy2 service on a free port, in a daemon thread."""
+    bare = _bare_module()
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    srv = make_server(bare.Bare, _BareHandler(), "127.0.0.1", port,
+                      proto_factory=TCyBinaryProtocolFactory(),
+                      trans_factory=TCyFramedTransportFactory(), client_timeout=None)
+    threading.Thread(target=srv.serve, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    srv._bench_port = port
+
+    def client():
+        return make_client(bare.Bare, "127.0.0.1", port,
+                           proto_factory=TCyBinaryProtocolFactory(),
+                           trans_factory=TCyFramedTransportFactory(), timeout=30_000)
+    return srv, client
+
+
+def rate(make_call, concurrency: int, seconds: float) -> float:
+    """Calls per second with ``concurrency`` threads, each with its own connection."""
+    calls = [0] * concurrency
+    start = threading.Barrier(concurrency + 1)
+    stop = threading.Event()
+
+    def worker(i):
+        call = make_call()
+        call()                                  # warm the connection
+        start.wait()
+        n = 0
+        while not stop.is_set():
+            call()
+            n += 1
+        calls[i] = n
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    return sum(calls) / (time.perf_counter() - t0)
+
+
+def interleaved(a, b, rounds: int):
+    """Run a() and b() alternately; (median a, median b, median of pairwise a/b)."""
+    ra, rb, ratios = [], [], []
+    for _ in range(rounds):
+        x, y = a(), b()
+        ra.append(x)
+        rb.append(y)
+        ratios.append(x / y)
+    return statistics.median(ra), statistics.median(rb), statistics.median(ratios)
+
+
+def _engine_job(n):
+    import exathunk as x
+    return x.evaluate(f"(foldl + 0 (range 0 {n}))", max_steps=10 ** 12)
+
+
+def threads_vs_processes(n=300_000, jobs=16):
+    """Jobs/s for the engine with 1 thread, 2 threads and 2 processes."""
+    exathunk.evaluate(f"(foldl + 0 (range 0 {n}))", max_steps=10 ** 12)   # warm caches
+    out = {}
+    for label, make in (("1 thread", lambda: ThreadPoolExecutor(1)),
+                        ("2 threads", lambda: ThreadPoolExecutor(2)),
+                        ("2 processes", lambda: ProcessPoolExecutor(2))):
+        with make() as pool:
+            list(pool.map(_engine_job, [1000] * 4))                       # start-up
+            t0 = time.perf_counter()
+            results = list(pool.map(_engine_job, [n] * jobs))
+            out[label] = jobs / (time.perf_counter() - t0)
+        assert results == [n * (n - 1) // 2] * jobs
+    # The per-request cost of the process hop, for a small program.
+    with ProcessPoolExecutor(1) as pool, ThreadPoolExecutor(1) as tpool:
+        pool.submit(_engine_job, 10).result()
+        tpool.submit(_engine_job, 10).result()
+        t0 = time.perf_counter()
+        for _ in range(300):
+            pool.submit(_engine_job, 10).result()
+        t1 = time.perf_counter()
+        for _ in range(300):
+            tpool.submit(_engine_job, 10).result()
+        t2 = time.perf_counter()
+    out["small job via process (us)"] = (t1 - t0) / 300 * 1e6
+    out["small job via thread (us)"] = (t2 - t1) / 300 * 1e6
+    return out
+
+
+def _spawn(kind: str):
+    """A server in its own process (as in production: clients do not share its GIL)."""
+    import subprocess
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", kind],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("port "):
+        proc.kill()
+        raise RuntimeError(f"{kind} server did not start")
+    return proc, int(line.split()[1])
+
+
+def _serve(kind: str) -> None:
+    if kind == "bare":
+        srv, _ = start_bare()
+        print("port", srv._bench_port, flush=True)
+        threading.Event().wait()
+    else:
+        handle = server.start(workers=2)
+        print("port", handle.port, flush=True)
+        threading.Event().wait()
+
+
+def report(seconds: float = 1.0, rounds: int = 5, out=print) -> dict:
+    from thriftpy2.rpc import make_client as _mk
+    figures = {}
+    bare_proc, bare_port = _spawn("bare")
+    our_proc, port = _spawn("exathunk")
+    host = "127.0.0.1"
+    bare_mod = _bare_module()
+    try:
+        def ours(no_cache=False):
+            def make():
+                c = connect(host, port)
+                if no_cache:
+                    return lambda: c.evaluate("(+ 1 2)", no_cache=True)
+                return lambda: c.evaluate("(+ 1 2)")
+            return make
+
+        def bare():
+            c = _mk(bare_mod.Bare, host, bare_port, proto_factory=TCyBinaryProtocolFactory(),
+                    trans_factory=TCyFramedTransportFactory(), timeout=30_000)
+            return lambda: c.add(1, 2)
+
+        out("round trips/s (median of %d interleaved rounds of %.1f s; servers in their "
+            "own processes)" % (rounds, seconds))
+        out(f"{'':42} {'exathunk':>9} {'bare':>9} {'ratio':>6}")
+        for conc in (1, 4):
+            for label, make in (("evaluate (+ 1 2), cached", ours()),
+                                ("evaluate (+ 1 2), engine runs", ours(True))):
+                a, b, r = interleaved(lambda: rate(make, conc, seconds),
+                                      lambda: rate(bare, conc, seconds), rounds)
+                key = f"{label}, {conc} client{'s' if conc > 1 else ''}"
+                figures[key] = (a, b, r)
+                out(f"{key:42} {a:9.0f} {b:9.0f} {r:6.2f}")
+
+    with connect(host, port) as c:
+            repeated = [f"(+ {i} 1)" for i in range(1000)]
+            c.evaluate_batch(repeated)
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                got = c.evaluate_batch(repeated)
+                times.append(time.perf_counter() - t0)
+            assert got == [i + 1 for i in range(1000)]
+            figures["batch, repeated programs (evals/s)"] = 1000 / statistics.median(times)
+            times = []
+            for r in range(rounds):
+                fresh = [f"(* {r + 2} {i})" for i in range(1000)]
+                t0 = time.perf_counter()
+                got = c.evaluate_batch(fresh)
+                times.append(time.perf_counter() - t0)
+                assert got == [(r + 2) * i for i in range(1000)]
+            figures["batch, new programs (evals/s)"] = 1000 / statistics.median(times)
+            times = []
+            for r in range(rounds):
+                t0 = time.perf_counter()
+                got = c.evaluate_batch(repeated, no_cache=True)
+                times.append(time.perf_counter() - t0)
+            figures["batch, engine runs each (evals/s)"] = 1000 / statistics.median(times)
+            out("")
+            for k in ("batch, repeated programs (evals/s)", "batch, new programs (evals/s)",
+                      "batch, engine runs each (evals/s)"):
+                out(f"{k:40} {figures[k]:10.0f}")
+
+            misses, hits = [], []
+            for r in range(rounds):
+                src = f"(sum (range 0 {200_000 + r}))"
+                t0 = time.perf_counter()
+                c.evaluate(src)
+                t1 = time.perf_counter()
+                c.evaluate(src)
+                t2 = time.perf_counter()
+                misses.append(t1 - t0)
+                hits.append(t2 - t1)
+            figures["cache miss (ms)"] = statistics.median(misses) * 1e3
+            figures["cache hit (ms)"] = statistics.median(hits) * 1e3
+            out(f"\n(sum (range 0 200000)): first call {figures['cache miss (ms)']:.2f} ms, "
+                f"cached {figures['cache hit (ms)']:.3f} ms")
+    finally:
+        for proc in (bare_proc, our_proc):
+            proc.kill()
+            proc.wait(10)
+
+    tp = threads_vs_processes()
+    figures.update(tp)
+    out("\nengine jobs/s, (foldl + 0 (range 0 300000)) x 16:")
+    for k, v in tp.items():
+        out(f"  {k:30} {v:10.1f}")
+    return figures
+
+
+# ------------------------------------------------------------------ pytest-benchmark
+
+def test_evaluate_round_trip(benchmark):
+    handle = server.start()
+    try:
+        with connect(handle.host, handle.port) as c:
+            assert benchmark(c.evaluate, "(+ 1 2)") == 3
+    finally:
+        handle.stop(5)
+
+
+def test_bare_thriftpy2_round_trip(benchmark):
+    srv, make = start_bare()
+    try:
+        c = make()
+        assert benchmark(c.add, 1, 2) == 3
+    finally:
+        srv.close()
+
+
+def test_evaluate_batch_1000(benchmark):
+    handle = server.start()
+    try:
+        with connect(handle.host, handle.port) as c:
+            sources = [f"(+ {i} 1)" for i in range(1000)]
+            assert benchmark(c.evaluate_batch, sources)[-1] == 1000
+    finally:
+        handle.stop(5)
+
+
+def test_side_by_side_report():
+    figures = report(seconds=0.5, rounds=3)
+    assert all(v > 0 for v in figures.values() if isinstance(v, float))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve":
+        _serve(sys.argv[2])
+    else:
+        report(seconds=float(sys.argv[1]) if len(sys.argv) > 1 else 1.0)
