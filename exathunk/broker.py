@@ -7,14 +7,16 @@ store): learning each worker's functions, dispatching, retries, the result cache
 thunk table, bids, ``start``/``serve``/``join``.
 
 How a request goes:
-- The broker compiles the request itself (source text against a Library assembled from
-  the workers' FuncDefs, in which each worker's host functions are stubs that cannot run
-  here; a compiled program is loaded and validated against the same Library).  So parse,
-  type and name errors come back at submit time, and a function no live worker offers is
-  an ``UnknownFunctionError`` at once.  The request travels on to the workers in the form
-  the client sent it (source or compiled bytes): a worker compiles (cached) as for any
-  client.
-- Results are cached by program digest (values only, as on a worker).
+- The broker checks the request itself: source text is parsed and typechecked against
+  a Library assembled from the workers' FuncDefs (each worker's host functions are stubs
+  there, which cannot run); a compiled program is loaded and validated against the same
+  Library.  So parse, type and name errors come back at submit time, and a function no
+  live worker offers is an ``UnknownFunctionError`` at once.  Source then travels on as
+  source (a worker compiles it as for any client: compiling on the broker too would
+  cost more than the check), compiled programs as compiled bytes; with
+  ``forward="compiled"`` the broker compiles source and ships the bytes.
+- Results are cached by program digest (by a hash of the text for source requests,
+  which the broker does not compile; values only, as on a worker).
 - The market picks the worker (and, by its adaptive sampling, a second independent one
   to check it, a third when two disagree); each dispatch is one blocking ``evaluate``
   call on a pool thread (the caller's own thread for the first dispatch of an
@@ -33,9 +35,11 @@ How a request goes:
 from __future__ import annotations
 
 import collections
+import hashlib
 import itertools
 import logging
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +80,8 @@ class BrokerOptions:
     bid_interval: float = 10.0        # seconds between bid rounds
     oracles: tuple = ()               # addresses of trusted oracle workers
     seed: int | None = None           # the market's random seed (tests)
+    forward: str = "source"           # what workers get for a source request: the
+                                      # "source" (checked here), or the "compiled" bytes
 
 
 def _split_options(options: dict):
@@ -134,6 +140,20 @@ class _WorkerLink:
                 c.close()
             except Exception:
                 pass
+
+
+# Every token of a source that could name a function (routing needs only host names).
+_WORDS = re.compile(r'[^\s()";]+')
+
+
+@dataclass
+class _Checked:
+    """A request as the broker sees it after checking it."""
+    payload: object          # what workers get: the source text, or a Program
+    digest: str              # the cache key: program digest, or a hash of the source
+    type_text: str
+    needs: frozenset
+    size: int
 
 
 class _Request:
@@ -249,54 +269,66 @@ class BrokerHandler:
         if link is not None:
             link.reset()
 
-    def _needs(self, program) -> frozenset:
-        """The functions a program uses that not every worker has: its host functions."""
-        used = getattr(program, "functions_used", None) or ()
+    def _needs(self, used) -> frozenset:
+        """Of the names a program uses, those not every worker has: host functions."""
         needs = set()
         for name in used:
             spec = self.library.lookup(name)
             if spec is not None and spec.kind == "host":
                 needs.add(name)
-            elif spec is None and not name.startswith("%"):
-                needs.add(name)
         return frozenset(needs)
 
     # ---------------------------------------------------------------- requests
     def _compile(self, req):
-        """The Program of a request, compiled or loaded here; raises ExathunkError."""
+        """Check a request here; returns a _Checked.  Raises ExathunkError.
+
+        Source is parsed and typechecked against the workers' functions (so every
+        compile-time error comes back now, with its place), and, unless ``forward`` is
+        "compiled", travels on as source: a worker compiles it exactly as it would for a
+        client calling it directly, and the broker skips the compile.  A compiled
+        program is loaded and validated here, and forwarded as compiled bytes.
+        """
         if req is None:
             raise ExathunkError("missing evalRequest")
         given = sum(x is not None for x in (req.source, req.graph, req.programBytes))
         if given != 1:
             raise ExathunkError("an EvalRequest needs exactly one of source, graph and "
                                 "programBytes")
-        if req.source is not None:
-            from .driver import compile as compile_source
-            try:
-                return compile_source(req.source, library=self.library), req.source, \
-                    len(req.source)
-            except ExathunkError as err:
-                raise err.with_source(req.source)
+        source = req.source
+        if source is not None:
+            from . import driver
+            if self.options.forward == "compiled":
+                program = driver.compile(source, library=self.library)
+                return _Checked(program, program.digest, program.type,
+                                self._needs(program.functions_used), len(source))
+            checked = driver.check(source, library=self.library)
+            digest = "source:" + hashlib.blake2b(source.encode("utf-8", "surrogatepass"),
+                                                 digest_size=16).hexdigest()
+            return _Checked(source, digest, checked.result_type_text,
+                            self._needs(_WORDS.findall(source)), len(source))
         from .program import Program
         if req.programBytes is not None:
             program = Program.from_bytes(req.programBytes, library=self.library)
-            return program, program, len(req.programBytes)
-        program = wire.graph_to_program(req.graph, library=self.library)
-        return program, program, len(program.to_bytes())
+            size = len(req.programBytes)
+        else:
+            program = wire.graph_to_program(req.graph, library=self.library)
+            size = len(program.to_bytes())
+        return _Checked(program, program.digest, program.type,
+                        self._needs(program.functions_used), size)
 
     def _submit(self, evalRequest, inline: bool = False) -> _Request:
         if self.draining:
             raise wire.overloaded("broker is shutting down", 1000, shutting_down=True)
         t0 = _perf()
-        program, payload, size = self._compile(evalRequest)
+        checked = self._compile(evalRequest)
         r = _Request(f"b{next(self._ids):x}-{os.urandom(4).hex()}")
         r.request_id = evalRequest.requestId
-        r.payload = payload
+        r.payload = checked.payload
         r.source = evalRequest.source
-        r.digest = program.digest
-        r.type_text = program.type
-        r.kind = kind_of(size)
-        r.needs = self._needs(program)
+        r.digest = checked.digest
+        r.type_text = checked.type_text
+        r.kind = kind_of(checked.size)
+        r.needs = checked.needs
         r.no_cache = bool(evalRequest.noCache)
         timeout_ms = evalRequest.timeoutMs or self.options.timeout_ms
         r.limits = {"max_steps": evalRequest.maxSteps, "max_heap": evalRequest.maxHeap,
@@ -587,14 +619,14 @@ class BrokerHandler:
 
     def requestBid(self, evalRequest):
         """The broker's own bid: its best worker's expected latency for the request."""
-        program, _, size = self._compile(evalRequest)
-        needs, kind = self._needs(program), kind_of(size)
+        checked = self._compile(evalRequest)
+        needs, kind = checked.needs, kind_of(checked.size)
         now = time.time()
         with self._lock:
             missing = sorted(self.market.missing_functions(needs))
             eligible = [w for w in self.market.workers.values()
                         if self.market.eligible(w, needs, now)]
-            cached = self._cache.get(program.digest) is not None
+            cached = self._cache.get(checked.digest) is not None
             best = min((self.market.expected_latency(w, kind, now) for w in eligible),
                        default=0.0)
         return T.Bid(canServe=bool(eligible) and not self.draining, price=best * 1e3,
@@ -631,20 +663,18 @@ class BrokerHandler:
             samples = list(self._kinds_seen.values())
             links = list(self._links.values())
         for r in samples[:8]:
-            req = (wire.make_request(r.payload) if isinstance(r.payload, str)
-                   else wire.make_request(program=r.payload))
             for link in links:
-                self._pool.submit(self._bid, link, r.kind, req)
+                self._pool.submit(self._bid, link, r.kind, r.payload)
 
-    def _bid(self, link: _WorkerLink, kind: str, req) -> None:
+    def _bid(self, link: _WorkerLink, kind: str, payload) -> None:
         try:
-            bid = link.client()._invoke("requestBid", evalRequest=req)
+            bid = link.client().request_bid(payload)
         except ExathunkError:
             return
-        if bid.canServe:
+        if bid.get("canServe"):
             with self._lock:
-                self.market.set_bid(link.address, kind, bid.price or 0.0,
-                                    (bid.latencyEstimateMs or 0.0) / 1e3)
+                self.market.set_bid(link.address, kind, bid.get("price") or 0.0,
+                                    (bid.get("latencyEstimateMs") or 0.0) / 1e3)
 
     # ---------------------------------------------------------------- shutdown
     def drain(self, timeout: float) -> bool:

@@ -246,3 +246,22 @@ def test_every_worker_dead_is_a_remote_error_not_a_hang(cluster):
     with pytest.raises(RemoteError):
         c.evaluate("(+ 40 2)")
     assert b.handler.market.workers[address(ws[0])].state == ACTIVE   # dead, not a liar
+
+
+@pytest.mark.parametrize("forward", ["source", "compiled"])
+def test_compiled_programs_and_forwarding_modes(cluster, forward):
+    worker, start_broker, connect = cluster
+    lib = Library()
+    lib.register("secret", "(-> Int Int)", lambda x: x + 1)
+    ws = [worker(seed=80), worker(library=lib, seed=81)]
+    b = start_broker(ws, forward=forward)
+    graph_client = client.connect(b.host, b.port, timeout=10, mode="graph")
+    try:
+        for i in range(20):
+            source, expected = varied(i)
+            assert graph_client.evaluate(source) == expected
+            assert connect(b).evaluate(source) == expected
+        assert graph_client.evaluate("(secret 41)") == 42
+        assert connect(b).evaluate("(secret 9)") == 10
+    finally:
+        graph_client.close()

@@ -1,0 +1,154 @@
+"""The broker's added latency per request, against calling a worker directly, same run.
+
+Three worker processes on loopback; one client calls a worker directly (A), another
+calls a broker process over the same three workers (B).  The broker is first warmed up so that its
+workers are proven and checking runs at its steady-state rate; every request is a
+distinct program with ``no_cache`` (neither the broker nor a worker may answer from its
+cache).  A and B alternate, request by request, and the figure quoted is the median of
+the pairwise ratios B/A (this machine's speed swings within seconds).
+
+    python bench/bench_broker.py                  # prints the table
+    python -m pytest bench/bench_broker.py        # the same, as pytest-benchmark runs
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+from exathunk import client  # noqa: E402
+
+PROGRAMS = {
+    "tiny": "(+ (* {i} 3) 7)",
+    "small": "(foldl + {i} (range 0 300))",
+    "medium": "(foldl + {i} (range 0 3000))",
+}
+
+
+def _spawn(code: str):
+    """A node in its own process (as in production: no GIL shared with the client);
+    returns (process, host, port) once it listens."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True,
+                            cwd=os.path.join(HERE, ".."))
+    line = proc.stdout.readline()          # "exathunk serving on HOST:PORT"
+    if "serving on" not in line:
+        proc.kill()
+        raise RuntimeError("node did not start: %r" % line)
+    host, _, port = line.strip().rsplit(" ", 1)[1].rpartition(":")
+    return proc, host, int(port)
+
+
+class Rig:
+    """Three worker processes, a broker process over them, a client of each."""
+
+    def __init__(self, warm_up: int = 1500):
+        self.procs = []
+        addresses = []
+        for i in range(3):
+            proc, host, port = _spawn(
+                "from exathunk import server; server.serve('127.0.0.1', 0, workers=1)")
+            self.procs.append(proc)
+            addresses.append((host, port))
+        proc, host, port = _spawn(
+            "from exathunk import broker; broker.serve('127.0.0.1', 0, workers=%r, "
+            "db_path=None, seed=1)" % (addresses,))
+        self.procs.append(proc)
+        self.direct = client.connect(*addresses[0])
+        self.brokered = client.connect(host, port)
+        self.counter = 10_000_000
+        for i in range(warm_up):
+            self.brokered.evaluate(PROGRAMS["tiny"].format(i=i), no_cache=True)
+
+    def next_source(self, shape: str) -> str:
+        self.counter += 1
+        return PROGRAMS[shape].format(i=self.counter)
+
+    def direct_call(self, shape: str):
+        return self.direct.evaluate(self.next_source(shape), no_cache=True)
+
+    def broker_call(self, shape: str):
+        return self.brokered.evaluate(self.next_source(shape), no_cache=True)
+
+    def dispatched(self) -> int:
+        return sum(w["requests"] for w in self.brokered.stats()["workers"])
+
+    def close(self) -> None:
+        self.direct.close()
+        self.brokered.close()
+        for proc in reversed(self.procs):
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def measure(rig: Rig, shape: str, rounds: int):
+    """Interleaved A/B timings; returns (median A, median B, median of B/A ratios)."""
+    a_times, b_times, ratios = [], [], []
+    before = rig.dispatched()
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        rig.direct_call(shape)
+        t1 = time.perf_counter()
+        rig.broker_call(shape)
+        t2 = time.perf_counter()
+        a_times.append(t1 - t0)
+        b_times.append(t2 - t1)
+        ratios.append((t2 - t1) / (t1 - t0))
+    extra = (rig.dispatched() - before) / rounds - 1.0
+    return statistics.median(a_times), statistics.median(b_times), \
+        statistics.median(ratios), extra
+
+
+def main(rounds: int = 400) -> None:
+    rig = Rig()
+    try:
+        print("%-7s %12s %12s %14s %16s" % ("program", "direct ms", "broker ms",
+                                              "median ratio", "extra dispatches"))
+        for shape in PROGRAMS:
+            a, b, ratio, extra = measure(rig, shape, rounds)
+            print("%-7s %12.3f %12.3f %13.2fx %15.1f%%" % (shape, a * 1e3, b * 1e3, ratio,
+                                                            100 * extra))
+        rows = rig.brokered.stats()["workers"]
+        print("workers: " + ", ".join("%s %s %.0f%% of work, %d verified" % (
+            w["address"], w["state"], 100 * w["shareOfWork"], w["verified"]) for w in rows))
+    finally:
+        rig.close()
+
+
+# pytest-benchmark entry points: the two sides of the same comparison.
+_rig = None
+
+
+def _shared_rig():
+    global _rig
+    if _rig is None:
+        import atexit
+        _rig = Rig()
+        atexit.register(_rig.close)
+    return _rig
+
+
+def test_direct_small(benchmark):
+    rig = _shared_rig()
+    benchmark(rig.direct_call, "small")
+
+
+def test_broker_small(benchmark):
+    rig = _shared_rig()
+    benchmark(rig.broker_call, "small")
+
+
+if __name__ == "__main__":
+    main()
