@@ -13,7 +13,14 @@ must be at least as general as T, and a rigid variable may not leak into the
 enclosing scope); the expression then has a fresh instance of T.
 
 Library types are parsed once and shared (a dictionary per library version); a check
-layers its own small environments over it.
+layers its own small environments over it.  Every walk over a type is bounded
+(types.MAX_TYPE_SIZE), so a program whose types grow exponentially is refused quickly
+with a TypeCheckError rather than keeping the checker busy.
+
+Errors: a type error points at the offending expression (the argument, the else
+branch, the list element...) and reads "expected T1, found T2 (where)" or "no
+instance Num Bool (where)"; an unknown name is an UnknownFunctionError with a
+did-you-mean suggestion drawn from the names in scope.
 """
 
 from __future__ import annotations
