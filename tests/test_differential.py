@@ -40,13 +40,15 @@ def on_reference(source):
     return reference.evaluate(driver.check(source), default_library(), **LIMITS)
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=500, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(programs())
+@given(programs(max_depth=5))
 @example(("(or true bottom)", "Bool"))
 @example(("(let ((u (error \"boom\"))) (head (cons 1 bottom)))", "Int"))
 @example(("(length (list bottom (error \"x\")))", "Int"))
 @example(("(show (list 1 bottom))", "String"))
+@example(("(= (list 1 bottom) (list 2 bottom))", "Bool"))      # Eq stops at a difference
+@example(("(= (list 1) (list 1 bottom))", "Bool"))
 def test_engine_agrees_with_reference(program):
     source, result_type = program
     compiled = exathunk.compile(source)           # generated programs are well typed
