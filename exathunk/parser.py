@@ -1,13 +1,16 @@
 """The exathunk parser: a PLY (LALR) grammar from tokens to the AST of ``ast.py``.
 
-``parse(source)`` is the entry point.  The PLY tables are built once, lazily, under
-the lexer's build lock, and never written to disk (importing exathunk writes no files).
-The grammar strings are attached with ``@rule`` rather than written as docstrings, so
-``python -OO`` (which strips docstrings) still builds the same parser.  PLY parsers keep
-their stacks on the parser object, so each thread parses with its own cheap copy.
+``parse(source)`` is the entry point.  The grammar is the ``p_`` rules of ``Grammar``;
+PLY builds its LALR tables once, lazily, under the lexer's build lock, and never writes
+them to disk (importing or using exathunk writes no files).  Grammar strings are attached
+with ``@rule`` rather than written as docstrings, so ``python -OO`` builds the same parser.
 
-Syntax errors are reported with the place of the offending token, what was expected
-there and, inside a special form, the shape that form takes.
+Two ways run the same tables and the same actions.  The fast path (``_drive``) feeds
+the fast scanner's tokens through a tight loop over PLY's action/goto tables: it keeps
+no state outside its locals, so threads need neither a lock nor a copy.  On any error
+it gives up, and ``parse_with_ply`` (PLY's lexer and LR loop, one copy per thread, as
+PLY keeps its stacks on the parser object) finds the error and describes it: the place
+of the offending token, what was expected there and, inside a special form, its shape.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ FORM_SHAPES = {
     "LIST": "(list expr ...)",
     "DEFINE": "(define name expr) or (define (name param ...) body)",
 }
+
 
 def rule(grammar: str, fast: str | None = None):
     """Attach a PLY grammar rule to a p_ function (a docstring would vanish under -OO).
@@ -289,7 +293,7 @@ def _fast_tables(parser):
         composed = dict(moves)
         for kind, t in moves.items():
             if t > 0:
-                reductions = set(action[t].values())
+                reductions = set(parser.action[t].values())
                 if len(reductions) == 1:
                     r = reductions.pop()
                     if r < 0 and prods[-r][0] == _PASS and prods[-r][2] == 1:
