@@ -1678,6 +1678,7 @@ cdef class Run:
     cdef int call_host(self, int32_t h, int64_t base, int32_t n) noexcept:
         cdef Machine* m = self.m
         cdef int64_t i
+        cdef LazyArg lz
         fn, strict, check = self.hosts[h]
         name = self.image.host_names[h]
         try:

@@ -1,0 +1,243 @@
+"""The engine: laziness, sharing, errors, limits, GC, host functions, threads."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import exathunk
+from exathunk import EvaluationError, LimitExceeded, parser, typecheck, compiler
+from exathunk.library import Library, default_library
+
+
+def prog_of(src, library=None):
+    library = library or default_library()
+    checked = typecheck.check_module(parser.parse(src), library)
+    return compiler.compile_module(checked, library)
+
+
+def run(src, library=None, **limits):
+    return prog_of(src, library).run(library=library, **limits)
+
+
+@pytest.mark.parametrize("src,expected", [
+    ("(or true bottom)", True),
+    ("(and false bottom)", False),
+    ("(head (cons 1 bottom))", 1),
+    ('(let ((x (error "no"))) 1)', 1),
+    ("(take 5 (iterate (lambda (x) (* 2 x)) 1))", [1, 2, 4, 8, 16]),
+    ("(if true 1 bottom)", 1),
+    ("(length (list bottom bottom))", 2),
+    ("(seq 1 2)", 2),
+    ("(null? (tail (cons bottom nil)))", True),
+    ("(let ((xs (cons 1 xs))) (take 3 xs))", [1, 1, 1]),
+    ("((lambda (f) (f (f 1))) (lambda (x) (+ x 1)))", 3),
+    ("(map (+ 1) (list 1 2))", [2, 3]),
+    ("(let ((add (lambda (a b c) (+ a (+ b c))))) ((add 1) 2 3))", 6),
+    ("(let ((k (lambda (a) (lambda (b) a)))) (k 1 2))", 1),
+    ("(foldr (lambda (x acc) (cons (* x x) acc)) nil (range 0 4))", [0, 1, 4, 9]),
+    ("(list (list 1 2) nil (list 3))", [[1, 2], [], [3]]),
+    ('(show (list "a\\"b" "c"))', '(list "a\\"b" "c")'),
+    ("(show (list (list 1) nil))", "(list (list 1) (list))"),
+    ("(show (list 1.0 -0.5 1e22 (/ 1.0 0.0) (/ -1.0 0.0)))", "(list 1.0 -0.5 1e+22 inf -inf)"),
+    ("(show (/ 0.0 0.0))", "nan"),
+    ("(show -5)", "-5"),
+    ('(show "tab\\there")', '"tab\\there"'),
+    ("(= (list 1 2) (cons 1 (cons 3 bottom)))", False),
+    ("(/= (list 1 2) (list 1 2))", False),
+    ('(< "abc" "abd")', True),
+    ('(< "ab" "abc")', True),
+    ('(len "h\\u{e9}llo \\u{1F600}")', 7),
+    ("(/ 7 -2)", -3),
+    ("(/ -7 2)", -3),
+    ("(mod -7 2)", -1),
+    ("(mod 7 -2)", 1),
+    ("(mod -9223372036854775808 -1)", 0),
+    ("(truncate -2.7)", -2),
+    ("(to-double 3)", 3.0),
+    ("(abs -3)", 3),
+    ("(negate 2.5)", -2.5),
+    ("(= (/ 0.0 0.0) (/ 0.0 0.0))", False),
+])
+def test_values(src, expected):
+    got = run(src)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("src,needle", [
+    ("(head nil)", "head"),
+    ("(tail nil)", "tail"),
+    ("(/ 1 0)", "division by zero"),
+    ("(mod 1 0)", "division by zero"),
+    ("(+ 9223372036854775807 1)", "overflow"),
+    ("(* 4611686018427387904 2)", "overflow"),
+    ("(- -9223372036854775807 2)", "overflow"),
+    ("(negate -9223372036854775808)", "overflow"),
+    ("(/ -9223372036854775808 -1)", "overflow"),
+    ("(truncate (/ 0.0 0.0))", "truncate"),
+    ("(truncate (/ 1.0 0.0))", "truncate"),
+    ("(truncate 1e19)", "truncate"),
+    ('(error "boom")', "boom"),
+    ("bottom", "bottom"),
+    ("(let ((x (+ x 1))) x)", "depends on itself"),
+    ("(let ((a (+ b 1)) (b (* a 2))) a)", "depends on itself"),
+    ("(nth (list 1 2) 5)", "out of range"),
+])
+def test_errors(src, needle):
+    with pytest.raises(EvaluationError) as info:
+        run(src)
+    assert needle in info.value.message
+
+
+def test_sharing_a_let_bound_value_is_computed_once():
+    expensive = "(sum (range 0 1000))"
+    once = prog_of(f"(let ((x {expensive})) x)").run_with_stats()
+    twice = prog_of(f"(let ((x {expensive})) (+ x x))").run_with_stats()
+    unshared = prog_of(f"(+ {expensive} {expensive})").run_with_stats()
+    assert twice[0] == 2 * once[0] == unshared[0]
+    extra = twice[1]["steps"] - once[1]["steps"]
+    assert extra < 10                                     # not another thousand steps
+    assert unshared[1]["steps"] > 2 * once[1]["steps"] - 10
+
+
+def test_sharing_of_a_function_argument():
+    src = "(define (twice x) (+ x x)) (twice (sum (range 0 1000)))"
+    single = prog_of("(sum (range 0 1000))").run_with_stats()
+    value, stats = prog_of(src).run_with_stats()
+    assert value == 2 * single[0]
+    assert stats["steps"] < single[1]["steps"] + 10
+
+
+@pytest.mark.parametrize("src,limits,limit", [
+    ("(define (loop n) (loop n)) (loop 1)", {"max_steps": 100_000}, "max_steps"),
+    ("(iterate (lambda (x) (+ x 1)) 0)", {"max_heap": 1 << 20}, "max_heap"),
+    ("(define (f n) (+ 1 (f n))) (f 1)", {"max_depth": 10_000}, "max_depth"),
+    ("(let ((xs (cons 1 xs))) xs)", {"max_steps": 100_000}, "max_steps"),
+    ("(let ((xs (cons 1 xs))) (= xs xs))", {"max_steps": 100_000}, "max_steps"),
+    ("(let ((xs (cons 1 xs))) (show xs))", {"max_steps": 100_000}, "max_steps"),
+])
+def test_limits_raise_by_name_and_next_run_is_fine(src, limits, limit):
+    prog = prog_of(src)
+    with pytest.raises(LimitExceeded) as info:
+        prog.run(**limits)
+    assert info.value.limit == limit
+    assert run("(+ 1 2)") == 3
+    with pytest.raises(LimitExceeded):
+        prog.run(**limits)                                  # same again, no residue
+
+
+def test_infinite_list_to_normal_form_hits_a_limit_with_defaults_reduced():
+    with pytest.raises(LimitExceeded):
+        run("(range 0 100000000)", max_heap=16 << 20)
+
+
+DEEP = "(define (f n) (if (= n 0) 0 (+ 1 (f (- n 1))))) (f 1000000)"
+
+
+def test_deep_recursion_evaluates_or_raises():
+    prog = prog_of(DEEP)
+    assert prog.run() == 1_000_000
+    with pytest.raises(LimitExceeded) as info:
+        prog.run(max_depth=100_000)
+    assert info.value.limit == "max_depth"
+    assert prog.run() == 1_000_000
+
+
+def test_deep_lazy_accumulator_and_deep_structures():
+    # foldl builds a million nested thunks; forcing them is deep but iterative
+    assert run("(foldl + 0 (range 0 1000000))") == 499999500000
+    assert run("(= (range 0 1000000) (range 0 1000000))") is True
+    assert run("(= (range 0 1000000) (range 0 999999))") is False
+    shown = run("(show (range 0 100000))")
+    assert shown.startswith("(list 0 1 2 ") and shown.endswith(" 99999)")
+    assert len(run("(range 0 1000000)")) == 1000000
+
+
+def test_long_stream_in_a_small_heap():
+    src = "(sum (take 1000000 (iterate (lambda (x) (+ x 1)) 0)))"
+    value, stats = prog_of(src).run_with_stats(max_heap=1 << 20)
+    assert value == 499999500000
+    assert stats["gc_runs"] > 10
+    assert stats["peak_heap"] <= 1 << 20
+
+
+def test_ten_million_stream_peak_rss_under_200mb():
+    code = (
+        "import resource, exathunk\n"
+        "v = exathunk.compile('(sum (take 10000000 (iterate (lambda (x) (+ x 1)) 0)))').run()\n"
+        "assert v == 49999995000000, v\n"
+        # VmHWM (not ru_maxrss, which a child inherits from a big parent at fork)
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) < 200 * 1024          # VmHWM is in KiB
+
+
+def test_host_functions_strict_lazy_and_failing():
+    lib = Library()
+    lib.register("total", "(-> (List Int) Int)", lambda xs: sum(xs))
+    lib.register("pick", "(-> Bool Int Int Int)", lambda c, a, b: a() if c else b(),
+                 strict=(True, False, False))
+    lib.register("boom", "(-> Int Int)", lambda x: 1 // 0)
+    lib.register("liar", "(-> Int String)", lambda x: 42)
+    lib.register("names", "(-> Int (List String))", lambda n: ["a", "b"][:n])
+    assert run("(total (map (lambda (x) (* x x)) (range 0 4)))", lib) == 14
+    assert run("(pick true 1 bottom)", lib) == 1
+    assert run("(pick false (error \"x\") 7)", lib) == 7
+    assert run("(names 2)", lib) == ["a", "b"]
+    assert run("(length (names 1))", lib) == 1
+    with pytest.raises(EvaluationError) as info:
+        run("(boom 1)", lib)
+    assert "boom" in info.value.message and "ZeroDivisionError" in info.value.message
+    with pytest.raises(EvaluationError) as info:
+        run("(liar 1)", lib)
+    assert "liar" in info.value.message
+    with pytest.raises(EvaluationError) as info:
+        run("(pick true (error \"inner\") 1)", lib)
+    assert "inner" in info.value.message
+    assert run("(+ 1 (total (list 1 2)))", lib) == 4         # healthy afterwards
+
+
+def test_two_threads_evaluate_in_parallel():
+    prog = prog_of("(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (fib 32)")
+    t0 = time.perf_counter()
+    expected = prog.run()
+    alone = time.perf_counter() - t0
+    assert alone > 0.05           # enough work for the intervals to be meaningful
+    spans = {}
+
+    def work(name):
+        start = time.perf_counter()
+        assert prog.run() == expected
+        spans[name] = (start, time.perf_counter())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(spans) == 2
+    (s0, e0), (s1, e1) = spans[0], spans[1]
+    # each run took real time and the two runs were in flight at the same moment
+    assert e0 - s0 > 0.05 and e1 - s1 > 0.05
+    assert max(s0, s1) < min(e0, e1)
+
+
+def test_golden_cases_run_on_the_engine():
+    import glob
+    import os
+    import re
+    from exathunk.values import show_value
+    root = os.path.join(os.path.dirname(exathunk.__file__), "..", "grammar", "cases")
+    checked = 0
+    for path in sorted(glob.glob(os.path.join(root, "*.xt"))):
+        src = open(path, encoding="utf-8").read()
+        expect = re.findall(r"^; expect: (.*)$", src, re.M)
+        if not expect or "bench_" in path:
+            continue
+        assert show_value(exathunk.compile(src).run()) == expect[0].strip(), path
+        checked += 1
+    assert checked > 50
