@@ -12,6 +12,7 @@ import sys
 import threading
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from exathunk import ast
 from exathunk.ast import (App, Binding, Define, If, Lambda, Let, ListLit, Lit, Module,
@@ -430,3 +431,21 @@ def test_fast_constructors_build_the_same_nodes(cls):
         assert getattr(fast, f.name) == getattr(slow, f.name)
     with pytest.raises(Exception):
         fast.line = 3                      # still frozen
+
+
+SOUP = ["(", "(", "(", ")", ")", ")", " ", "\n", "x", "f", "1", "-2.5", '"s"', "define",
+        "let", "lambda", "if", "the", "list", "Int", "List", "->", "a", ";c\n", "true",
+        "(define (g y) y)", "(let ((z 1)) z)", "(lambda (q) q)", "(the Int 1)"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(SOUP), max_size=16).map(" ".join))
+def test_fast_path_and_ply_path_agree_on_any_token_soup(source):
+    outcomes = []
+    for parse_fn in (parse, parse_with_ply):
+        try:
+            tree = parse_fn(source)
+            outcomes.append(("tree", tree, positions(tree)))
+        except ParseError as e:
+            outcomes.append(("error", e.message, e.line, e.column))
+    assert outcomes[0] == outcomes[1]
