@@ -517,7 +517,10 @@ def _final(t, node, budget, depth=0):
     if c is TVar:
         if t.ref is not None:
             t = prune(t)
-            if t.__class__ is not TVar:
+            c = t.__class__
+            if c is TCon:
+                return t
+            if c is not TVar:
                 return _final(t, node, budget, depth)
         if t.classes and t.level != GENERIC and not t.rigid:
             _default(t, node)
@@ -527,13 +530,20 @@ def _final(t, node, budget, depth=0):
         budget[0] -= 1
         if depth > 64 or budget[0] < 0:
             return _final_deep(t, node)
+        # A variable bound straight to a constant is the common case: no call for it.
         arg = t.arg
-        if arg.__class__ is not TCon:
+        c = arg.__class__
+        if c is TVar and arg.ref is not None and arg.ref.__class__ is TCon:
+            t.arg = arg.ref
+        elif c is not TCon:
             new = _final(arg, node, budget, depth + 1)
             if new is not arg:
                 t.arg = new
         res = t.res
-        if res.__class__ is not TCon:
+        c = res.__class__
+        if c is TVar and res.ref is not None and res.ref.__class__ is TCon:
+            t.res = res.ref
+        elif c is not TCon:
             new = _final(res, node, budget, depth + 1)
             if new is not res:
                 t.res = new
