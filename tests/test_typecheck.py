@@ -4,11 +4,13 @@ import sys
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from exathunk import ast, parser, typecheck
 from exathunk.errors import TypeCheckError, UnknownFunctionError
 from exathunk.library import BUILTINS, PRELUDE_SIGNATURES, Library
 from exathunk.types import parse_signature, show_type
+from progen import programs
 
 
 def check(source, library=None):
@@ -503,3 +505,21 @@ def test_strongly_connected_components_order():
     assert comps == [[1, 2], [0], [3], [4]]
     big = typecheck.strongly_connected(10000, [[i + 1] for i in range(9999)] + [[0]])
     assert big == [list(range(10000))]
+
+
+# ---- generated programs ----------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_generated_programs_check_at_their_type(program):
+    source, expected = program
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(5000)
+    try:
+        checked = check(source)
+    finally:
+        sys.setrecursionlimit(old)
+    assert checked.result_type_text == expected
+    for v in all_vars(checked.module):
+        assert v.inst_type is not None
