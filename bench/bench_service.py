@@ -213,7 +213,7 @@ def report(seconds: float = 1.0, rounds: int = 5, out=print) -> dict:
                 figures[key] = (a, b, r)
                 out(f"{key:42} {a:9.0f} {b:9.0f} {r:6.2f}")
 
-    with connect(host, port) as c:
+        with connect(host, port) as c:
             repeated = [f"(+ {i} 1)" for i in range(1000)]
             c.evaluate_batch(repeated)
             times = []

@@ -41,35 +41,58 @@ class _NotDone(Exception):
     pass
 
 
+def _method_table() -> dict:
+    """Per method: (args class, result class, names of its declared exception fields)."""
+    table = {}
+    for name in wire.Service.thrift_services:
+        result_cls = getattr(wire.Service, name + "_result")
+        exc_fields = tuple(spec[1] for _, spec in sorted(result_cls.thrift_spec.items())
+                           if spec[1] != "success")
+        table[name] = (getattr(wire.Service, name + "_args"), result_cls, exc_fields)
+    return table
+
+
+_METHODS = _method_table()
+
+
 class _Channel:
     """One TCP connection carrying one call at a time."""
 
-    def __init__(self, host: str, port: int, timeout: float):
+    def __init__(self, host: str, port: int, timeout: float, check_replies: bool = True):
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as err:
             raise RemoteError(f"cannot connect to {host}:{port}: {err}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.timeout = timeout
+        self.timeout = None
+        self._set_timeout(timeout)
         self._seq = itertools.count(1)
         self._buf = bytearray()
         self.broken = False
+        self.check_replies = check_replies
+
+    def _set_timeout(self, timeout: float) -> None:
+        # Kernel timeouts (see wire.kernel_timeouts), set again only when they change.
+        if timeout != self.timeout:
+            wire.kernel_timeouts(self.sock, timeout)
+            self.timeout = timeout
 
     def call(self, name: str, args, timeout: float):
         seqid = next(self._seq) & 0x7FFFFFFF
         frame = wire.encode_message(name, wire.CALL, seqid, args)
         try:
-            self.sock.settimeout(timeout)
+            self._set_timeout(timeout)
             self.sock.sendall(frame)
             body = self._read_frame()
-        except socket.timeout:
+        except (BlockingIOError, TimeoutError, socket.timeout):
             self.close()
             raise RemoteError(f"{name}: no reply within {timeout:.1f} s") from None
         except OSError as err:
             self.close()
             raise RemoteError(f"{name}: connection lost: {err}") from None
         try:
-            wire.check_frame(body, REPLY_BOUNDS)
+            if self.check_replies:
+                wire.check_frame(body, REPLY_BOUNDS)
             iprot = wire.decoder(body)
             api, mtype, rseq = iprot.read_message_begin()
             if mtype == wire.EXCEPTION:
@@ -79,7 +102,7 @@ class _Channel:
                 raise RemoteError(f"{name}: the server answered {exc.message or exc}")
             if rseq != seqid or api != name:
                 raise RemoteError(f"{name}: reply out of sequence ({api} #{rseq})")
-            result = getattr(wire.Service, name + "_result")()
+            result = _METHODS[name][1]()
             iprot.read_struct(result)
             return result
         except RemoteError:
@@ -91,8 +114,9 @@ class _Channel:
 
     def _read_frame(self) -> bytes:
         buf = self._buf
+        recv = self.sock.recv
         while len(buf) < 4:
-            chunk = self.sock.recv(65536)
+            chunk = recv(65536)
             if not chunk:
                 raise ConnectionError("closed by the server")
             buf += chunk
@@ -101,7 +125,7 @@ class _Channel:
             raise ConnectionError(f"reply frame length {size} out of bounds")
         need = 4 + size
         while len(buf) < need:
-            chunk = self.sock.recv(min(1 << 20, need - len(buf)))
+            chunk = recv(min(1 << 20, need - len(buf)))
             if not chunk:
                 raise ConnectionError("closed by the server mid-reply")
             buf += chunk
@@ -148,12 +172,13 @@ class Client:
     sockets (up to 8 pooled)."""
 
     def __init__(self, host: str, port: int, timeout: float = 30.0, mode: str = "source",
-                 library: Library | None = None):
+                 library: Library | None = None, check_replies: bool = True):
         if mode not in ("source", "graph", "graph-struct"):
             raise ValueError("mode is 'source', 'graph' (compiled here, shipped as "
                              "Program bytes) or 'graph-struct' (as a ProgramGraph)")
         self.host, self.port = host, int(port)
         self.timeout = timeout
+        self.check_replies = check_replies
         self.mode = mode
         self._library = library
         self._remote_library: Library | None = None
@@ -175,7 +200,7 @@ class Client:
                 ch = self._pool.pop()
                 if not ch.broken:
                     return ch
-        return _Channel(self.host, self.port, self.timeout)
+        return _Channel(self.host, self.port, self.timeout, self.check_replies)
 
     def _release(self, ch: _Channel) -> None:
         if ch.broken:
@@ -189,25 +214,23 @@ class Client:
     def _invoke(self, name: str, source: str | None = None, timeout: float | None = None,
                 channel: _Channel | None = None, **args):
         """Call a method; declared exceptions become exathunk errors (NotDone: _NotDone)."""
+        args_cls, _, exc_fields = _METHODS[name]
         ch = channel or self._acquire()
         try:
-            result = ch.call(name, getattr(wire.Service, name + "_args")(**args),
-                             timeout or self.timeout)
+            result = ch.call(name, args_cls(**args), timeout or self.timeout)
         finally:
             if channel is None:
                 self._release(ch)
-        for _, spec in sorted(result.thrift_spec.items()):
-            field = spec[1]
-            if field == "success":
-                continue
-            exc = getattr(result, field, None)
+        success = result.success
+        if success is not None:
+            return success
+        for field in exc_fields:
+            exc = getattr(result, field)
             if exc is not None:
                 if isinstance(exc, T.NotDone):
                     raise _NotDone(exc.message)
                 raise wire.thrift_to_error(exc, source)
-        if result.success is None:
-            raise RemoteError(f"{name}: empty reply")
-        return result.success
+        raise RemoteError(f"{name}: empty reply")
 
     def _call_timeout(self, limits: dict) -> float:
         ms = limits.get("timeout_ms")
@@ -404,7 +427,8 @@ class Client:
                 batch = list(self._pending.values())[:1000]
             try:
                 if channel is None or channel.broken:
-                    channel = _Channel(self.host, self.port, self.timeout)
+                    channel = _Channel(self.host, self.port, self.timeout,
+                                       self.check_replies)
                 outcomes = self._invoke("thunkWaitAny", channel=channel,
                                         timeout=WAIT_MS / 1000 + self.timeout,
                                         thunks=[f.thunk for f in batch], timeoutMs=WAIT_MS)
@@ -468,14 +492,18 @@ def _enum_name(enum, value):
 
 
 def connect(host: str = "127.0.0.1", port: int = 9090, timeout: float = 30.0,
-            mode: str = "source", library: Library | None = None) -> Client:
+            mode: str = "source", library: Library | None = None,
+            check_replies: bool = True) -> Client:
     """A Client for the node at host:port (connects now; RemoteError if it cannot).
 
     ``mode``: "source" sends source text (compiled on the node); "graph" compiles here
     against the node's function definitions (getFuncDefs) and ships the compiled
     program; "graph-struct" ships it as the IDL's ProgramGraph struct.
+    ``check_replies`` bounds and checks every reply frame before decoding it (keep it on
+    toward nodes you do not trust: thriftpy2 itself has no decode limits).
     """
-    return Client(host, port, timeout=timeout, mode=mode, library=library)
+    return Client(host, port, timeout=timeout, mode=mode, library=library,
+                  check_replies=check_replies)
 
 
 _STAT_LABELS = [

@@ -162,9 +162,16 @@ class _Job:
                  "request_id", "no_cache", "compile_ms", "cache_key", "source", "request")
 
 
-# The stats of every answer served from the result cache: the engine did no work.
-_CACHED_STATS = T.RunStats(steps=0, peakHeap=0, gcRuns=0, compileMs=0.0, queueMs=0.0,
-                           runMs=0.0, cached=True)
+# The stats of every answer served from the result cache: the engine did no work, and
+# the measurements are left out (they are optional) to keep the hot reply small.
+_CACHED_STATS = T.RunStats(cached=True)
+
+
+def _compile_source(source, library):
+    global _compile_source
+    from .driver import compile as compile_source
+    _compile_source = compile_source
+    return compile_source(source, library=library)
 
 
 class ExecutionHandler:
@@ -242,14 +249,14 @@ class ExecutionHandler:
         o = self.options
         job = _Job()
         t0 = _perf()
-        given = sum(x is not None for x in (req.source, req.graph, req.programBytes))
+        given = ((req.source is not None) + (req.graph is not None)
+                 + (req.programBytes is not None))
         if given != 1:
             raise ExathunkError("an EvalRequest needs exactly one of source, graph and "
                                 "programBytes")
         job.source = req.source
         if req.source is not None:
-            from .driver import compile as compile_source
-            program = compile_source(req.source, library=self.library)
+            program = _compile_source(req.source, library=self.library)
         elif req.programBytes is not None:
             blob = req.programBytes
             program = self._programs.get(blob)
@@ -748,6 +755,7 @@ class ThriftServer:
         self.rejected = 0
         self._accept_thread: threading.Thread | None = None
         self._calls = {name: self._make_call(name) for name in wire.Service.thrift_services}
+        self._counters = getattr(handler, "counters", None)
         if hasattr(handler, "connections"):
             handler.connections = lambda: len(self._conns)
             handler.rejected_frames = lambda: self.rejected
@@ -816,24 +824,27 @@ class ThriftServer:
 
     # ---------------------------------------------------------------- connections
     def _connection(self, sock: socket.socket, addr) -> None:
-        o = self.options
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         pending = bytearray()
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Kernel timeouts on a blocking socket: a recv or send costs one system call,
+            # where Python's own socket timeouts add a poll() before each.  The tick is
+            # how often an idle connection looks at the idle limit and at shutdown.
+            wire.kernel_timeouts(sock, min(1.0, self.options.io_timeout))
+            busy = self._busy
             while not self._closing.is_set():
                 body = self._read_frame(sock, pending, peer)
                 if body is None:
                     return
-                self._busy.add(sock)
+                busy.add(sock)
                 try:
                     reply = self._dispatch(body, peer)
                     if reply is None:
                         return
-                    sock.settimeout(o.io_timeout)
                     sock.sendall(reply)
                 finally:
-                    self._busy.discard(sock)
+                    busy.discard(sock)
         except (OSError, ConnectionError) as err:
             if not self._closing.is_set() and getattr(err, "errno", None) not in (
                     errno.ECONNRESET, errno.EPIPE, None):
@@ -848,16 +859,39 @@ class ThriftServer:
             except OSError:
                 pass
 
-    def _read_frame(self, sock, pending: bytearray, peer: str):
-        """The next frame body, None on a clean or forced close."""
+    def _recv(self, sock, n: int, idle_since: float, deadline: float | None, peer: str):
+        """One recv; b"" on EOF; None when the connection should close (idle too long,
+        frame too slow, shutting down).  Waits in ticks of the kernel timeout."""
         o = self.options
-        sock.settimeout(o.idle_timeout)
+        while True:
+            try:
+                return sock.recv(n)
+            except (BlockingIOError, TimeoutError, InterruptedError):
+                if self._closing.is_set():
+                    return None
+                now = _mono()
+                if deadline is None:
+                    if now - idle_since > o.idle_timeout:
+                        log.debug("closing idle connection %s", peer)
+                        return None
+                elif now > deadline:
+                    self._reject(peer, "frame not received in time")
+                    return None
+
+    def _read_frame(self, sock, pending: bytearray, peer: str):
+        """The next frame body, None on a close (clean, forced, or for a bad frame)."""
+        o = self.options
+        idle_since = _mono()
+        deadline = idle_since + o.io_timeout if pending else None
         while len(pending) < 4:
-            chunk = sock.recv(65536)
+            chunk = self._recv(sock, 65536, idle_since, deadline, peer)
             if not chunk:
+                if chunk is not None and pending:
+                    self._reject(peer, "connection closed mid-frame")
                 return None
             pending += chunk
-            sock.settimeout(o.io_timeout)
+            if deadline is None:
+                deadline = _mono() + o.io_timeout
         size = int.from_bytes(pending[:4], "big", signed=True)
         if size <= 0 or size > o.max_frame:
             self._reject(peer, f"frame length {size} outside 1..{o.max_frame}")
@@ -878,18 +912,17 @@ class ThriftServer:
                     return None
                 self._inflight_bytes += size
         try:
-            deadline = _mono() + o.io_timeout
             while len(pending) < need:
-                left = deadline - _mono()
-                if left <= 0:
-                    self._reject(peer, "frame not received in time")
-                    return None
-                sock.settimeout(left)
-                chunk = sock.recv(min(1 << 20, need - len(pending)))
+                chunk = self._recv(sock, min(1 << 20, need - len(pending)), idle_since,
+                                   deadline, peer)
                 if not chunk:
-                    self._reject(peer, "connection closed mid-frame")
+                    if chunk is not None:
+                        self._reject(peer, "connection closed mid-frame")
                     return None
                 pending += chunk
+                if _mono() > deadline:
+                    self._reject(peer, "frame not received in time")
+                    return None
             body = bytes(pending[4:need])
             del pending[:need]
             return body
@@ -928,12 +961,16 @@ class ThriftServer:
             self._reject(peer, f"undecodable {api} arguments: {err}")
             return None
         result = result_cls()
-        t0 = _perf()
-        counters = getattr(self.handler, "counters", None)
+        debug = log.isEnabledFor(logging.DEBUG)
+        t0 = _perf() if debug else 0.0
+        counters = self._counters
         if counters is not None:
             counters["requests"] += 1
         try:
-            result.success = method(*[getattr(args, n) for n in arg_names])
+            if len(arg_names) == 1:
+                result.success = method(getattr(args, arg_names[0]))
+            else:
+                result.success = method(*[getattr(args, n) for n in arg_names])
             outcome = "ok"
         except _DECLARED as exc:
             outcome = type(exc).__name__
@@ -951,7 +988,7 @@ class ThriftServer:
             if counters is not None:
                 counters["errors"] += 1
             log.warning("%s from %s: internal error", api, peer, exc_info=True)
-        if log.isEnabledFor(logging.DEBUG):
+        if debug:
             log.debug("%s %s %s %.3f ms", peer, api, outcome, (_perf() - t0) * 1e3)
         try:
             return wire.encode_message(api, wire.REPLY, seqid, result)

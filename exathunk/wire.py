@@ -574,3 +574,16 @@ def decoder(body: bytes):
 
 
 CALL, REPLY, EXCEPTION = TMessageType.CALL, TMessageType.REPLY, TMessageType.EXCEPTION
+
+_TIMEVAL = struct.Struct("@ll")
+
+
+def kernel_timeouts(sock, seconds: float) -> None:
+    """Make ``sock`` blocking with receive and send timeouts kept by the kernel
+    (SO_RCVTIMEO/SO_SNDTIMEO): a timed-out call raises BlockingIOError, and no poll()
+    precedes each call as it does with Python's socket timeouts."""
+    import socket
+    sock.settimeout(None)
+    tv = _TIMEVAL.pack(int(seconds), int((seconds - int(seconds)) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)

@@ -244,20 +244,21 @@ struct ValueNode {
   6: optional list<i32> children,
 }
 
-// Measurements of one evaluation (what it cost and where the time went).
+// Measurements of one evaluation (what it cost and where the time went).  An answer
+// from the result cache carries only cached = true: the engine did no work for it.
 struct RunStats {
-  // Reduction steps the engine took (0 for a cached result).
-  1: i64 steps,
-  // Peak heap use, in the engine's unit (0 if unknown or cached).
-  2: i64 peakHeap,
+  // Reduction steps the engine took.
+  1: optional i64 steps,
+  // Peak heap use, in the engine's unit (bytes).
+  2: optional i64 peakHeap,
   // Garbage collections during the run.
-  3: i32 gcRuns,
+  3: optional i32 gcRuns,
   // Time spent compiling (source requests) or loading (graph requests), in ms.
-  4: double compileMs,
+  4: optional double compileMs,
   // Time spent waiting for a free worker, in ms.
-  5: double queueMs,
+  5: optional double queueMs,
   // Time the engine ran, in ms.
-  6: double runMs,
+  6: optional double runMs,
   // True when the value came from the result cache (same program digest).
   7: bool cached,
   // Which node computed it (a broker fills in the worker's address).
