@@ -23,7 +23,7 @@ from ply import yacc
 from . import ast
 from .errors import ParseError
 from .lexer import (BUILD_LOCK, EXPR_START, KEYWORDS, MAX_NESTING, Lexer, eof_position,
-                    fast_constructor, scan, tokens)
+                    fast_constructor, scan, start, tokens)
 
 # The node constructors of the hot path (see lexer.fast_constructor).
 _Module = fast_constructor(ast.Module)
@@ -394,10 +394,7 @@ def parse_with_ply(source: str, filename: str | None = None) -> ast.Module:
     """Parse with PLY's own lexer and LR loop: the reference path, and the one that
     describes errors."""
     lexer, parser = _thread_state()
-    lexer.input(source)
-    lexer.lineno = 1
-    lexer.line_start = 0
-    lexer.depth = 0
+    start(lexer, source)
     try:
         return parser.parse(lexer=lexer)
     except _Stuck as stuck:
