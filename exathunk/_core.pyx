@@ -108,6 +108,7 @@ cdef struct FnInfo:
     int32_t arity
     int32_t nlocals
     int32_t maxstack
+    int32_t direct       # where direct calls start: after the strict-parameter prologue
     int64_t off
 
 cdef struct Machine:
@@ -547,6 +548,8 @@ cdef int interp(Machine* m) noexcept nogil:
     cdef int c
     cdef bint await_flag
     cdef Buf buf
+    cdef int64_t steps = m.steps
+    cdef int64_t max_steps = m.max_steps
     R.k = K_INT
     R.u.i = 0
     while True:
@@ -698,8 +701,8 @@ cdef int interp(Machine* m) noexcept nogil:
                             mode = M_FAIL
                             break
                         F = m.F
-                    m.steps += 1
-                    if m.steps > m.max_steps:
+                    steps += 1
+                    if steps > max_steps:
                         fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
                         mode = M_FAIL
                         break
@@ -713,7 +716,7 @@ cdef int interp(Machine* m) noexcept nogil:
                     base = b
                     fn = f
                     code = allcode + fi.off
-                    pc = 0
+                    pc = fi.direct
                 elif op == OP_TAILCALL:
                     f = code[pc + 1]
                     n = code[pc + 2]
@@ -727,8 +730,8 @@ cdef int interp(Machine* m) noexcept nogil:
                             mode = M_FAIL
                             break
                         S = m.S
-                    m.steps += 1
-                    if m.steps > m.max_steps:
+                    steps += 1
+                    if steps > max_steps:
                         fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
                         mode = M_FAIL
                         break
@@ -738,7 +741,7 @@ cdef int interp(Machine* m) noexcept nogil:
                     sp = base + fi.nlocals
                     fn = f
                     code = allcode + fi.off
-                    pc = 0
+                    pc = fi.direct
                 elif op == OP_APPLY:
                     napply = code[pc + 1]
                     F[fp].pc = pc + 2
@@ -782,8 +785,34 @@ cdef int interp(Machine* m) noexcept nogil:
                                 fail(m, E_EVAL, "a value depends on itself (infinite loop)")
                                 mode = M_FAIL
                                 break
-                elif op == OP_RET:
-                    v = resolve(S[sp - 1])
+                elif op == OP_BR_LT_LI or op == OP_BR_LE_LI or op == OP_BR_GT_LI \
+                        or op == OP_BR_GE_LI or op == OP_BR_EQ_LI:
+                    v = resolve(S[base + code[pc + 1]])
+                    if v.k != K_INT:
+                        fail(m, E_EVAL, "malformed program: fused operand is not an Int")
+                        mode = M_FAIL
+                        break
+                    y = m.ints[code[pc + 2]]
+                    x = v.u.i
+                    if op == OP_BR_LT_LI:
+                        c = x < y
+                    elif op == OP_BR_LE_LI:
+                        c = x <= y
+                    elif op == OP_BR_GT_LI:
+                        c = x > y
+                    elif op == OP_BR_GE_LI:
+                        c = x >= y
+                    else:
+                        c = x == y
+                    if c:
+                        pc += 4
+                    else:
+                        pc = code[pc + 3]
+                elif op == OP_RET or op == OP_RET_LOCAL:
+                    if op == OP_RET:
+                        v = resolve(S[sp - 1])
+                    else:
+                        v = resolve(S[base + code[pc + 1]])
                     sp = base
                     fp -= 1
                     if v.k == K_PTR and v.u.p.tag == T_THUNK:
@@ -795,6 +824,16 @@ cdef int interp(Machine* m) noexcept nogil:
                         fail(m, E_EVAL, "a value depends on itself (infinite loop)")
                         mode = M_FAIL
                         break
+                    fr = &F[fp]
+                    if fr.kind == F_CODE:
+                        # the common case, without leaving the instruction loop
+                        fn = fr.fn
+                        code = allcode + fns[fn].off
+                        pc = fr.pc
+                        base = fr.base
+                        S[sp] = v
+                        sp += 1
+                        continue
                     R = v
                     mode = M_RETURN
                     break
@@ -1118,6 +1157,7 @@ cdef int interp(Machine* m) noexcept nogil:
                 m.result = R
                 m.sp = fr.base
                 m.fp = fp - 1
+                m.steps = steps
                 return 0
             else:
                 S[sp] = R
@@ -1142,8 +1182,8 @@ cdef int interp(Machine* m) noexcept nogil:
                     mode = M_FAIL
                     continue
                 F = m.F
-            m.steps += 1
-            if m.steps > m.max_steps:
+            steps += 1
+            if steps > max_steps:
                 fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
                 mode = M_FAIL
                 continue
@@ -1243,8 +1283,8 @@ cdef int interp(Machine* m) noexcept nogil:
                 F[fp].fn = extra
                 F[fp].base = b
                 b += extra
-            m.steps += 1
-            if m.steps > m.max_steps:
+            steps += 1
+            if steps > max_steps:
                 fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
                 mode = M_FAIL
                 continue
@@ -1273,7 +1313,9 @@ cdef int interp(Machine* m) noexcept nogil:
         elif mode == M_NATIVE:
             m.sp = sp
             m.fp = fp
+            m.steps = steps
             c = native_step(m)
+            steps = m.steps
             S = m.S
             F = m.F
             sp = m.sp
@@ -1288,6 +1330,7 @@ cdef int interp(Machine* m) noexcept nogil:
         else:   # M_FAIL
             m.sp = sp
             m.fp = fp
+            m.steps = steps
             return -1
 
 
@@ -1497,6 +1540,7 @@ cdef class Image:
             self.fns[i].nlocals = fobj.frame_size
             self.fns[i].maxstack = fobj.max_stack
             self.fns[i].off = off
+            self.fns[i].direct = _prologue_length(fobj.code)
             for x in fobj.code:
                 self.code[off] = x
                 off += 1
@@ -1540,6 +1584,16 @@ cdef class Image:
         free(self.strs)
         free(self.host_arity)
         free(self.host_strict)
+
+
+def _prologue_length(code):
+    """Length of the leading LOCAL_EVAL i; STORE i pairs that force strict parameters:
+    direct callers (CALL, TAILCALL) pass those already evaluated and skip it."""
+    pc = 0
+    while (pc + 3 < len(code) and code[pc] == OP_LOCAL_EVAL and code[pc + 2] == OP_STORE
+           and code[pc + 1] == code[pc + 3]):
+        pc += 4
+    return pc
 
 
 cdef object _show_double = None

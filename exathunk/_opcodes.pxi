@@ -58,6 +58,12 @@ cdef enum:
     OP_GT_LI = 55
     OP_GE_LI = 56
     OP_EQ_LI = 57
+    OP_BR_LT_LI = 58
+    OP_BR_LE_LI = 59
+    OP_BR_GT_LI = 60
+    OP_BR_GE_LI = 61
+    OP_BR_EQ_LI = 62
+    OP_RET_LOCAL = 63
 
 # The engine's view of the numbering, for the agreement test.
 OPCODE_VALUES = {
@@ -119,4 +125,10 @@ OPCODE_VALUES = {
     'GT_LI': OP_GT_LI,
     'GE_LI': OP_GE_LI,
     'EQ_LI': OP_EQ_LI,
+    'BR_LT_LI': OP_BR_LT_LI,
+    'BR_LE_LI': OP_BR_LE_LI,
+    'BR_GT_LI': OP_BR_GT_LI,
+    'BR_GE_LI': OP_BR_GE_LI,
+    'BR_EQ_LI': OP_BR_EQ_LI,
+    'RET_LOCAL': OP_RET_LOCAL,
 }

@@ -22,7 +22,7 @@ import threading
 from . import ast
 from .errors import ExathunkError
 from .library import BUILTINS, Library, specialise
-from .opcodes import FUSED, OPERANDS, PRIMITIVES, Op, instruction_length
+from .opcodes import BRANCH_FUSED, FUSED, OPERANDS, PRIMITIVES, Op, instruction_length
 
 _BUILTIN_SPECS = {s.name: s for s in BUILTINS}
 _USER, _PRELUDE = "user", "prelude"
@@ -251,7 +251,8 @@ class _FnBuilder:
         return len(self.code) - len(operands) - 1
 
     def patch_target(self, at: int, target: int):
-        self.code[at + 1] = target
+        op = Op(self.code[at])
+        self.code[at + len(OPERANDS[op])] = target
 
     def new_slot(self) -> int:
         s = self.next_slot
@@ -456,8 +457,7 @@ class _Compiler:
         if isinstance(e, ast.Var):
             return self.c_var(fb, e, env, ns, tail, strict=True)
         if isinstance(e, ast.If):
-            self.c_strict(fb, e.cond, env, ns)
-            jf = fb.emit(Op.JUMPF, 0)
+            jf = self.c_branch_if_false(fb, e.cond, env, ns)
             self.c_strict(fb, e.then, env, ns, tail)
             if tail:
                 fb.patch_target(jf, len(fb.code))
@@ -513,6 +513,30 @@ class _Compiler:
                     return self.c_app(fb, e, env, ns, False)
         return self.c_thunk(fb, e, env, ns)
 
+    def fusable(self, name, args, env):
+        """(slot, int constant index) when `(name local literal)` can be fused."""
+        if len(args) != 2:
+            return None
+        a, b = _strip(args[0]), _strip(args[1])
+        if isinstance(a, ast.Var) and a.name in env and env[a.name].evaluated \
+                and isinstance(b, ast.Lit) and b.type == "Int" and not isinstance(b.value, bool):
+            return env[a.name].slot, self.int_const(int(b.value))
+        return None
+
+    def c_branch_if_false(self, fb, cond, env, ns) -> int:
+        """Emit a test of cond that jumps (to a target patched later) when false."""
+        c = _strip(cond)
+        if isinstance(c, ast.App):
+            fn, args = _flatten_app(c)
+            if isinstance(fn, ast.Var) and fn.name not in env:
+                g = self.resolve(fn.name, fn, env, ns)
+                if g.kind == "builtin" and PRIMITIVES.get(g.name) in BRANCH_FUSED:
+                    fused = self.fusable(g.name, args, env)
+                    if fused is not None:
+                        return fb.emit(BRANCH_FUSED[PRIMITIVES[g.name]], fused[0], fused[1], 0)
+        self.c_strict(fb, cond, env, ns)
+        return fb.emit(Op.JUMPF, 0)
+
     def c_lit(self, fb, e: ast.Lit):
         if e.type == "Bool" or isinstance(e.value, bool):
             fb.emit(Op.BOOL, 1 if e.value else 0)
@@ -527,8 +551,7 @@ class _Compiler:
         loc = env.get(e.name)
         if loc is not None:
             if tail:
-                fb.emit(Op.LOCAL, loc.slot)    # RET forces it, in tail position
-                fb.emit(Op.RET)
+                fb.emit(Op.RET_LOCAL, loc.slot)    # forces it, in tail position
             elif loc.evaluated or not strict:
                 fb.emit(Op.LOCAL, loc.slot)
             else:
@@ -745,11 +768,10 @@ class _Compiler:
             fb.emit(Op.CONS)
             return False
         op = PRIMITIVES[name]
-        if op in FUSED and len(args) == 2:
-            a, b = _strip(args[0]), _strip(args[1])
-            if isinstance(a, ast.Var) and a.name in env and env[a.name].evaluated \
-                    and isinstance(b, ast.Lit) and b.type == "Int" and not isinstance(b.value, bool):
-                fb.emit(FUSED[op], env[a.name].slot, self.int_const(int(b.value)))
+        if op in FUSED:
+            fused = self.fusable(name, args, env)
+            if fused is not None:
+                fb.emit(FUSED[op], *fused)
                 return False
         for a in args:
             self.c_strict(fb, a, env, ns)

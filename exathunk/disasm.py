@@ -64,7 +64,12 @@ def _slot_int(prog, op, ops):
     return f"{op.name:<12} {ops[0]} {prog.ints[ops[1]]}"
 
 
+def _slot_int_jump(prog, op, ops):
+    return f"{op.name:<12} {ops[0]} {prog.ints[ops[1]]} -> {ops[2]:04d}"
+
+
 _SHAPES = {
+    ("slot", "int", "target"): _slot_int_jump,
     (): _simple,
     ("slot",): _slot,
     ("int",): _constant, ("dbl",): _constant, ("str",): _constant,

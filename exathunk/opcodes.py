@@ -72,6 +72,13 @@ class Op(IntEnum):
     GT_LI = 55
     GE_LI = 56
     EQ_LI = 57
+    # compare-and-branch: jump forward to target unless (local op ints[k])
+    BR_LT_LI = 58
+    BR_LE_LI = 59
+    BR_GT_LI = 60
+    BR_GE_LI = 61
+    BR_EQ_LI = 62
+    RET_LOCAL = 63   # return local slot (forced to WHNF)
 
 
 # operand kinds: slot (local index), int/dbl/str (constant pool index), imm (0 or 1),
@@ -91,6 +98,10 @@ OPERANDS: dict[Op, tuple[str, ...]] = {
     Op.ADD_LI: ("slot", "int"), Op.SUB_LI: ("slot", "int"), Op.LT_LI: ("slot", "int"),
     Op.LE_LI: ("slot", "int"), Op.GT_LI: ("slot", "int"), Op.GE_LI: ("slot", "int"),
     Op.EQ_LI: ("slot", "int"),
+    Op.BR_LT_LI: ("slot", "int", "target"), Op.BR_LE_LI: ("slot", "int", "target"),
+    Op.BR_GT_LI: ("slot", "int", "target"), Op.BR_GE_LI: ("slot", "int", "target"),
+    Op.BR_EQ_LI: ("slot", "int", "target"),
+    Op.RET_LOCAL: ("slot",),
 }
 for _op in Op:
     OPERANDS.setdefault(_op, ())
@@ -116,9 +127,16 @@ for _op in _UNARY:
     STACK[_op] = (1, 1)
 for _op in (Op.ADD_LI, Op.SUB_LI, Op.LT_LI, Op.LE_LI, Op.GT_LI, Op.GE_LI, Op.EQ_LI):
     STACK[_op] = (0, 1)
+for _op in (Op.BR_LT_LI, Op.BR_LE_LI, Op.BR_GT_LI, Op.BR_GE_LI, Op.BR_EQ_LI):
+    STACK[_op] = (0, 0)
+STACK[Op.RET_LOCAL] = (0, 0)
 
 # Instructions after which control never falls through to the next one.
-TERMINATORS = frozenset({Op.RET, Op.TAILCALL, Op.TAILAPPLY, Op.JUMP})
+TERMINATORS = frozenset({Op.RET, Op.TAILCALL, Op.TAILAPPLY, Op.JUMP, Op.RET_LOCAL})
+
+# Conditional jumps: the last operand is the target.
+BRANCHES = frozenset({Op.JUMP, Op.JUMPF, Op.BR_LT_LI, Op.BR_LE_LI, Op.BR_GT_LI,
+                      Op.BR_GE_LI, Op.BR_EQ_LI})
 
 # Built-ins compiled to a single instruction when fully applied (strict in every argument).
 PRIMITIVES: dict[str, Op] = {
@@ -128,6 +146,12 @@ PRIMITIVES: dict[str, Op] = {
     "len": Op.LEN, "concat": Op.CONCAT, "++": Op.CONCAT, "show": Op.SHOW,
     "to-double": Op.TODOUBLE, "truncate": Op.TRUNCATE, "error": Op.ERROR,
     "head": Op.HEAD, "tail": Op.TAIL, "null?": Op.NULLP,
+}
+
+# Compare-and-branch forms of the fused comparisons.
+BRANCH_FUSED: dict[Op, Op] = {
+    Op.LT: Op.BR_LT_LI, Op.LE: Op.BR_LE_LI, Op.GT: Op.BR_GT_LI, Op.GE: Op.BR_GE_LI,
+    Op.EQ: Op.BR_EQ_LI,
 }
 
 # Fused "local op constant" forms of some primitives.

@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .errors import ExathunkError, UnknownFunctionError
-from .opcodes import OPERANDS, STACK, TERMINATORS, Op
+from .opcodes import BRANCHES, OPERANDS, STACK, TERMINATORS, Op
 
 FORMAT_VERSION = 1
 MAGIC = b"XTHK"
@@ -481,7 +481,7 @@ def _verify_code(prog, f, arities) -> int:
         if h is None:
             continue          # unreachable
         pops, pushes = STACK[op]
-        n = ops[-1] if ops else 0
+        n = ops[-1] if ops and OPERANDS[op][-1] == "count" else 0
         pops = n if pops == "n" else (n + 1 if pops == "n+1" else pops)
         if h < pops:
             raise _bad(f, pc, f"{op.name} underflows the stack")
@@ -494,8 +494,8 @@ def _verify_code(prog, f, arities) -> int:
             if idx + 1 >= len(decoded):
                 raise _bad(f, pc, "code falls off the end")
             succ.append(decoded[idx + 1][0])
-        if op in (Op.JUMP, Op.JUMPF):
-            succ.append(ops[0])
+        if op in BRANCHES:
+            succ.append(ops[-1])
         for s in succ:
             old = heights.get(s)
             if old is None:
