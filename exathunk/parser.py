@@ -496,9 +496,33 @@ def _open_form(symstack):
     return paren, None
 
 
+def _acceptable_next(parser) -> set[str]:
+    """The token kinds that could come next, exactly.
+
+    An LALR state may reduce on lookaheads that a later state then rejects, so the
+    error state's own action table can list too much: each candidate is tried by
+    running the pending reductions on a copy of the state stack until it would shift.
+    """
+    action, goto, productions = parser.action, parser.goto, parser.productions
+    acceptable = set()
+    for kind in tokens + ("$end",):
+        states = list(parser.statestack)
+        for _ in range(len(states) + len(productions) + 10):   # reductions are finite
+            t = action[states[-1]].get(kind)
+            if t is None:
+                break
+            if t >= 0:
+                acceptable.add(kind)
+                break
+            prod = productions[-t]
+            if prod.len:
+                del states[-prod.len:]
+            states.append(goto[states[-1]][prod.name])
+    return acceptable
+
+
 def _syntax_error(tok, parser, lexer, source) -> ParseError:
-    state = parser.statestack[-1]
-    expected = set(parser.action[state])
+    expected = _acceptable_next(parser)
     symstack = parser.symstack
     found = _describe_token(tok)
     if tok is None:
