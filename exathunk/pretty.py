@@ -99,7 +99,7 @@ def _emit(node, out: list[str]) -> None:
 def _literal(lit: ast.Lit) -> str:
     value = lit.value
     if lit.type == "Int":
-        return str(value)
+        return str(int(value))
     if lit.type == "Double":
         return show_double(float(value))
     if lit.type == "Bool":
