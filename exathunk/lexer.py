@@ -4,7 +4,9 @@
 pycparser does, because the PLY manual warns against lexing in a constructor).  Every
 token carries ``lineno``, ``lexpos`` and a 1-based ``column``.  Token values are what
 the parser needs, positions included: a literal's value is its ``ast.Lit`` node, a
-name's its ``ast.Var``, a parenthesis's its ``(line, column)``, a keyword's its text.  Malformed input raises ``ParseError`` with its place.
+name's its ``ast.Var``, a parenthesis's its ``(line, column)``, a keyword's its text.
+Malformed input raises ``ParseError`` with its place.  ``scan()`` (below) is the fast
+scanner the parser uses for well-formed input; it yields the same tokens.
 
 Rules are given to PLY through ``@TOKEN`` (not docstrings) so that ``python -OO`` keeps
 them.  Per-input state (line start, paren depth) lives on the PLY lexer object, so a
