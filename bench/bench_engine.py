@@ -82,14 +82,15 @@ def test_c_gcc_O2(benchmark, all_workloads, name):
     assert str(result) == w.expected
 
 
-THREAD_JOBS = 8
+THREAD_JOBS = 4
 THREAD_SOURCE = ("(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))\n"
-                 "(fib 22)")
+                 "(fib 25)")
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_engine_thread_throughput(benchmark, threads):
-    """THREAD_JOBS runs of fib 22 on a pool of 1 or 2 threads."""
+    """THREAD_JOBS runs of fib 25 on a pool of 1 or 2 threads (compare_engine.py adds
+    a GIL-free control, since a busy machine has no second core to give)."""
     benchmark.group = "threads"
     program = exathunk.compile(THREAD_SOURCE)
 
@@ -98,4 +99,4 @@ def test_engine_thread_throughput(benchmark, threads):
             return list(pool.map(lambda _: program.run(), range(THREAD_JOBS)))
 
     results = benchmark.pedantic(batch, rounds=5, warmup_rounds=1)
-    assert results == [17711] * THREAD_JOBS
+    assert results == [75025] * THREAD_JOBS

@@ -178,7 +178,7 @@ def workloads() -> list[Workload]:
                  "fib 20 (11x fewer calls than fib 25)", c=("fib", (25,))),
         Workload("tak", tak_src, tak_exp, lambda: py_tak(18, 12, 6), True,
                  _program("(tak 18 12 6)", TAK_DEF), py_tak(18, 12, 6),
-                 lambda: py_tak(18, 12, 6), "not scaled: tak 18 12 6",
+                 lambda: py_tak(18, 12, 6), "same input: tak 18 12 6",
                  c=("tak", (18, 12, 6))),
         Workload("pipeline", pipe_src, pipe_exp, py_pipeline, False,
                  pipeline_source(30_000), py_pipeline(30_000), lambda: py_pipeline(30_000),
