@@ -82,3 +82,41 @@ def test_int_unary_edges(op, a):
     want = ("value", str(r)) if r <= (1 << 63) - 1 else ("error", "EvaluationError")
     assert outcome(on_reference, source) == want
     assert outcome(on_engine, source) == want
+
+
+def _host_library():
+    from exathunk.library import Library
+    lib = Library()
+    lib.register("answer", "Int", lambda: 42)
+    lib.register("pick", "(-> Bool Int Int Int)",
+                 lambda c, a, b: a() if c else b(), strict=(True, False, False))
+    lib.register("digits", "(-> Int (List Int))", lambda n: [int(d) for d in str(abs(n))])
+    lib.register("halve", "(-> Double Double)", lambda x: x / 2)
+    lib.register("boom", "(-> Int Int)", lambda n: 1 // 0)
+    lib.register("shout", "(-> String String)", lambda s: s.upper() + "!")
+    lib.register("total", "(-> (List Int) Int)", sum)
+    return lib
+
+
+@pytest.mark.parametrize("source", [
+    "(+ answer 1)",
+    "(pick true 1 bottom)",
+    "(pick false (error \"no\") (* 6 7))",
+    "(pick true bottom 1)",
+    "(sum (digits -9876))",
+    "(map (lambda (d) (* d d)) (digits 123))",
+    "(halve 5.0)",
+    "(show (halve -0.0))",
+    "(+ 1 (boom 2))",
+    "(let ((x (boom 2))) 3)",
+    "(shout \"h\\u{e9}\")",
+    "(total (range 0 100))",
+    "(total (list 1 bottom))",
+    "(foldr + 0 (map (pick true 10) (list 1 2)))",
+])
+def test_host_functions_agree(source):
+    lib = _host_library()
+    engine = outcome(lambda s: exathunk.compile(s, library=lib).run(library=lib, **LIMITS),
+                     source)
+    ref = outcome(lambda s: reference.evaluate(driver.check(s, lib), lib, **LIMITS), source)
+    assert engine == ref
