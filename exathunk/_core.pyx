@@ -146,6 +146,8 @@ cdef struct Machine:
     Val result
     void* run            # the Python Run object (borrowed) for host calls
     int failed
+    int32_t err_fn       # the code running when the run failed (for the line table)
+    int64_t err_pc
 
 DEF_OBJ = 16
 
@@ -1331,6 +1333,9 @@ cdef int interp(Machine* m) noexcept nogil:
             m.sp = sp
             m.fp = fp
             m.steps = steps
+            if m.err_fn < 0:
+                m.err_fn = fn
+                m.err_pc = pc
             return -1
 
 
@@ -1513,6 +1518,7 @@ cdef class Image:
     cdef int32_t* host_arity
     cdef char** host_strict
     cdef readonly object host_names
+    cdef readonly object program
 
     def __cinit__(self, program):
         cdef int64_t total = 0, off = 0, i, j
@@ -1567,6 +1573,7 @@ cdef class Image:
             for j, flag in enumerate(href.strictness):
                 self.host_strict[i][j] = 1 if flag else 0
         self.host_names = [h.name for h in program.hosts]
+        self.program = program
         self.entry = program.entry
 
     def __dealloc__(self):
@@ -1670,6 +1677,7 @@ cdef class Run:
             m.cafs[i].u.i = 0
         m.run = <void*>self
         m.result.k = K_INT
+        m.err_fn = -1
 
     def __dealloc__(self):
         if self.m != NULL:
@@ -1692,8 +1700,16 @@ cdef class Run:
         if m.err == E_DEPTH:
             raise _errors.LimitExceeded(msg, limit="max_depth")
         if msg == "error" and self.error_message is not None:
-            raise _errors.EvaluationError(self.error_message)
-        raise _errors.EvaluationError(msg)
+            msg = self.error_message
+        line = None
+        if 0 <= m.err_fn < m.nfns:
+            fobj = self.image.program.functions[m.err_fn]
+            if fobj.lines:
+                line = fobj.lines[min(max(m.err_pc, 0), len(fobj.lines) - 1)] or None
+            name = fobj.name.split("/")[0]
+            if not name.startswith("%main"):
+                msg = f"{msg} (in {name})"
+        raise _errors.EvaluationError(msg, line=line)
 
     def execute(self):
         cdef Machine* m = self.m
