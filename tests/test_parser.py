@@ -454,3 +454,20 @@ def test_fast_path_and_ply_path_agree_on_any_token_soup(source):
         except ParseError as e:
             outcomes.append(("error", e.message, e.line, e.column))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_large_parse_leaves_the_collector_as_it_found_it():
+    import gc
+    big = "(list " + " ".join(["1"] * 70_000) + ")"
+    assert gc.isenabled()
+    parse(big)
+    assert gc.isenabled()
+    with pytest.raises(ParseError):
+        parse(big + ")")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse(big)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
