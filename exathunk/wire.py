@@ -470,12 +470,15 @@ def _walk(buf, bounds: Bounds) -> None:
     while stack:
         top = stack[-1]
         if top is None:
-            # In a struct: read fields until STOP or a nested container.
+            # In a struct: read fields until STOP or a nested container; nested structs
+            # are entered and left without leaving this loop (the common shape).
             while True:
                 vtype = buf[pos]
                 if vtype == 0:
                     pos += 1
                     stack.pop()
+                    if stack and stack[-1] is None:
+                        continue              # back in the enclosing struct
                     break
                 pos += 3                      # type byte and field id
                 width = fixed_width.get(vtype)
@@ -489,6 +492,11 @@ def _walk(buf, bounds: Bounds) -> None:
                         raise FrameError(f"string length {n} out of bounds")
                     pos += n
                     continue
+                if vtype == _T_STRUCT:
+                    if len(stack) >= max_depth:
+                        raise FrameError(f"nesting deeper than {max_depth}")
+                    stack.append(None)
+                    continue
                 pos = _open(buf, pos, end, vtype, stack, max_container, max_depth)
                 break
             continue
@@ -498,6 +506,11 @@ def _walk(buf, bounds: Bounds) -> None:
                 continue
             top[1] -= 1
             vtype = top[0]
+            if vtype == _T_STRUCT:
+                if len(stack) >= max_depth:
+                    raise FrameError(f"nesting deeper than {max_depth}")
+                stack.append(None)
+                continue
         else:
             if top[2] == 0:
                 stack.pop()
