@@ -810,6 +810,38 @@ cdef int interp(Machine* m) noexcept nogil:
                         pc += 4
                     else:
                         pc = code[pc + 3]
+                elif op == OP_BR_LT_LL or op == OP_BR_LE_LL or op == OP_BR_GT_LL or op == OP_BR_GE_LL:
+                    v = resolve(S[base + code[pc + 1]])
+                    w = resolve(S[base + code[pc + 2]])
+                    if v.k == K_INT and w.k == K_INT:
+                        c = -1 if v.u.i < w.u.i else (1 if v.u.i > w.u.i else 0)
+                    elif v.k == K_DBL and w.k == K_DBL:
+                        if v.u.d < w.u.d:
+                            c = -1
+                        elif v.u.d > w.u.d:
+                            c = 1
+                        elif v.u.d == w.u.d:
+                            c = 0
+                        else:
+                            c = 3
+                    elif is_str(v) and is_str(w):
+                        c = str_cmp(v.u.p, w.u.p)
+                    else:
+                        fail(m, E_EVAL, "malformed program: comparison of unlike values")
+                        mode = M_FAIL
+                        break
+                    if op == OP_BR_LT_LL:
+                        c = c == -1
+                    elif op == OP_BR_LE_LL:
+                        c = c == -1 or c == 0
+                    elif op == OP_BR_GT_LL:
+                        c = c == 1
+                    else:
+                        c = c == 1 or c == 0
+                    if c:
+                        pc += 4
+                    else:
+                        pc = code[pc + 3]
                 elif op == OP_RET or op == OP_RET_LOCAL:
                     if op == OP_RET:
                         v = resolve(S[sp - 1])

@@ -64,6 +64,10 @@ cdef enum:
     OP_BR_GE_LI = 61
     OP_BR_EQ_LI = 62
     OP_RET_LOCAL = 63
+    OP_BR_LT_LL = 64
+    OP_BR_LE_LL = 65
+    OP_BR_GT_LL = 66
+    OP_BR_GE_LL = 67
 
 # The engine's view of the numbering, for the agreement test.
 OPCODE_VALUES = {
@@ -131,4 +135,8 @@ OPCODE_VALUES = {
     'BR_GE_LI': OP_BR_GE_LI,
     'BR_EQ_LI': OP_BR_EQ_LI,
     'RET_LOCAL': OP_RET_LOCAL,
+    'BR_LT_LL': OP_BR_LT_LL,
+    'BR_LE_LL': OP_BR_LE_LL,
+    'BR_GT_LL': OP_BR_GT_LL,
+    'BR_GE_LL': OP_BR_GE_LL,
 }

@@ -22,7 +22,7 @@ import threading
 from . import ast
 from .errors import ExathunkError
 from .library import BUILTINS, Library, specialise
-from .opcodes import BRANCH_FUSED, FUSED, OPERANDS, PRIMITIVES, Op, instruction_length
+from .opcodes import BRANCH_FUSED, BRANCH_LOCALS, FUSED, OPERANDS, PRIMITIVES, Op, instruction_length
 
 _BUILTIN_SPECS = {s.name: s for s in BUILTINS}
 _USER, _PRELUDE = "user", "prelude"
@@ -457,6 +457,7 @@ class _Compiler:
         if isinstance(e, ast.Var):
             return self.c_var(fb, e, env, ns, tail, strict=True)
         if isinstance(e, ast.If):
+            e = self.without_not(e, env, ns)
             jf = self.c_branch_if_false(fb, e.cond, env, ns)
             self.c_strict(fb, e.then, env, ns, tail)
             if tail:
@@ -523,6 +524,21 @@ class _Compiler:
             return env[a.name].slot, self.int_const(int(b.value))
         return None
 
+    def without_not(self, e: ast.If, env, ns) -> ast.If:
+        """(if (not c) a b) as (if c b a)."""
+        for _ in range(1000):
+            c = _strip(e.cond)
+            if not isinstance(c, ast.App):
+                break
+            fn, args = _flatten_app(c)
+            if not (isinstance(fn, ast.Var) and fn.name not in env and len(args) == 1):
+                break
+            g = self.resolve(fn.name, fn, env, ns)
+            if g.kind != "builtin" or g.name != "not":
+                break
+            e = ast.If(args[0], e.orelse, e.then, e.line, e.column)
+        return e
+
     def c_branch_if_false(self, fb, cond, env, ns) -> int:
         """Emit a test of cond that jumps (to a target patched later) when false."""
         c = _strip(cond)
@@ -534,6 +550,13 @@ class _Compiler:
                     fused = self.fusable(g.name, args, env)
                     if fused is not None:
                         return fb.emit(BRANCH_FUSED[PRIMITIVES[g.name]], fused[0], fused[1], 0)
+                if g.kind == "builtin" and PRIMITIVES.get(g.name) in BRANCH_LOCALS \
+                        and len(args) == 2:
+                    a, b = _strip(args[0]), _strip(args[1])
+                    if all(isinstance(x, ast.Var) and x.name in env and env[x.name].evaluated
+                           for x in (a, b)):
+                        return fb.emit(BRANCH_LOCALS[PRIMITIVES[g.name]], env[a.name].slot,
+                                       env[b.name].slot, 0)
         self.c_strict(fb, cond, env, ns)
         return fb.emit(Op.JUMPF, 0)
 

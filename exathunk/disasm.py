@@ -68,7 +68,12 @@ def _slot_int_jump(prog, op, ops):
     return f"{op.name:<12} {ops[0]} {prog.ints[ops[1]]} -> {ops[2]:04d}"
 
 
+def _slot_slot_jump(prog, op, ops):
+    return f"{op.name:<12} {ops[0]} {ops[1]} -> {ops[2]:04d}"
+
+
 _SHAPES = {
+    ("slot", "slot", "target"): _slot_slot_jump,
     ("slot", "int", "target"): _slot_int_jump,
     (): _simple,
     ("slot",): _slot,

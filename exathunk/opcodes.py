@@ -79,6 +79,11 @@ class Op(IntEnum):
     BR_GE_LI = 61
     BR_EQ_LI = 62
     RET_LOCAL = 63   # return local slot (forced to WHNF)
+    # compare two locals (already in WHNF; Int, Double or String) and branch
+    BR_LT_LL = 64
+    BR_LE_LL = 65
+    BR_GT_LL = 66
+    BR_GE_LL = 67
 
 
 # operand kinds: slot (local index), int/dbl/str (constant pool index), imm (0 or 1),
@@ -102,6 +107,8 @@ OPERANDS: dict[Op, tuple[str, ...]] = {
     Op.BR_GT_LI: ("slot", "int", "target"), Op.BR_GE_LI: ("slot", "int", "target"),
     Op.BR_EQ_LI: ("slot", "int", "target"),
     Op.RET_LOCAL: ("slot",),
+    Op.BR_LT_LL: ("slot", "slot", "target"), Op.BR_LE_LL: ("slot", "slot", "target"),
+    Op.BR_GT_LL: ("slot", "slot", "target"), Op.BR_GE_LL: ("slot", "slot", "target"),
 }
 for _op in Op:
     OPERANDS.setdefault(_op, ())
@@ -127,7 +134,8 @@ for _op in _UNARY:
     STACK[_op] = (1, 1)
 for _op in (Op.ADD_LI, Op.SUB_LI, Op.LT_LI, Op.LE_LI, Op.GT_LI, Op.GE_LI, Op.EQ_LI):
     STACK[_op] = (0, 1)
-for _op in (Op.BR_LT_LI, Op.BR_LE_LI, Op.BR_GT_LI, Op.BR_GE_LI, Op.BR_EQ_LI):
+for _op in (Op.BR_LT_LI, Op.BR_LE_LI, Op.BR_GT_LI, Op.BR_GE_LI, Op.BR_EQ_LI,
+            Op.BR_LT_LL, Op.BR_LE_LL, Op.BR_GT_LL, Op.BR_GE_LL):
     STACK[_op] = (0, 0)
 STACK[Op.RET_LOCAL] = (0, 0)
 
@@ -136,7 +144,8 @@ TERMINATORS = frozenset({Op.RET, Op.TAILCALL, Op.TAILAPPLY, Op.JUMP, Op.RET_LOCA
 
 # Conditional jumps: the last operand is the target.
 BRANCHES = frozenset({Op.JUMP, Op.JUMPF, Op.BR_LT_LI, Op.BR_LE_LI, Op.BR_GT_LI,
-                      Op.BR_GE_LI, Op.BR_EQ_LI})
+                      Op.BR_GE_LI, Op.BR_EQ_LI, Op.BR_LT_LL, Op.BR_LE_LL, Op.BR_GT_LL,
+                      Op.BR_GE_LL})
 
 # Built-ins compiled to a single instruction when fully applied (strict in every argument).
 PRIMITIVES: dict[str, Op] = {
@@ -152,6 +161,11 @@ PRIMITIVES: dict[str, Op] = {
 BRANCH_FUSED: dict[Op, Op] = {
     Op.LT: Op.BR_LT_LI, Op.LE: Op.BR_LE_LI, Op.GT: Op.BR_GT_LI, Op.GE: Op.BR_GE_LI,
     Op.EQ: Op.BR_EQ_LI,
+}
+
+# Compare-and-branch forms for two locals (ordering only: Eq on lists needs a frame).
+BRANCH_LOCALS: dict[Op, Op] = {
+    Op.LT: Op.BR_LT_LL, Op.LE: Op.BR_LE_LL, Op.GT: Op.BR_GT_LL, Op.GE: Op.BR_GE_LL,
 }
 
 # Fused "local op constant" forms of some primitives.
