@@ -70,6 +70,7 @@ class _Channel:
         self._buf = bytearray()
         self.broken = False
         self.check_replies = check_replies
+        self._codec = wire.Codec()
 
     def _set_timeout(self, timeout: float) -> None:
         # Kernel timeouts (see wire.kernel_timeouts), set again only when they change.
@@ -79,7 +80,7 @@ class _Channel:
 
     def call(self, name: str, args, timeout: float):
         seqid = next(self._seq) & 0x7FFFFFFF
-        frame = wire.encode_message(name, wire.CALL, seqid, args)
+        frame = self._codec.encode(name, wire.CALL, seqid, args)
         try:
             self._set_timeout(timeout)
             self.sock.sendall(frame)
@@ -93,7 +94,7 @@ class _Channel:
         try:
             if self.check_replies:
                 wire.check_frame(body, REPLY_BOUNDS)
-            iprot = wire.decoder(body)
+            iprot = self._codec.decoder(body)
             api, mtype, rseq = iprot.read_message_begin()
             if mtype == wire.EXCEPTION:
                 from thriftpy2.thrift import TApplicationException
@@ -115,6 +116,14 @@ class _Channel:
     def _read_frame(self) -> bytes:
         buf = self._buf
         recv = self.sock.recv
+        if not buf:
+            # The usual case: one recv brings exactly one whole reply.
+            chunk = recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by the server")
+            if len(chunk) >= 4 and int.from_bytes(chunk[:4], "big") == len(chunk) - 4 > 0:
+                return chunk[4:]
+            buf += chunk
         while len(buf) < 4:
             chunk = recv(65536)
             if not chunk:

@@ -864,13 +864,31 @@ class ThriftServer:
             # how often an idle connection looks at the idle limit and at shutdown.
             wire.kernel_timeouts(sock, min(1.0, self.options.io_timeout))
             busy = self._busy
+            codec = wire.Codec()
+            max_frame = self.options.max_frame
             while not self._closing.is_set():
-                body = self._read_frame(sock, pending, peer)
+                body = None
+                if not pending:
+                    # The usual case: one recv brings exactly one whole request.
+                    try:
+                        chunk = sock.recv(65536)
+                    except (BlockingIOError, TimeoutError, InterruptedError):
+                        chunk = None
+                    if chunk is not None:
+                        if not chunk:
+                            return
+                        size = int.from_bytes(chunk[:4], "big") if len(chunk) >= 4 else -1
+                        if 0 < size <= max_frame and size == len(chunk) - 4:
+                            body = chunk[4:]
+                        else:
+                            pending += chunk
                 if body is None:
-                    return
+                    body = self._read_frame(sock, pending, peer)
+                    if body is None:
+                        return
                 busy.add(sock)
                 try:
-                    reply = self._dispatch(body, peer)
+                    reply = self._dispatch(body, peer, codec)
                     if reply is None:
                         return
                     sock.sendall(reply)
@@ -966,11 +984,12 @@ class ThriftServer:
         self.rejected += 1
         log.warning("closing connection %s: %s", peer, why)
 
-    def _dispatch(self, body: bytes, peer: str):
+    def _dispatch(self, body: bytes, peer: str, codec=None):
         """Decode, call, encode; None closes the connection (malformed frame)."""
+        codec = codec or wire.Codec()
         try:
             wire.check_frame(body, self.bounds)
-            iprot = wire.decoder(body)
+            iprot = codec.decoder(body)
             api, mtype, seqid = iprot.read_message_begin()
         except Exception as err:
             self._reject(peer, f"malformed frame: {getattr(err, 'message', err)}")
@@ -1022,7 +1041,7 @@ class ThriftServer:
         if debug:
             log.debug("%s %s %s %.3f ms", peer, api, outcome, (_perf() - t0) * 1e3)
         try:
-            return wire.encode_message(api, wire.REPLY, seqid, result)
+            return codec.encode(api, wire.REPLY, seqid, result)
         except Exception as err:
             # A value that cannot be encoded (e.g. an Int beyond i64 from a host
             # function): still an answer, never a dropped connection.
