@@ -3,8 +3,9 @@
 ``exathunk.market`` (the broker's scheduling and reputation code, imported, not copied)
 runs on a virtual clock over simulated nodes of heterogeneous, unknown speed; 10% of them
 are hostile: independent liars (a random wrong value at a per-node rate) and colluders
-(the same wrong value, on the same requests, so they agree with each other).  A few
-nodes are configured trusted oracles.  Each node serves one request at a time, FIFO; the
+(the same wrong value, on the same requests, so they agree with each other); 3% of the
+honest ones are flaky (they drop requests, which the broker sees as a timeout and
+retries elsewhere).  A few nodes are configured trusted oracles.  Each node serves one request at a time, FIFO; the
 latency the market observes includes queueing, as the broker's would.
 
 It compares, on the same nodes and the same request stream:
@@ -14,8 +15,8 @@ It compares, on the same nodes and the same request stream:
 and prints wrong results, extra work per request and mean latency, overall and at
 steady state (the second half of the run).
 
-    python bench/market_sim.py                 # ~1,000 nodes, default run (< 1 minute)
-    python bench/market_sim.py --requests 100000 --nodes 1000 --oracles 0
+    python bench/market_sim.py                 # 1,000 nodes, default run (< 1 minute)
+    python bench/market_sim.py --requests 100000 --oracles 0 --seed 2
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ from exathunk.market import Market, Policy, kind_of  # noqa: E402
 
 HONEST, LIAR, COLLUDER = "honest", "liar", "colluder"
 WORK_SIZES = (1, 2, 4, 8)           # units of work; a unit takes 10 ms on a speed-1 node
+TIMEOUT = 0.5                       # seconds before the broker gives up on a dropped request
 
 
 class Node:
-    __slots__ = ("address", "speed", "role", "lie_rate", "busy_until", "rng")
+    __slots__ = ("address", "speed", "role", "lie_rate", "drop_rate", "busy_until", "rng")
 
-    def __init__(self, address, speed, role, lie_rate, seed):
+    def __init__(self, address, speed, role, lie_rate, seed, drop_rate=0.0):
         self.address, self.speed, self.role, self.lie_rate = address, speed, role, lie_rate
+        self.drop_rate = drop_rate
         self.busy_until = 0.0
         self.rng = random.Random(seed)
 
@@ -57,7 +60,7 @@ class Node:
         return truth
 
 
-def make_nodes(n: int, hostile: float, oracles: int, seed: int):
+def make_nodes(n: int, hostile: float, oracles: int, seed: int, flaky: float = 0.03):
     rng = random.Random(seed)
     nodes = []
     for i in range(n):
@@ -72,7 +75,10 @@ def make_nodes(n: int, hostile: float, oracles: int, seed: int):
             speed *= 2.0          # hostile nodes make themselves attractive
         else:
             role, rate = HONEST, 0.0
-        nodes.append(Node("node%04d" % i, speed, role, rate, rng.randrange(2 ** 31)))
+        # Some honest nodes are flaky: they drop requests (the broker sees a timeout).
+        drop = rng.uniform(0.05, 0.5) if role == HONEST and i >= oracles and \
+            rng.random() < flaky else 0.0
+        nodes.append(Node("node%04d" % i, speed, role, rate, rng.randrange(2 ** 31), drop))
     return nodes
 
 
@@ -110,6 +116,10 @@ def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, se
         for address in addresses:
             node = by_address[address]
             service = size * 0.010 / node.speed * math.exp(rng.gauss(0.0, 0.2))
+            if node.drop_rate and node.rng.random() < node.drop_rate:
+                heapq.heappush(events, (now + TIMEOUT, seq, "lost", (job_id, address)))
+                seq += 1
+                continue
             start = max(now, node.busy_until)
             node.busy_until = start + service
             heapq.heappush(events, (node.busy_until, seq, "done", (job_id, address, now)))
@@ -127,10 +137,15 @@ def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, se
             jobs[request_id] = (job, now)
             dispatch(request_id, job.start(now), now)
         else:
-            job_id, address, sent_at = payload
-            job, arrived = jobs[job_id]
-            outcome = by_address[address].answer(job_id, salt)
-            more = job.on_result(address, outcome, now - sent_at, now)
+            if what == "lost":
+                job_id, address = payload
+                job, arrived = jobs[job_id]
+                more = job.on_failure(address, now)
+            else:
+                job_id, address, sent_at = payload
+                job, arrived = jobs[job_id]
+                outcome = by_address[address].answer(job_id, salt)
+                more = job.on_result(address, outcome, now - sent_at, now)
             dispatch(job_id, more, now)
             if job.done and job_id not in reported:
                 reported.add(job_id)
@@ -153,20 +168,26 @@ def summarise(records):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nodes", type=int, default=1000)
-    ap.add_argument("--requests", type=int, default=40000)
+    ap.add_argument("--requests", type=int, default=80000)
+    ap.add_argument("--baseline-requests", type=int, default=20000,
+                    help="requests for the no-check and triple baselines (their steady "
+                         "state comes at once)")
     ap.add_argument("--hostile", type=float, default=0.10)
     ap.add_argument("--oracles", type=int, default=10, help="trusted nodes among --nodes")
+    ap.add_argument("--flaky", type=float, default=0.03,
+                    help="fraction of honest nodes that drop requests")
     ap.add_argument("--load", type=float, default=0.25,
                     help="arrival rate as a fraction of the nodes' total capacity")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--modes", default="adaptive,no-check,triple")
     args = ap.parse_args(argv)
 
-    nodes = make_nodes(args.nodes, args.hostile, args.oracles, args.seed)
+    nodes = make_nodes(args.nodes, args.hostile, args.oracles, args.seed, args.flaky)
     roles = {r: sum(1 for n in nodes if n.role == r) for r in (HONEST, LIAR, COLLUDER)}
-    print("%d nodes (%d honest incl. %d oracles, %d liars, %d colluders), %d requests, "
-          "load %.2f" % (len(nodes), roles[HONEST], args.oracles, roles[LIAR],
-                         roles[COLLUDER], args.requests, args.load))
+    flaky = sum(1 for n in nodes if n.drop_rate)
+    print("%d nodes (%d honest incl. %d oracles and %d flaky, %d liars, %d colluders), "
+          "load %.2f" % (len(nodes), roles[HONEST], args.oracles, flaky, roles[LIAR],
+                         roles[COLLUDER], args.load))
     policies = {"adaptive": Policy(), "no-check": Policy(replicas=1),
                 "triple": Policy(replicas=3)}
     header = ("mode", "phase", "requests", "wrong", "wrong %", "failed", "extra work",
@@ -174,7 +195,9 @@ def main(argv=None):
     print("%-9s %-7s %8s %6s %8s %6s %10s %12s %6s" % header)
     for mode in args.modes.split(","):
         started = time.perf_counter()
-        market, records = simulate(nodes, args.oracles, args.requests, args.load,
+        requests = args.requests if mode == "adaptive" else min(args.requests,
+                                                                 args.baseline_requests)
+        market, records = simulate(nodes, args.oracles, requests, args.load,
                                    policies[mode], args.seed)
         elapsed = time.perf_counter() - started
         half = len(records) // 2

@@ -316,7 +316,9 @@ class BrokerHandler:
         return _Checked(program, program.digest, program.type,
                         self._needs(program.functions_used), size)
 
-    def _submit(self, evalRequest, inline: bool = False) -> _Request:
+    def _submit(self, evalRequest, inline: bool = False, thunk: bool = True) -> _Request:
+        """Check a request and start it; ``thunk``: keep it in the thunk table (for
+        submitEvalRequest; a one-round-trip evaluate is answered and forgotten)."""
         if self.draining:
             raise wire.overloaded("broker is shutting down", 1000, shutting_down=True)
         t0 = _perf()
@@ -342,7 +344,8 @@ class BrokerHandler:
             if missing:
                 raise UnknownFunctionError(
                     "no worker offers %s" % ", ".join(repr(n) for n in sorted(missing)))
-            self._register_thunk(r)
+            if thunk:
+                self._register_thunk(r)
             hit = None if r.no_cache else self._cache.get(r.digest)
             if hit is not None:
                 self._cache.move_to_end(r.digest)
@@ -550,7 +553,7 @@ class BrokerHandler:
             return True
 
     def evaluate(self, evalRequest):
-        r = self._submit(evalRequest, inline=True)
+        r = self._submit(evalRequest, inline=True, thunk=False)
         self._wait(r, r.deadline - _mono())
         return self._outcome(r)
 
@@ -574,7 +577,7 @@ class BrokerHandler:
         submitted = []
         for req in evalRequests or []:
             try:
-                submitted.append(self._submit(req))
+                submitted.append(self._submit(req, thunk=False))
             except ExathunkError as err:
                 submitted.append(err)
         out = []

@@ -20,15 +20,20 @@ default), and its spread narrows with observations but widens again with the tim
 the worker was last observed, so a worker that became fast is found again.
 
 Trust follows BOINC's adaptive replication.  A request is replicated on an independent
-second worker (preferring configured oracle nodes, then proven workers) with probability
-``p_verify(w)``: 1 for a worker without a streak of ``trust_streak`` consecutive agreeing
-checks, then ``(trust_streak / streak)**2``, down to ``verify_floor``; 1 during probation; 0
-for an oracle.  When results differ a third (and further, up to ``max_votes``) worker
-votes; an oracle's vote settles it, else a strict majority of at least two does.  A loser
-gets ``loss_weight`` losses against it in ``reputation = (agreed + 1) / (agreed + 2 +
-loss_weight * lost)``; under ``shut_threshold`` it is shut out for ``shutout_seconds``
-(doubling each time), then works on probation, every result checked, until
-``probation_length`` consecutive agreements bring it back.
+second worker with probability ``p_verify(w)``: 1 for a worker without a streak of
+``trust_streak`` consecutive agreeing checks, then ``(trust_streak / streak)**2``, down to
+``verify_floor``; 1 during probation; 0 for an oracle.  The checker is a free oracle node,
+else a proven worker (by score), else an oracle with a short queue, else a stranger
+picked at random (so that a fast liar cannot attract the checks of its accomplices).
+Votes are weighed (proven 2, stranger 1) and a verdict needs two backers weighing at
+least ``quorum`` (3) and more than any other answer; when results differ, or two
+strangers agree, another worker votes (up to ``max_votes``; a dispute goes to an oracle
+however busy); an oracle's vote settles it.  A loser gets ``loss_weight`` losses against
+it in ``reputation = (agreed + 1) / (agreed + 2 + loss_weight * lost)``; under
+``shut_threshold`` (or losing at all on probation) it is shut out for
+``shutout_seconds`` (doubling each time), then works on probation, every result checked
+and never alone, until ``probation_length`` consecutive agreements bring it back.
+A worker shut out while a request ran loses its vote in it.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class Policy:
     """Every tunable of the market, with the defaults the tests and simulation use."""
     loss_weight: float = 20.0          # one lost vote weighs as much as 20 agreements
     shut_threshold: float = 0.5        # reputation under this after a loss: shut out
-    trust_streak: int = 20             # consecutive agreements before checks thin out
+    trust_streak: int = 30             # consecutive agreements before checks thin out
     verify_floor: float = 0.05         # the smallest checking rate, even for proven workers
     probation_length: int = 20         # consecutive agreements to end probation
     shutout_seconds: float = 600.0     # first shut-out; doubles with each repeat
@@ -290,7 +295,7 @@ class Job:
             # Every answer was void (its worker failed, or was shut out meanwhile).
             if len(self.tried) < m.policy.max_votes + self.failures:
                 fresh = m.choose(self.kind, self.needs, now, exclude=self.tried,
-                                 verifier=True)
+                                 verifier=True, dispute=True)
                 if fresh is not None:
                     self.checked = True
                     return self._dispatch(fresh, now)
@@ -312,7 +317,8 @@ class Job:
             return self._finish(top, now)
         # A disagreement (or a check whose checker failed): one more independent vote.
         if len(self.tried) < m.policy.max_votes:
-            extra = m.choose(self.kind, self.needs, now, exclude=self.tried, verifier=True)
+            extra = m.choose(self.kind, self.needs, now, exclude=self.tried, verifier=True,
+                             dispute=len(ranked) > 1)
             if extra is not None:
                 self.checked = True
                 return self._dispatch(extra, now)
@@ -556,19 +562,25 @@ class Market:
         return list(chosen.values())
 
     def choose(self, kind: str, needs: frozenset, now: float, exclude=(),
-               verifier: bool = False, allow_probation: bool = True) -> Worker | None:
+               verifier: bool = False, allow_probation: bool = True,
+               dispute: bool = False) -> Worker | None:
         """The worker with the lowest sampled score; a verifier prefers trusted workers."""
         candidates = self._candidates(needs, now, exclude, allow_probation)
         if verifier:
             # A checker should be independent of the liar it checks: an oracle node if one
             # is free, else a proven worker; on probation, a worker never checks others.
-            # While nobody is proven yet, a busy oracle is still better than a stranger.
+            # While nobody is proven yet, a busy oracle is still better than a stranger,
+            # and a dispute goes to an oracle however busy it is.
             oracles = [w for w in self._oracles if self.eligible(w, needs, now, exclude)]
             free = [w for w in oracles if w.in_flight < w.capacity]
-            queued = [w for w in oracles if w.in_flight < 2 * w.capacity]
+            queued = [w for w in oracles if dispute or w.in_flight < 2 * w.capacity]
             active = [w for w in candidates if w.state == ACTIVE and not w.trusted]
             proven = [w for w in active if self.proven(w)]
-            candidates = free or proven or queued or active
+            candidates = free or proven or queued
+            if not candidates and active:
+                # Strangers check strangers at random: a fast liar must not be able to
+                # attract the checks by looking fast.
+                return active[int(self.rng.random() * len(active))]
         if not candidates:
             return None
         return min(candidates, key=lambda w: self.score(w, kind, now))

@@ -61,6 +61,8 @@ def test_a_saturated_fast_worker_leaves_work_to_slower_ones():
     m = make_market(2, verify_floor=0.0)
     for step in range(100):
         run_job(m, step * 0.01, honest, latency={"w0": 0.01, "w1": 0.03}.get)
+    for w in m.workers.values():
+        w.streak = 10 ** 6            # proven beyond doubt: no checks, load alone decides
     # Ten requests in flight at once: the fast one cannot take them all.
     jobs = [m.open_job("s3") for _ in range(10)]
     first = [job.start(1.0) for job in jobs]
@@ -94,9 +96,9 @@ def test_verification_rate_falls_with_a_streak_and_is_total_on_probation():
     m = make_market(1)
     w = m.workers["w0"]
     assert m.verify_probability(w) == 1.0
-    w.streak = 19
+    w.streak = m.policy.trust_streak - 1
     assert m.verify_probability(w) == 1.0
-    w.streak = 40
+    w.streak = 2 * m.policy.trust_streak
     assert m.verify_probability(w) == pytest.approx(0.25)
     w.streak = 10_000
     assert m.verify_probability(w) == m.policy.verify_floor
