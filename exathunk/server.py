@@ -6,12 +6,17 @@ execution handler (compile cache, result cache by program digest, per-request li
 a wall-clock timeout, a bounded queue that answers Overloaded, a bounded thunk table with
 expiry), graceful shutdown, and the public entry points ``serve`` and ``start``.
 
-Execution model: threads.  The engine releases the GIL while a program runs, so two
-evaluation threads use both cores of this machine without a process hop; a process pool
-would add a pickle round trip of the program and of the value (tens of µs) to every
-request, which is most of a small request's cost.  Measured on this 2-core machine
-(bench/bench_service.py::test_threads_vs_processes, see the module docstring there):
-see the figures quoted in that benchmark's output and the closing note of issue 4.
+Execution model: threads.  The engine releases the GIL while a program runs, so
+evaluation threads use both cores without a process hop.  Measured on this 2-core machine
+(python bench/bench_service.py; other sessions were loading it, load average ~4): a
+5,000,000-iteration loop run twice on two threads took 0.676 s against 0.665 s for one
+run alone (full overlap); the per-job hop to a worker process costs ~170 us for a tiny
+program against ~29 us to a thread; and for long jobs 2 processes gave no more
+throughput than 2 threads (13.6 vs 13.2 jobs/s, both bound by the cores left free).  A
+process pool would add a pickle round trip of the program and the value to every
+request, which is most of a small request's cost, for nothing.  Evaluations run inline
+in the connection's thread (no hand-off) under ``workers`` evaluation slots; submitted
+thunks run on a pool of ``workers`` threads that take the same slots.
 
 Policies:
 - A request runs with the limits it asks for, capped by the node's caps; with no limit
@@ -22,7 +27,14 @@ Policies:
   limit, an allocation-heavy program within about 8x its limit.  A thunk whose deadline
   passes while it still waits or runs is answered as LimitExceeded ("timeout") at once.
 - Results (values only, never errors, which can depend on limits) are cached by
-  (program digest, library) in a bounded LRU; compilation is cached by source text.
+  (program digest, library) in a bounded LRU, and by source text in front of it, so a
+  repeated source is answered without compiling; compilation is cached by source text
+  (driver.compile) and loaded program bytes by their content.
+- Decode bounds (before anything is allocated): frames over ``max_frame`` (16 MiB), and
+  strings, containers and nesting over their bounds, close the connection; a frame's
+  bytes are buffered as they arrive (a lying length prefix allocates nothing), within a
+  budget for all connections.  Sockets have idle (300 s) and per-frame (30 s) timeouts,
+  kept by the kernel.
 - Admission: at most ``workers + queue_bound`` evaluations queued or running; beyond
   that, Overloaded (a declared exception) instead of a growing queue.
 - Thunks: at most ``max_thunks`` in the table; a finished result is kept ``thunk_ttl``
