@@ -35,6 +35,7 @@ REPLY_BOUNDS = wire.Bounds(max_frame=256 << 20, max_string=64 << 20,
 # any socket timeout.
 WAIT_MS = 1000
 MAX_POOLED = 8
+WAITER_IDLE = 10.0
 
 
 class _NotDone(Exception):
@@ -198,6 +199,7 @@ class Client:
         self._pending: dict[str, RemoteFuture] = {}
         self._pending_lock = threading.Condition()
         self._waiter: threading.Thread | None = None
+        self._waiter_channel: _Channel | None = None
         self._release(self._acquire())     # connect now: a bad address fails here
 
     # ---------------------------------------------------------------- plumbing
@@ -394,8 +396,16 @@ class Client:
             pool, self._pool = self._pool, []
         for ch in pool:
             ch.close()
-        if self._waiter is not None and self._waiter is not threading.current_thread():
-            self._waiter.join(timeout=WAIT_MS / 1000 + self.timeout)
+        waiter_channel = self._waiter_channel
+        if waiter_channel is not None:
+            # Shutting the socket down wakes the waiter at once from a blocked wait.
+            try:
+                waiter_channel.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        waiter = self._waiter
+        if waiter is not None and waiter is not threading.current_thread():
+            waiter.join(timeout=WAIT_MS / 1000 + 5)
 
     def __enter__(self):
         return self
@@ -410,7 +420,8 @@ class Client:
                 _fail(fut, RemoteError("client is closed"))
                 return
             self._pending[fut.thunk.id] = fut
-            if self._waiter is None or not self._waiter.is_alive():
+            waiter = self._waiter
+            if waiter is None or not waiter.is_alive():
                 self._waiter = threading.Thread(target=self._wait_loop, daemon=True,
                                                 name="exathunk-waiter")
                 self._waiter.start()
@@ -422,22 +433,27 @@ class Client:
                 self._pending.pop(fut.thunk.id, None)
 
     def _wait_loop(self) -> None:
-        """One thread, one socket: thunkWaitAny over every pending future."""
+        """One thread, one socket: thunkWaitAny over every pending future.  The thread
+        ends when the client closes or after WAITER_IDLE seconds with nothing to wait
+        for (_watch starts another when needed)."""
         channel: _Channel | None = None
         failures = 0
+        idle_since = _mono()
         while not self._closed:
             with self._pending_lock:
                 if not self._pending:
+                    if _mono() - idle_since > WAITER_IDLE:
+                        self._waiter = None
+                        break
                     self._pending_lock.wait(0.5)
-                    if not self._pending:
-                        if self._closed:
-                            break
-                        continue
+                    continue
+                idle_since = _mono()
                 batch = list(self._pending.values())[:1000]
             try:
                 if channel is None or channel.broken:
                     channel = _Channel(self.host, self.port, self.timeout,
                                        self.check_replies)
+                    self._waiter_channel = channel
                 outcomes = self._invoke("thunkWaitAny", channel=channel,
                                         timeout=WAIT_MS / 1000 + self.timeout,
                                         thunks=[f.thunk for f in batch], timeoutMs=WAIT_MS)
