@@ -101,6 +101,8 @@ cdef struct Val:
 cdef struct Frame:
     int32_t kind
     int32_t fn
+    int32_t wb           # code frames: local slot to overwrite with the value returned
+    int32_t pad
     int64_t pc
     int64_t base
 
@@ -573,6 +575,7 @@ cdef int interp(Machine* m) noexcept nogil:
                         if v.k == K_PTR:
                             if v.u.p.tag == T_THUNK:
                                 F[fp].pc = pc
+                                F[fp].wb = code[pc - 1]
                                 mode = M_ENTER
                                 break
                             if v.u.p.tag == T_BH:
@@ -710,6 +713,7 @@ cdef int interp(Machine* m) noexcept nogil:
                         break
                     fp += 1
                     F[fp].kind = F_CODE
+                    F[fp].wb = -1
                     F[fp].fn = f
                     F[fp].base = b
                     for i in range(n, fi.nlocals):
@@ -867,6 +871,9 @@ cdef int interp(Machine* m) noexcept nogil:
                         base = fr.base
                         S[sp] = v
                         sp += 1
+                        if fr.wb >= 0:
+                            S[base + fr.wb] = v
+                            fr.wb = -1
                         continue
                     R = v
                     mode = M_RETURN
@@ -1171,6 +1178,9 @@ cdef int interp(Machine* m) noexcept nogil:
                 base = fr.base
                 S[sp] = R
                 sp += 1
+                if fr.wb >= 0:
+                    S[base + fr.wb] = R
+                    fr.wb = -1
                 mode = M_EXEC
             elif fr.kind == F_UPDATE:
                 o = S[fr.base].u.p
@@ -1231,6 +1241,7 @@ cdef int interp(Machine* m) noexcept nogil:
             b = sp
             fp += 1
             F[fp].kind = F_CODE
+            F[fp].wb = -1
             F[fp].fn = f
             F[fp].base = b
             for i in range(n, fi.nlocals):
@@ -1324,6 +1335,7 @@ cdef int interp(Machine* m) noexcept nogil:
                 continue
             fp += 1
             F[fp].kind = F_CODE
+            F[fp].wb = -1
             F[fp].fn = f
             F[fp].base = b
             for i in range(ar, fi.nlocals):
@@ -1757,6 +1769,7 @@ cdef class Run:
         m.F[1].pc = 0
         m.F[1].base = 0
         m.F[2].kind = F_CODE
+        m.F[2].wb = -1
         m.F[2].fn = self.image.entry
         m.F[2].pc = 0
         m.F[2].base = 0

@@ -223,11 +223,14 @@ def _prelude_info():
 # ---- code emission ------------------------------------------------------------------
 
 class _Local:
-    __slots__ = ("slot", "evaluated")
+    """A local slot; ``evaluated``: it holds a WHNF value (indirections resolved);
+    ``cons``: that value is a cons cell (so head/tail are plain field reads)."""
+    __slots__ = ("slot", "evaluated", "cons")
 
-    def __init__(self, slot, evaluated=False):
+    def __init__(self, slot, evaluated=False, cons=False):
         self.slot = slot
         self.evaluated = evaluated
+        self.cons = cons
 
 
 class _FnBuilder:
@@ -459,14 +462,15 @@ class _Compiler:
         if isinstance(e, ast.If):
             e = self.without_not(e, env, ns)
             jf = self.c_branch_if_false(fb, e.cond, env, ns)
-            self.c_strict(fb, e.then, env, ns, tail)
+            then_env, else_env = self.branch_envs(e.cond, env, ns)
+            self.c_strict(fb, e.then, then_env, ns, tail)
             if tail:
                 fb.patch_target(jf, len(fb.code))
-                self.c_strict(fb, e.orelse, env, ns, tail)
+                self.c_strict(fb, e.orelse, else_env, ns, tail)
                 return
             j = fb.emit(Op.JUMP, 0)
             fb.patch_target(jf, len(fb.code))
-            self.c_strict(fb, e.orelse, env, ns, tail)
+            self.c_strict(fb, e.orelse, else_env, ns, tail)
             fb.patch_target(j, len(fb.code))
             return
         if isinstance(e, ast.Let):
@@ -510,6 +514,13 @@ class _Compiler:
                 g = self.resolve(fn.name, fn, env, ns)
                 if g.kind == "builtin" and g.name == "cons" and len(args) == 2:
                     return self.c_app(fb, e, env, ns, False)
+                if g.kind == "builtin" and g.name in ("head", "tail") and len(args) == 1:
+                    a = _strip(args[0])
+                    if isinstance(a, ast.Var) and a.name in env and env[a.name].cons:
+                        # the field itself, unevaluated: no thunk, nothing forced
+                        fb.emit(Op.LOCAL, env[a.name].slot)
+                        fb.emit(Op.HEAD if g.name == "head" else Op.TAIL)
+                        return
                 if g.kind in (_USER, _PRELUDE) and 0 < len(args) < self.global_arity(g):
                     return self.c_app(fb, e, env, ns, False)
         return self.c_thunk(fb, e, env, ns)
@@ -523,6 +534,60 @@ class _Compiler:
                 and isinstance(b, ast.Lit) and b.type == "Int" and not isinstance(b.value, bool):
             return env[a.name].slot, self.int_const(int(b.value))
         return None
+
+    def guard_forced(self, e, env, ns) -> set:
+        """Locals that evaluating e certainly forces in this frame (each such use is a
+        LOCAL_EVAL here, which leaves the slot holding its WHNF value)."""
+        e = _strip(e)
+        if isinstance(e, ast.Var):
+            return {e.name} if e.name in env else set()
+        if isinstance(e, ast.If):
+            e = self.without_not(e, env, ns)
+            return self.guard_forced(e.cond, env, ns) | (
+                self.guard_forced(e.then, env, ns) & self.guard_forced(e.orelse, env, ns))
+        if not isinstance(e, ast.App):
+            return set()
+        fn, args = _flatten_app(e)
+        if not isinstance(fn, ast.Var) or fn.name in env:
+            return set()
+        g = self.resolve(fn.name, fn, env, ns)
+        if g.kind in (_USER, _PRELUDE):
+            flags = self.strictness.get((g.kind, g.name), ())
+            if not flags or len(args) < len(flags):
+                return set()
+        elif g.kind == "builtin":
+            if g.name in ("and", "or", "error", "seq", "cons") or len(args) < g.spec.arity:
+                return set()
+            flags = g.spec.strictness
+        else:
+            return set()
+        out = set()
+        for a, strict in zip(args, flags):
+            if strict:
+                out |= self.guard_forced(a, env, ns)
+        return out
+
+    def branch_envs(self, cond, env, ns):
+        """The environments of the two branches of an if on cond."""
+        forced = self.guard_forced(cond, env, ns)
+        tested = None
+        c = _strip(cond)
+        if isinstance(c, ast.App):
+            fn, args = _flatten_app(c)
+            if isinstance(fn, ast.Var) and fn.name not in env and len(args) == 1:
+                g = self.resolve(fn.name, fn, env, ns)
+                a = _strip(args[0])
+                if g.kind == "builtin" and g.name == "null?" and isinstance(a, ast.Var) \
+                        and a.name in env:
+                    tested = a.name
+        if not forced and tested is None:
+            return env, env
+        then_env, else_env = dict(env), dict(env)
+        for name in forced:
+            loc = env[name]
+            then_env[name] = _Local(loc.slot, True, loc.cons)
+            else_env[name] = _Local(loc.slot, True, loc.cons or name == tested)
+        return then_env, else_env
 
     def without_not(self, e: ast.If, env, ns) -> ast.If:
         """(if (not c) a b) as (if c b a)."""
@@ -622,7 +687,7 @@ class _Compiler:
         lf.line = fb.line
         inner = {}
         for i, n in enumerate(free_list):
-            inner[n] = _Local(i, env[n].evaluated)
+            inner[n] = _Local(i, env[n].evaluated, env[n].cons)
         for j, p in enumerate(params):
             inner[p] = _Local(len(free_list) + j)
         idx = len(self.functions)

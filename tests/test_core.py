@@ -60,6 +60,15 @@ def run(src, library=None, **limits):
     ("(abs -3)", 3),
     ("(negate 2.5)", -2.5),
     ("(= (/ 0.0 0.0) (/ 0.0 0.0))", False),
+    # head/tail of a list known to be a cons are field reads: still lazy in the element
+    ("(length (take 3 (list bottom bottom bottom bottom)))", 3),
+    ("(head (map (lambda (x) 1) (list bottom)))", 1),
+    ("(length (filter (lambda (x) true) (cons bottom (cons bottom nil))))", 2),
+    ("(let ((n (+ 1 2))) (if (< n 5) (+ n n) n))", 6),
+    ("(define (f xs) (if (null? xs) 0 (+ (head xs) (f (tail xs))))) (f (range 0 10))", 45),
+    ("(define (g x y) (if (< x y) (- y x) (- x y))) (g (+ 1 1) (* 3 3))", 7),
+    ('(define (g x y) (if (< x y) x y)) (g "b" "a")', "a"),
+    ("(define (g x y) (if (>= x y) x y)) (g 2.5 1.5)", 2.5),
 ])
 def test_values(src, expected):
     got = run(src)
