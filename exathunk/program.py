@@ -410,96 +410,115 @@ def verify(prog: Program) -> None:
         f.max_stack = _verify_code(prog, f, arities)
 
 
+# Per-opcode tables indexed by int, so that verification does no enum look-ups.
+_KINDS = {int(op): OPERANDS[op] for op in Op}
+_EFFECT = {int(op): STACK[op] for op in Op}
+_TERMINATOR = frozenset(int(op) for op in TERMINATORS)
+_BRANCH = frozenset(int(op) for op in BRANCHES)
+_EXACT = frozenset(int(op) for op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC_THUNK))
+_PARTIAL = frozenset(int(op) for op in (Op.MKPAP, Op.ALLOC_PAP))
+_APPLIES = frozenset(int(op) for op in (Op.APPLY, Op.TAILAPPLY))
+_FUN, _CAF, _HOST = int(Op.FUN), int(Op.CAF), int(Op.HOST)
+
+
 def _verify_code(prog, f, arities) -> int:
     code = f.code
-    starts = {}
-    decoded = []
-    pc = 0
     ncode = len(code)
-    while pc < ncode:
-        op = _OPS.get(code[pc])
-        if op is None:
-            raise _bad(f, pc, f"bad opcode {code[pc]}")
-        kinds = OPERANDS[op]
-        if pc + len(kinds) >= ncode:
-            raise _bad(f, pc, "instruction runs past the end")
-        ops = code[pc + 1:pc + 1 + len(kinds)]
-        starts[pc] = len(decoded)
-        decoded.append((pc, op, ops))
-        pc += 1 + len(kinds)
+    nints, ndbls, nstrs, nhosts = len(prog.ints), len(prog.doubles), len(prog.strings), len(prog.hosts)
     nfn = len(arities)
-    for pc, op, ops in decoded:
-        vals = dict(zip(OPERANDS[op], ops))
-        for kind, v in zip(OPERANDS[op], ops):
-            ok = True
+    frame = f.frame_size
+    decoded = []
+    starts = set()
+    pc = 0
+    while pc < ncode:
+        op = code[pc]
+        kinds = _KINDS.get(op)
+        if kinds is None:
+            raise _bad(f, pc, f"bad opcode {op}")
+        k = len(kinds)
+        if pc + k >= ncode:
+            raise _bad(f, pc, "instruction runs past the end")
+        starts.add(pc)
+        decoded.append((pc, op, code[pc + 1:pc + 1 + k], kinds))
+        pc += 1 + k
+    for pc, op, ops, kinds in decoded:
+        fn_arg = count = None
+        for kind, v in zip(kinds, ops):
             if kind == "slot":
-                ok = 0 <= v < f.frame_size
+                ok = 0 <= v < frame
             elif kind == "int":
-                ok = 0 <= v < len(prog.ints)
-            elif kind == "dbl":
-                ok = 0 <= v < len(prog.doubles)
-            elif kind == "str":
-                ok = 0 <= v < len(prog.strings)
-            elif kind == "imm":
-                ok = v in (0, 1)
+                ok = 0 <= v < nints
             elif kind == "fn":
                 ok = 0 <= v < nfn
+                fn_arg = v
             elif kind == "count":
                 ok = 0 <= v <= MAX_ARITY
-            elif kind == "host":
-                ok = 0 <= v < len(prog.hosts)
+                count = v
             elif kind == "target":
                 ok = v > pc and v in starts     # forward only: loops go through calls
-            elif kind == "field":
+            elif kind == "dbl":
+                ok = 0 <= v < ndbls
+            elif kind == "str":
+                ok = 0 <= v < nstrs
+            elif kind == "imm":
+                ok = v == 0 or v == 1
+            elif kind == "host":
+                ok = 0 <= v < nhosts
+            else:                   # field
                 ok = 0 <= v < MAX_ARITY
             if not ok:
-                raise _bad(f, pc, f"{op.name} has a bad {kind} operand {v}")
-        n = vals.get("count")
-        if op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC_THUNK):
-            if arities[vals["fn"]] != n:
-                raise _bad(f, pc, f"{op.name} with {n} arguments for arity {arities[vals['fn']]}")
-        elif op in (Op.MKPAP, Op.ALLOC_PAP):
-            if not (0 < n < arities[vals["fn"]]):
-                raise _bad(f, pc, f"{op.name} with {n} arguments for arity {arities[vals['fn']]}")
-        elif op == Op.FUN:
-            if arities[vals["fn"]] < 1:
+                raise _bad(f, pc, f"{Op(op).name} has a bad {kind} operand {v}")
+        if op in _EXACT:
+            if arities[fn_arg] != count:
+                raise _bad(f, pc, f"{Op(op).name} with {count} arguments for arity {arities[fn_arg]}")
+        elif op in _PARTIAL:
+            if not (0 < count < arities[fn_arg]):
+                raise _bad(f, pc, f"{Op(op).name} with {count} arguments for arity {arities[fn_arg]}")
+        elif op == _FUN:
+            if arities[fn_arg] < 1:
                 raise _bad(f, pc, "FUN of an arity-0 function")
-        elif op == Op.CAF:
-            if arities[vals["fn"]] != 0:
+        elif op == _CAF:
+            if arities[fn_arg] != 0:
                 raise _bad(f, pc, "CAF of a function with parameters")
-        elif op in (Op.APPLY, Op.TAILAPPLY):
-            if n < 1:
+        elif op in _APPLIES:
+            if count < 1:
                 raise _bad(f, pc, "APPLY of no arguments")
-        elif op == Op.HOST:
-            if len(prog.hosts[vals["host"]].strictness) != n:
+        elif op == _HOST:
+            if len(prog.hosts[ops[0]].strictness) != count:
                 raise _bad(f, pc, "HOST call with the wrong number of arguments")
     # stack heights: every path agrees, never underflows, never falls off the end
     heights = {0: 0}
     max_h = 0
-    for idx, (pc, op, ops) in enumerate(decoded):
+    last = len(decoded) - 1
+    for idx, (pc, op, ops, kinds) in enumerate(decoded):
         h = heights.get(pc)
         if h is None:
             continue          # unreachable
-        pops, pushes = STACK[op]
-        n = ops[-1] if ops and OPERANDS[op][-1] == "count" else 0
-        pops = n if pops == "n" else (n + 1 if pops == "n+1" else pops)
+        pops, pushes = _EFFECT[op]
+        if pops.__class__ is str:
+            n = ops[-1]
+            pops = n if pops == "n" else n + 1
         if h < pops:
-            raise _bad(f, pc, f"{op.name} underflows the stack")
+            raise _bad(f, pc, f"{Op(op).name} underflows the stack")
         h2 = h - pops + pushes
-        max_h = max(max_h, h2, h)
-        if max_h > MAX_STACK:
-            raise _bad(f, pc, "operand stack too deep")
-        succ = []
-        if op not in TERMINATORS:
-            if idx + 1 >= len(decoded):
+        if h2 > max_h:
+            max_h = h2
+            if max_h > MAX_STACK:
+                raise _bad(f, pc, "operand stack too deep")
+        if op not in _TERMINATOR:
+            if idx == last:
                 raise _bad(f, pc, "code falls off the end")
-            succ.append(decoded[idx + 1][0])
-        if op in BRANCHES:
-            succ.append(ops[-1])
-        for s in succ:
-            old = heights.get(s)
+            nxt = decoded[idx + 1][0]
+            old = heights.get(nxt)
             if old is None:
-                heights[s] = h2
+                heights[nxt] = h2
+            elif old != h2:
+                raise _bad(f, pc, "stack heights disagree where paths meet")
+        if op in _BRANCH:
+            t = ops[-1]
+            old = heights.get(t)
+            if old is None:
+                heights[t] = h2
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
     return max_h + 1
