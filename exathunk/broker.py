@@ -24,6 +24,10 @@ How a request goes:
   timeout, an Overloaded answer or an internal error of the worker is a failure, retried
   on another worker; values and deterministic program errors (EvaluationError,
   LimitExceeded) are outcomes that vote.
+- A dispatch still unanswered after ``hedge_factor`` times the typical latency of its
+  kind of work (and at least ``hedge_min`` seconds) is sent to another worker as well; whichever
+  answers first serves, and the slow worker's late answer still teaches the market its
+  latency.  A dead or silent worker also fails by its socket timeout, and is retried.
 - Bids: every ``bid_interval`` seconds a background pass asks each live worker for its
   bid on a recent request of each kind of work; the market uses the bid's latency as its
   prior for a worker it has not yet observed on that kind, and its price in the score.
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import heapq
 import itertools
 import logging
 import os
@@ -80,6 +85,9 @@ class BrokerOptions:
     bid_interval: float = 10.0        # seconds between bid rounds
     oracles: tuple = ()               # addresses of trusted oracle workers
     seed: int | None = None           # the market's random seed (tests)
+    hedge: bool = True                # ask another worker when a dispatch is overdue
+    hedge_min: float = 0.25           # ... overdue: this many seconds at least,
+    hedge_factor: float = 8.0         # ... and this many times its expected latency
     forward: str = "source"           # what workers get for a source request: the
                                       # "source" (checked here), or the "compiled" bytes
 
@@ -220,9 +228,15 @@ class BrokerHandler:
                 log.warning("worker %s:%s unreachable for now (%s); will retry", host, port,
                             err.message)
                 self._pending_workers[_address(host, port)] = (host, port)
+        self._overdue: list = []
+        self._overdue_seq = itertools.count()
+        self._overdue_cond = threading.Condition(threading.Lock())
         self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
                                          name="exathunk-broker-monitor")
         self._monitor.start()
+        self._hedger = threading.Thread(target=self._overdue_loop, daemon=True,
+                                        name="exathunk-broker-hedger")
+        self._hedger.start()
 
     # ---------------------------------------------------------------- workers
     def add_worker(self, host: str, port: int) -> str:
@@ -366,6 +380,8 @@ class BrokerHandler:
     def _launch(self, r: _Request, addresses, inline: bool = False) -> None:
         if not addresses:
             return
+        if self.options.hedge:
+            self._watch_overdue(r, addresses)
         first, rest = (addresses[0], addresses[1:]) if inline else (None, addresses)
         for address in rest:
             self._pool.submit(self._dispatch, r, address)
@@ -642,6 +658,46 @@ class BrokerHandler:
         self.add_worker(host, int(port))
         return True
 
+    def _watch_overdue(self, r: _Request, addresses) -> None:
+        o = self.options
+        with self._lock:
+            # Overdue by the standard of the typical worker, not its own: a worker known to
+            # be slow is still slow.
+            when = _mono() + max(o.hedge_min,
+                                 o.hedge_factor * self.market.typical_latency(r.kind))
+        due = [(when, a) for a in addresses]
+        with self._overdue_cond:
+            for when, address in due:
+                heapq.heappush(self._overdue, (when, next(self._overdue_seq), r, address))
+            self._overdue_cond.notify()
+
+    def _overdue_loop(self) -> None:
+        """Hedge overdue dispatches: a slow worker's request is also sent elsewhere."""
+        while not self._closing.is_set():
+            expired = []
+            with self._overdue_cond:
+                if not self._overdue:
+                    self._overdue_cond.wait(0.5)
+                    continue
+                left = self._overdue[0][0] - _mono()
+                if left > 0:
+                    self._overdue_cond.wait(min(left, 0.5))
+                    continue
+                while self._overdue and self._overdue[0][0] <= _mono():
+                    expired.append(heapq.heappop(self._overdue))
+            for _, _, r, address in expired:
+                if r.finished_at is not None:
+                    continue
+                with self._lock:
+                    if r.job is None or r.job.done:
+                        continue
+                    more = r.job.on_slow(address, time.time())
+                if more:
+                    self.counters["hedges"] += 1
+                    log.info("worker %s is overdue on a request; also asking %s", address,
+                             ", ".join(more))
+                    self._launch(r, more)
+
     # ---------------------------------------------------------------- background work
     def _monitor_loop(self) -> None:
         o = self.options
@@ -696,7 +752,11 @@ class BrokerHandler:
 
     def close(self) -> None:
         self._closing.set()
+        with self._overdue_cond:
+            self._overdue.clear()
+            self._overdue_cond.notify_all()
         self._monitor.join(timeout=5.0)
+        self._hedger.join(timeout=5.0)
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self.market.flush()

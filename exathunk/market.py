@@ -157,6 +157,7 @@ class Job:
         self.kind = kind
         self.needs = needs
         self.outstanding: set[str] = set()
+        self.late: set[str] = set()     # outstanding, overdue, and already replaced
         self.outcomes: dict[str, Hashable] = {}
         self.discarded: dict[str, Hashable] = {}
         self.tried: set[str] = set()
@@ -209,6 +210,7 @@ class Job:
         if address not in self.outstanding:
             return []                   # a late answer after a timeout: ignored
         self.outstanding.discard(address)
+        self.late.discard(address)
         m = self.market
         w = m.workers[address]
         w.in_flight -= 1
@@ -232,8 +234,12 @@ class Job:
         self.failures += 1
         if self.done:
             return []
+        if address in self.late:
+            # Its replacement is already out (on_slow): nothing more to send.
+            self.late.discard(address)
+            return [] if self._waiting() else self._decide(now)
         if self.failures > m.policy.max_failures:
-            if self.outstanding:
+            if self._waiting():
                 return []
             return self._fail("%d workers failed on this request" % self.failures)
         replacement = m.choose(self.kind, self.needs, now, exclude=self.tried,
@@ -242,9 +248,29 @@ class Job:
             if address == self.primary and not self.outcomes:
                 self.primary = replacement.address
             return self._dispatch(replacement, now)
-        if self.outstanding:
+        if self._waiting():
             return []
         return self._decide(now)
+
+    def on_slow(self, address: str, now: float) -> list[str]:
+        """A dispatch is overdue: ask another worker as well, without giving up on this
+        one (whichever answers first serves; a late answer still counts as latency)."""
+        m = self.market
+        if self.done or address not in self.outstanding or address in self.late \
+                or len(self.tried) > m.policy.max_votes:
+            return []
+        replacement = m.choose(self.kind, self.needs, now, exclude=self.tried,
+                               verifier=bool(self.outcomes) or address != self.primary)
+        if replacement is None:
+            return []
+        self.late.add(address)
+        if address == self.primary and not self.outcomes:
+            self.primary = replacement.address
+        return self._dispatch(replacement, now)
+
+    def _waiting(self) -> bool:
+        """Is a dispatch still due (one that is not overdue and replaced)?"""
+        return bool(self.outstanding - self.late)
 
     def abandon(self) -> None:
         """Release the workers still counted as busy (the caller gave up on the job)."""
@@ -289,7 +315,7 @@ class Job:
             top, count = Counter(oracle_votes).most_common(1)[0]
             if count * 2 > len(oracle_votes):
                 return self._finish(top, now)
-        if self.outstanding:
+        if self._waiting():
             return []
         if not self.outcomes:
             # Every answer was void (its worker failed, or was shut out meanwhile).
@@ -505,6 +531,11 @@ class Market:
         unseen = max(0.0, now - last) if last else 0.0
         sd = math.sqrt(var / (p.prior_weight + n) + p.drift * unseen)
         return mean, sd
+
+    def typical_latency(self, kind: str) -> float:
+        """What a request of this kind usually takes, over all workers (seconds)."""
+        k = self.kinds.get(kind)
+        return math.exp(k.mean) if k is not None and k.n else self.policy.default_latency
 
     def expected_latency(self, w: Worker, kind: str, now: float) -> float:
         mean, _ = self.latency_belief(w, kind, now)

@@ -265,3 +265,20 @@ def test_compiled_programs_and_forwarding_modes(cluster, forward):
         assert connect(b).evaluate("(secret 9)") == 10
     finally:
         graph_client.close()
+
+
+def test_a_hung_worker_is_hedged_and_never_keeps_the_answer(cluster):
+    worker, start_broker, connect = cluster
+    prompt = [worker(seed=90), worker(seed=91), worker(seed=92)]
+    hung = worker(delay=1.0, seed=93)
+    b = start_broker(prompt + [hung], hedge_min=0.05)
+    c = connect(b)
+    nodes = []
+    for i in range(40):
+        source, expected = varied(i)
+        value, stats = c.evaluate_with_stats(source)
+        assert value == expected
+        nodes.append(stats["node"])
+    assert hung.handler.served >= 1                   # it was asked...
+    assert address(hung) not in nodes                 # ...and never kept an answer waiting
+    assert b.handler.counters["hedges"] >= 1

@@ -302,3 +302,39 @@ def test_many_workers_use_the_sampled_candidate_path():
                 latency=lambda a: 0.002 if a in fast else 0.02)
     share = sum(m.workers[a].requests for a in fast) / m.dispatched
     assert share > 0.5
+
+
+def test_an_overdue_dispatch_is_hedged_and_the_first_answer_serves():
+    m = make_market(3, seed=14)
+    for w in m.workers.values():
+        w.streak = 10 ** 6                    # no checks: one dispatch per request
+    m.policy.verify_floor = 0.0
+    job = m.open_job("s3")
+    [slow] = job.start(0.0)
+    assert job.on_slow(slow, 1.0) and len(job.outstanding) == 2
+    assert job.on_slow(slow, 1.1) == []       # one replacement per overdue dispatch
+    [backup] = job.outstanding - {slow}
+    job.on_result(backup, ("ok", 42), 0.01, 1.2)
+    assert job.done and job.outcome == ("ok", 42)
+    assert m.workers[slow].in_flight == 1     # still counted busy until it answers
+    assert job.on_result(slow, ("ok", 42), 2.0, 2.0) == []
+    assert m.workers[slow].in_flight == 0
+    assert m.workers[slow].latency["s3"].n == 1    # its slowness is remembered
+
+
+def test_an_overdue_dispatch_that_then_fails_sends_nothing_more():
+    m = make_market(3, seed=15)
+    job = m.open_job("s3")
+    first = job.start(0.0)
+    primary = job.primary
+    more = job.on_slow(primary, 1.0)
+    assert len(more) == 1
+    assert job.on_failure(primary, 1.5) == []
+    pending = list(job.outstanding)
+    for _ in range(20):
+        if not pending:
+            break
+        address = pending.pop()
+        pending += job.on_result(address, ("ok", 1), 0.01, 2.0)
+    assert job.done and job.outcome == ("ok", 1)
+    assert primary not in job.outcomes and m.workers[primary].failures == 1
