@@ -387,8 +387,10 @@ def verify(prog: Program) -> None:
         raise ExathunkError("malformed program: no functions")
     if not (0 <= prog.entry < len(fns)) or fns[prog.entry].arity != 0:
         raise ExathunkError("malformed program: bad entry function")
+    if not all(isinstance(x, list) for x in (prog.ints, prog.doubles, prog.strings, prog.hosts)):
+        raise ExathunkError("malformed program: bad constant pools")
     for v in prog.ints:
-        if not (isinstance(v, int) and -(1 << 63) <= v < (1 << 63)):
+        if not (type(v) is int and -(1 << 63) <= v < (1 << 63)):
             raise ExathunkError("malformed program: bad Int constant")
     for v in prog.doubles:
         if not isinstance(v, float):
@@ -397,10 +399,27 @@ def verify(prog: Program) -> None:
         if not isinstance(v, str):
             raise ExathunkError("malformed program: bad String constant")
     for h in prog.hosts:
-        if len(h.strictness) > MAX_ARITY:
+        if not (isinstance(h, HostRef) and isinstance(h.name, str)
+                and isinstance(h.signature, str) and isinstance(h.strictness, tuple)
+                and all(isinstance(x, bool) for x in h.strictness)) \
+                or len(h.strictness) > MAX_ARITY:
             raise ExathunkError("malformed program: bad host reference")
+    if not (isinstance(prog.functions_used, list)
+            and all(isinstance(n, str) for n in prog.functions_used)):
+        raise ExathunkError("malformed program: bad functions_used")
+    if not isinstance(prog.entry, int) or not isinstance(prog.type, str):
+        raise ExathunkError("malformed program: bad entry or type")
     arities = []
     for f in fns:
+        if not (isinstance(f, Function) and type(f.arity) is int and type(f.frame_size) is int
+                and isinstance(f.name, str) and isinstance(f.code, list)
+                and isinstance(f.lines, list)):
+            raise ExathunkError("malformed program: bad function record")
+        try:   # every code word an int32, every line a uint32 (checked in C)
+            struct.pack(f"<{len(f.code)}i", *f.code)
+            struct.pack(f"<{len(f.lines)}I", *f.lines)
+        except struct.error:
+            raise ExathunkError(f"malformed program: function {f.name!r} has bad code words") from None
         if not (0 <= f.arity <= MAX_ARITY and f.arity <= f.frame_size <= MAX_FRAME):
             raise ExathunkError(f"malformed program: function {f.name!r} has a bad frame")
         if len(f.code) != len(f.lines) or not f.code or len(f.code) > MAX_CODE:
