@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import heapq
 import itertools
 import logging
 import os
@@ -87,6 +86,7 @@ class BrokerOptions:
     seed: int | None = None           # the market's random seed (tests)
     hedge: bool = True                # ask another worker when a dispatch is overdue
     hedge_min: float = 0.25           # ... overdue: this many seconds at least,
+    hedge_tick: float = 0.02          # how often overdue dispatches are looked for
     hedge_factor: float = 8.0         # ... and this many times its expected latency
     forward: str = "source"           # what workers get for a source request: the
                                       # "source" (checked here), or the "compiled" bytes
@@ -166,7 +166,7 @@ class _Checked:
 
 class _Request:
     """One client request at the broker: its program, its market job, its answer."""
-    __slots__ = ("id", "request_id", "payload", "limits", "digest", "type_text", "kind",
+    __slots__ = ("id", "request_id", "payload", "sent", "limits", "digest", "type_text", "kind",
                  "needs", "job", "results", "done", "value", "payload_nodes", "error",
                  "node", "created", "finished_at", "compile_ms", "run_ms", "cached",
                  "no_cache", "source", "deadline", "fetched")
@@ -174,6 +174,7 @@ class _Request:
     def __init__(self, rid: str):
         self.id = rid
         self.results: dict = {}
+        self.sent: dict = {}                  # address -> when it was dispatched there
         self.done = threading.Event()
         self.value = None
         self.payload_nodes = None
@@ -228,15 +229,15 @@ class BrokerHandler:
                 log.warning("worker %s:%s unreachable for now (%s); will retry", host, port,
                             err.message)
                 self._pending_workers[_address(host, port)] = (host, port)
-        self._overdue: list = []
-        self._overdue_seq = itertools.count()
-        self._overdue_cond = threading.Condition(threading.Lock())
+        self._in_flight: set = set()
         self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
                                          name="exathunk-broker-monitor")
         self._monitor.start()
-        self._hedger = threading.Thread(target=self._overdue_loop, daemon=True,
-                                        name="exathunk-broker-hedger")
-        self._hedger.start()
+        self._hedger = None
+        if o.hedge:
+            self._hedger = threading.Thread(target=self._overdue_loop, daemon=True,
+                                            name="exathunk-broker-hedger")
+            self._hedger.start()
 
     # ---------------------------------------------------------------- workers
     def add_worker(self, host: str, port: int) -> str:
@@ -372,6 +373,7 @@ class BrokerHandler:
             r.job = self.market.open_job(r.kind, r.needs)
             addresses = r.job.start(time.time())
             self._active += 1
+            self._in_flight.add(r)
             if r.job.done:
                 self._conclude(r)
         self._launch(r, addresses, inline)
@@ -380,8 +382,9 @@ class BrokerHandler:
     def _launch(self, r: _Request, addresses, inline: bool = False) -> None:
         if not addresses:
             return
-        if self.options.hedge:
-            self._watch_overdue(r, addresses)
+        sent = _mono()
+        for address in addresses:
+            r.sent[address] = sent
         first, rest = (addresses[0], addresses[1:]) if inline else (None, addresses)
         for address in rest:
             self._pool.submit(self._dispatch, r, address)
@@ -427,6 +430,7 @@ class BrokerHandler:
         """The job has a verdict (called with the lock held)."""
         job = r.job
         self._active -= 1
+        self._in_flight.discard(r)
         if self._active == 0:
             self._idle.notify_all()
         if job.error is not None:
@@ -658,45 +662,34 @@ class BrokerHandler:
         self.add_worker(host, int(port))
         return True
 
-    def _watch_overdue(self, r: _Request, addresses) -> None:
-        o = self.options
-        with self._lock:
-            # Overdue by the standard of the typical worker, not its own: a worker known to
-            # be slow is still slow.
-            when = _mono() + max(o.hedge_min,
-                                 o.hedge_factor * self.market.typical_latency(r.kind))
-        due = [(when, a) for a in addresses]
-        with self._overdue_cond:
-            for when, address in due:
-                heapq.heappush(self._overdue, (when, next(self._overdue_seq), r, address))
-            self._overdue_cond.notify()
-
     def _overdue_loop(self) -> None:
-        """Hedge overdue dispatches: a slow worker's request is also sent elsewhere."""
-        while not self._closing.is_set():
-            expired = []
-            with self._overdue_cond:
-                if not self._overdue:
-                    self._overdue_cond.wait(0.5)
-                    continue
-                left = self._overdue[0][0] - _mono()
-                if left > 0:
-                    self._overdue_cond.wait(min(left, 0.5))
-                    continue
-                while self._overdue and self._overdue[0][0] <= _mono():
-                    expired.append(heapq.heappop(self._overdue))
-            for _, _, r, address in expired:
-                if r.finished_at is not None:
-                    continue
-                with self._lock:
-                    if r.job is None or r.job.done:
+        """Hedge overdue dispatches: a slow worker's request is also sent elsewhere.
+
+        Every ``hedge_tick`` seconds, scan the requests in flight (a few hundred at
+        most) rather than arming a timer per dispatch, which would cost every request a
+        thread wake-up."""
+        o = self.options
+        while not self._closing.wait(o.hedge_tick):
+            launches = []
+            now_mono, now = _mono(), time.time()
+            with self._lock:
+                for r in list(self._in_flight):
+                    job = r.job
+                    if job is None or job.done:
                         continue
-                    more = r.job.on_slow(address, time.time())
-                if more:
-                    self.counters["hedges"] += 1
-                    log.info("worker %s is overdue on a request; also asking %s", address,
-                             ", ".join(more))
-                    self._launch(r, more)
+                    overdue = max(o.hedge_min,
+                                  o.hedge_factor * self.market.typical_latency(r.kind))
+                    for address, sent in list(r.sent.items()):
+                        if now_mono - sent > overdue and address in job.outstanding \
+                                and address not in job.late:
+                            more = job.on_slow(address, now)
+                            if more:
+                                launches.append((r, more, address))
+            for r, more, address in launches:
+                self.counters["hedges"] += 1
+                log.info("worker %s is overdue on a request; also asking %s", address,
+                         ", ".join(more))
+                self._launch(r, more)
 
     # ---------------------------------------------------------------- background work
     def _monitor_loop(self) -> None:
@@ -752,11 +745,9 @@ class BrokerHandler:
 
     def close(self) -> None:
         self._closing.set()
-        with self._overdue_cond:
-            self._overdue.clear()
-            self._overdue_cond.notify_all()
         self._monitor.join(timeout=5.0)
-        self._hedger.join(timeout=5.0)
+        if self._hedger is not None:
+            self._hedger.join(timeout=5.0)
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self.market.flush()
