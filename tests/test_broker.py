@@ -282,3 +282,20 @@ def test_a_hung_worker_is_hedged_and_never_keeps_the_answer(cluster):
     assert hung.handler.served >= 1                   # it was asked...
     assert address(hung) not in nodes                 # ...and never kept an answer waiting
     assert b.handler.counters["hedges"] >= 1
+
+
+def test_an_oracle_node_checks_and_settles(cluster):
+    worker, start_broker, connect = cluster
+    oracle = worker(delay=0.02, seed=100)     # slow: the liar looks like the better deal
+    liar = worker(lie_rate=1.0, seed=101)
+    # verify_cost=0: a stranger is not priced by the checks it needs, so it gets work.
+    b = start_broker([oracle, liar], oracles=[address(oracle)], verify_cost=0.0)
+    c = connect(b)
+    for i in range(20):
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected
+    market = b.handler.market
+    assert market.workers[address(oracle)].trusted
+    assert liar.handler.served >= 1 and liar.handler.lies >= 1
+    assert market.workers[address(liar)].state == SHUT_OUT
+    assert market.workers[address(liar)].lost >= 1
