@@ -365,7 +365,7 @@ class ExecutionHandler:
     def _release(self) -> None:
         with self._lock:
             self._load -= 1
-            if self._load == 0:
+            if self._load == 0 and self.draining:
                 self._idle.notify_all()
 
     def _execute(self, job: _Job, arrived: float):

@@ -404,3 +404,25 @@ def test_sigterm_drains_in_flight_work():
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_graph_struct_mode_ships_the_idl_graph(node):
+    with connect(node.host, node.port, mode="graph-struct") as c:
+        assert c.evaluate("(zip-with + (list 1 2) (list 10 20 30))") == [11, 22]
+        assert c.evaluate("(double-it 4)") == 8
+
+
+def test_finished_results_expire_after_their_ttl():
+    handle = server.start(thunk_ttl=0.2)
+    try:
+        with connect(handle.host, handle.port) as c:
+            first = c._invoke("submitEvalRequest", evalRequest=wire.make_request("(+ 1 1)"))
+            assert wire.varcont_to_value(c._invoke("thunkWait", thunk=first,
+                                                   timeoutMs=2000)) == 2
+            time.sleep(1.2)
+            c._invoke("submitEvalRequest", evalRequest=wire.make_request("(+ 2 2)"))
+            with pytest.raises(RemoteError, match="no thunk"):
+                c._invoke("thunkGet", thunk=first)
+            assert c.stats()["thunks"] == 1
+    finally:
+        handle.stop(5)
