@@ -21,13 +21,15 @@ How a request goes:
   to check it, a third when two disagree); each dispatch is one blocking ``evaluate``
   call on a pool thread (the caller's own thread for the first dispatch of an
   ``evaluate``, which saves a thread hop on the fast path).  A transport failure, a
-  timeout, an Overloaded answer or an internal error of the worker is a failure, retried
-  on another worker; values and deterministic program errors (EvaluationError,
-  LimitExceeded) are outcomes that vote.
+  timeout of the socket, an Overloaded answer or an internal error of the worker is a
+  failure, retried on another worker; values and program errors (EvaluationError, and
+  LimitExceeded compared by which limit) are outcomes that vote.  A program that runs
+  close to its wall-clock limit can pass on a fast worker and time out on a slow one:
+  that reads as a disagreement (a known limitation).
 - A dispatch still unanswered after ``hedge_factor`` times the typical latency of its
-  kind of work (and at least ``hedge_min`` seconds) is sent to another worker as well; whichever
-  answers first serves, and the slow worker's late answer still teaches the market its
-  latency.  A dead or silent worker also fails by its socket timeout, and is retried.
+  kind of work (and at least ``hedge_min`` seconds) is sent to another worker as well;
+  whichever answers first serves, and the slow worker's late answer still teaches the
+  market its latency.  A dead or silent worker also fails by its socket timeout.
 - Bids: every ``bid_interval`` seconds a background pass asks each live worker for its
   bid on a recent request of each kind of work; the market uses the bid's latency as its
   prior for a worker it has not yet observed on that kind, and its price in the score.
@@ -200,7 +202,6 @@ class BrokerHandler:
         rng = random.Random(o.seed) if o.seed is not None else random.Random()
         self.market = Market(policy or Policy(), rng=rng, store=self.store)
         self.library = Library()
-        self._base = Library()          # what every worker offers: built-ins and prelude
         self._lock = threading.RLock()  # the market, the links, the thunk table
         self._links: dict[str, _WorkerLink] = {}
         self._pending_workers: dict[str, tuple[str, int]] = {}
@@ -402,7 +403,11 @@ class BrokerHandler:
             value = link.client().evaluate(r.payload, **r.limits)
             outcome, result = ("value", repr(value)), value
         except _OUTCOME_ERRORS as err:
-            outcome = ("error", err.kind, err.message, getattr(err, "limit", None))
+            if isinstance(err, LimitExceeded):
+                # The message carries the worker's own numbers; which limit is the verdict.
+                outcome = ("error", err.kind, err.limit)
+            else:
+                outcome = ("error", err.kind, err.message)
             result = err
         except ExathunkError as err:
             # Transport, overload, a function it lacks, or its own internal error.
