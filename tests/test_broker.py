@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import workers as fake  # noqa: E402
 from exathunk import broker, client  # noqa: E402
-from exathunk.errors import EvaluationError, UnknownFunctionError  # noqa: E402
+from exathunk.errors import EvaluationError, LimitExceeded, UnknownFunctionError  # noqa: E402
 from exathunk.library import Library  # noqa: E402
 from exathunk.market import ACTIVE, SHUT_OUT  # noqa: E402
 
@@ -208,6 +208,9 @@ def test_results_are_cached_and_errors_vote_like_values(cluster):
     with pytest.raises(EvaluationError):
         futures[2].result(timeout=10)
     assert c.evaluate_batch(["(+ 5 5)", "(+ 6 6)"]) == [10, 12]
+    with pytest.raises(LimitExceeded) as caught:
+        c.evaluate("(foldl + 0 (range 0 1000000))", max_steps=1000)
+    assert caught.value.limit == "max_steps"
 
 
 def test_workers_join_a_running_broker(cluster):
