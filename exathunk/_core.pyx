@@ -276,21 +276,27 @@ cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
 
 
 cdef int gc(Machine* m, size_t need) noexcept nogil:
-    cdef size_t live, newcap
+    """Collect; grow the space so that at least half of it is free afterwards.
+
+    The space may grow to 1.5 x max_heap, so that a program whose live data nears the
+    limit does not collect after every few allocations (quadratic time) before it
+    finally passes the limit."""
+    cdef size_t live, newcap, ceiling
     if collect_into(m, m.cap) < 0:
         return -1
     live = <size_t>(m.hp - m.heap)
     if live + need > m.max_heap:
         return fail(m, E_HEAP, "the heap limit (max_heap) was exceeded")
-    if live + need > m.cap / 2:
+    ceiling = m.max_heap + m.max_heap / 2
+    if live + need > m.cap / 2 and m.cap < ceiling:
         newcap = 2 * (live + need) + (1 << 20)
-        if newcap > m.max_heap:
-            newcap = m.max_heap
-        if newcap < live + need:
-            newcap = live + need
-        if newcap > m.cap or live + need > m.cap:
+        if newcap > ceiling:
+            newcap = ceiling
+        if newcap > m.cap:
             if collect_into(m, newcap) < 0:
                 return -1
+    if live + need > m.cap:
+        return fail(m, E_HEAP, "the heap limit (max_heap) was exceeded")
     return 0
 
 

@@ -12,7 +12,9 @@ positions do not change it.  ``run`` hands the program to the Cython engine.
 Run limits and their defaults (override per run):
   DEFAULT_MAX_STEPS  reductions (function calls, applications and thunk entries, plus
                      one per cell visited when forcing or comparing structures)
-  DEFAULT_MAX_HEAP   bytes of live heap after a garbage collection
+  DEFAULT_MAX_HEAP   bytes of live heap after a garbage collection (the copying
+                     collector's space grows to at most 1.5 x this, and needs a second
+                     space of the same size while it copies)
   DEFAULT_MAX_DEPTH  frames on the engine's own control stack
 """
 
@@ -31,7 +33,7 @@ FORMAT_VERSION = 1
 MAGIC = b"XTHK"
 
 DEFAULT_MAX_STEPS = 500_000_000
-DEFAULT_MAX_HEAP = 512 * 1024 * 1024
+DEFAULT_MAX_HEAP = 256 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 2_000_000
 
 # Format bounds (well above anything the compiler makes).
