@@ -35,6 +35,7 @@ REPLY_BOUNDS = wire.Bounds(max_frame=256 << 20, max_string=64 << 20,
 # any socket timeout.
 WAIT_MS = 1000
 MAX_POOLED = 8
+BATCH_CHUNK = 5000       # requests per batch call (a node takes up to 10,000 by default)
 WAITER_IDLE = 10.0
 
 
@@ -314,8 +315,10 @@ class Client:
         ``return_exceptions`` a failed one is its exception in the list, else the first
         failure is raised."""
         pairs = [self._request(p, limits) for p in programs]
-        outcomes = self._invoke("evaluateBatch", timeout=self._call_timeout(limits) * 2,
-                                evalRequests=[r for r, _ in pairs])
+        outcomes = []
+        for start in range(0, len(pairs), BATCH_CHUNK):   # under the node's batch bound
+            outcomes += self._invoke("evaluateBatch", timeout=self._call_timeout(limits) * 2,
+                                     evalRequests=[r for r, _ in pairs[start:start + BATCH_CHUNK]])
         out = []
         for (_, source), o in zip(pairs, outcomes):
             if o.error is not None:
@@ -354,15 +357,16 @@ class Client:
             except ExathunkError as err:
                 fut.set_running_or_notify_cancel()
                 fut.set_exception(err)
-        if reqs:
+        for start in range(0, len(reqs), BATCH_CHUNK):     # under the node's batch bound
+            chunk = reqs[start:start + BATCH_CHUNK]
             try:
-                thunks = self._invoke("submitBatch", evalRequests=[r for _, r in reqs])
+                thunks = self._invoke("submitBatch", evalRequests=[r for _, r in chunk])
             except ExathunkError as err:
-                for fut, _ in reqs:
+                for fut, _ in chunk:
                     fut.set_running_or_notify_cancel()
                     fut.set_exception(err)
-                return futures
-            for (fut, _), thunk in zip(reqs, thunks):
+                continue
+            for (fut, _), thunk in zip(chunk, thunks):
                 fut.thunk = thunk
                 self._watch(fut)
         return futures
