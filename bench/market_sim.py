@@ -17,6 +17,7 @@ steady state (the second half of the run).
 
     python bench/market_sim.py                 # 1,000 nodes, default run (< 1 minute)
     python bench/market_sim.py --requests 100000 --oracles 0 --seed 2
+    python bench/market_sim.py --sleepers 0.05  # patient liars: adaptive checking's limit
 """
 
 from __future__ import annotations
@@ -34,22 +35,29 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from exathunk.market import Market, Policy, kind_of  # noqa: E402
 
-HONEST, LIAR, COLLUDER = "honest", "liar", "colluder"
+HONEST, LIAR, COLLUDER, SLEEPER = "honest", "liar", "colluder", "sleeper"
+SLEEPER_PATIENCE = 300              # answers a sleeper gives honestly before it starts lying
 WORK_SIZES = (1, 2, 4, 8)           # units of work; a unit takes 10 ms on a speed-1 node
 TIMEOUT = 0.5                       # seconds before the broker gives up on a dropped request
 
 
 class Node:
-    __slots__ = ("address", "speed", "role", "lie_rate", "drop_rate", "busy_until", "rng")
+    __slots__ = ("address", "speed", "role", "lie_rate", "drop_rate", "busy_until", "rng",
+                 "served")
 
     def __init__(self, address, speed, role, lie_rate, seed, drop_rate=0.0):
         self.address, self.speed, self.role, self.lie_rate = address, speed, role, lie_rate
         self.drop_rate = drop_rate
+        self.served = 0
         self.busy_until = 0.0
         self.rng = random.Random(seed)
 
     def answer(self, request_id: int, collusion_salt: int):
         truth = ("ok", request_id * 7919 % 1000003)
+        self.served += 1
+        if self.role == SLEEPER and self.served > SLEEPER_PATIENCE and \
+                self.rng.random() < self.lie_rate:
+            return ("ok", truth[1] + 1 + self.rng.randrange(1000))
         if self.role == LIAR and self.rng.random() < self.lie_rate:
             return ("ok", truth[1] + 1 + self.rng.randrange(1000))
         if self.role == COLLUDER:
@@ -60,8 +68,10 @@ class Node:
         return truth
 
 
-def make_nodes(n: int, hostile: float, oracles: int, seed: int, flaky: float = 0.03):
+def make_nodes(n: int, hostile: float, oracles: int, seed: int, flaky: float = 0.03,
+               sleepers: float = 0.0):
     rng = random.Random(seed)
+    sleeper_rng = random.Random(seed + 99)
     nodes = []
     for i in range(n):
         speed = math.exp(rng.gauss(0.0, 0.8))
@@ -78,6 +88,10 @@ def make_nodes(n: int, hostile: float, oracles: int, seed: int, flaky: float = 0
         # Some honest nodes are flaky: they drop requests (the broker sees a timeout).
         drop = rng.uniform(0.05, 0.5) if role == HONEST and i >= oracles and \
             rng.random() < flaky else 0.0
+        if sleepers and role == HONEST and i >= oracles and not drop and \
+                sleeper_rng.random() < sleepers:
+            # The patient adversary: honest until trusted, then an occasional lie.
+            role, rate = SLEEPER, 0.05
         nodes.append(Node("node%04d" % i, speed, role, rate, rng.randrange(2 ** 31), drop))
     return nodes
 
@@ -89,6 +103,7 @@ def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, se
     for i, node in enumerate(nodes):
         node.busy_until = 0.0
         node.rng.seed(seed * 1000003 + i)
+        node.served = 0
         market.add_worker(node.address, capacity=1, trusted=i < oracles)
     by_address = {node.address: node for node in nodes}
     mean_work = sum(WORK_SIZES) / len(WORK_SIZES) * 0.010
@@ -176,18 +191,24 @@ def main(argv=None):
     ap.add_argument("--oracles", type=int, default=10, help="trusted nodes among --nodes")
     ap.add_argument("--flaky", type=float, default=0.03,
                     help="fraction of honest nodes that drop requests")
+    ap.add_argument("--sleepers", type=float, default=0.0,
+                    help="fraction of honest nodes that turn liar (5%% of answers) after "
+                         "%d honest answers" % SLEEPER_PATIENCE)
     ap.add_argument("--load", type=float, default=0.25,
                     help="arrival rate as a fraction of the nodes' total capacity")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--modes", default="adaptive,no-check,triple")
     args = ap.parse_args(argv)
 
-    nodes = make_nodes(args.nodes, args.hostile, args.oracles, args.seed, args.flaky)
-    roles = {r: sum(1 for n in nodes if n.role == r) for r in (HONEST, LIAR, COLLUDER)}
+    nodes = make_nodes(args.nodes, args.hostile, args.oracles, args.seed, args.flaky,
+                       args.sleepers)
+    roles = {r: sum(1 for n in nodes if n.role == r)
+             for r in (HONEST, LIAR, COLLUDER, SLEEPER)}
     flaky = sum(1 for n in nodes if n.drop_rate)
-    print("%d nodes (%d honest incl. %d oracles and %d flaky, %d liars, %d colluders), "
-          "load %.2f" % (len(nodes), roles[HONEST], args.oracles, flaky, roles[LIAR],
-                         roles[COLLUDER], args.load))
+    print("%d nodes (%d honest incl. %d oracles and %d flaky, %d liars, %d colluders, "
+          "%d sleepers), load %.2f" % (len(nodes), roles[HONEST], args.oracles, flaky,
+                                       roles[LIAR], roles[COLLUDER], roles[SLEEPER],
+                                       args.load))
     policies = {"adaptive": Policy(), "no-check": Policy(replicas=1),
                 "triple": Policy(replicas=3)}
     header = ("mode", "phase", "requests", "wrong", "wrong %", "failed", "extra work",
