@@ -77,7 +77,8 @@ class BrokerOptions:
     """The broker's own knobs (``start``/``serve`` also take the server's and the
     market Policy's, by name)."""
     dispatch_threads: int = 64        # concurrent dispatches to workers
-    dispatch_timeout: float = 30.0    # seconds before a silent worker counts as failed
+    dispatch_timeout: float = 5.0     # socket timeout to workers (at least the request's
+                                      # own wall-clock limit plus 5 s)
     timeout_ms: int = 10_000          # default wall-clock limit of a request
     cache_size: int = 10_000          # results kept by program digest
     max_thunks: int = 100_000
