@@ -298,9 +298,17 @@ class Client:
         Limits: max_steps, max_heap, max_depth, timeout_ms (or timeout in seconds),
         no_cache.  Errors are the exathunk classes, with positions and the source.
         """
-        req, source = self._request(program, limits)
-        vc = self._invoke("evaluate", source=source, timeout=self._call_timeout(limits),
-                          evalRequest=req)
+        if not limits and type(program) is str and self.mode == "source":
+            # The common call, without the general request builder.
+            vc = self._invoke("evaluate", source=program, timeout=self.timeout,
+                              evalRequest=T.EvalRequest(source=program))
+        else:
+            req, source = self._request(program, limits)
+            vc = self._invoke("evaluate", source=source, timeout=self._call_timeout(limits),
+                              evalRequest=req)
+        nodes = vc.nodes or ()
+        if len(nodes) == 1 and vc.root == 0 and nodes[0].kind != wire.thrift.ValueKind.LIST:
+            return wire._scalar(nodes[0], 0)
         return wire.varcont_to_value(vc)
 
     def evaluate_with_stats(self, program, **limits):
