@@ -295,10 +295,11 @@ class Job:
         self.error = reason
         return []
 
-    def _finish(self, outcome: Hashable, now: float) -> list[str]:
+    def _finish(self, outcome: Hashable, now: float, vote: bool = True) -> list[str]:
+        """The verdict; ``vote``: it came from a vote, which credits and punishes."""
         self.done = True
         self.outcome = outcome
-        if len(self.outcomes) >= 2 or self.checked:
+        if vote and (len(self.outcomes) >= 2 or self.checked):
             self.market.settle(self.outcomes, outcome, now)
         if self.discarded:
             self.market.settle({a: o for a, o in self.discarded.items() if o != outcome},
@@ -352,9 +353,9 @@ class Job:
             # Nobody left to ask: the majority of every worker there is still settles it.
             return self._finish(top, now)
         if count > runner_up and not self._has_probation_only(top):
-            # Nobody left to ask: a plurality is the best there is, unchecked.
-            self.checked = False
-            return self._finish(top, now)
+            # Nobody left to ask: one worker's word is the best there is; it proves
+            # nothing about anyone.
+            return self._finish(top, now, vote=False)
         return self._fail("workers disagree and no majority could be formed")
 
     def _has_probation_only(self, outcome: Hashable) -> bool:

@@ -338,3 +338,30 @@ def test_an_overdue_dispatch_that_then_fails_sends_nothing_more():
         pending += job.on_result(address, ("ok", 1), 0.01, 2.0)
     assert job.done and job.outcome == ("ok", 1)
     assert primary not in job.outcomes and m.workers[primary].failures == 1
+
+
+def test_one_workers_word_decides_but_punishes_nobody():
+    m = make_market(2, seed=16)
+    m.workers["w0"].streak = 1000                 # proven: its vote weighs 2
+    answer = lambda a: ("ok", 1) if a == "w0" else ("ok", 2)
+    job = m.open_job("s3")
+    job.primary = "w1"
+    job.checked = True
+    for w in (m.workers["w0"], m.workers["w1"]):
+        job._dispatch(w, 0.0)
+    for address in ("w1", "w0"):
+        job.on_result(address, answer(address), 0.01, 0.0)
+    assert job.done and job.outcome == ("ok", 1)  # nobody left to ask: the heavier word
+    assert m.workers["w1"].lost == 0 and m.workers["w1"].state == ACTIVE
+    assert m.workers["w0"].agreed == 0
+
+
+def test_two_strangers_disagreeing_alone_is_an_error_not_a_guess():
+    m = make_market(2, seed=17)
+    job = m.open_job("s3")
+    job.checked = True
+    for w in (m.workers["w0"], m.workers["w1"]):
+        job._dispatch(w, 0.0)
+    job.on_result("w0", ("ok", 1), 0.01, 0.0)
+    job.on_result("w1", ("ok", 2), 0.01, 0.0)
+    assert job.done and job.error and job.outcome is None
