@@ -140,7 +140,12 @@ def cmd_serve(args) -> int:
 
 def cmd_broker(args) -> int:
     from . import broker
-    broker.serve(host=args.host, port=args.port, workers=args.worker or [], db_path=args.db)
+    workers = list(args.worker or [])
+    oracles = list(args.oracle or [])
+    # An oracle is a worker whose answers are trusted: it must be connected as one too.
+    workers += [o for o in oracles if o not in workers]
+    options = {"oracles": tuple(oracles)} if oracles else {}
+    broker.serve(host=args.host, port=args.port, workers=workers, db_path=args.db, **options)
     return 0
 
 
@@ -251,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9090, help="port to listen on (default 9090)")
     p.add_argument("--worker", type=parse_address, action="append", metavar="HOST:PORT",
                    help="a worker node (repeatable); workers may also join with 'serve --join'")
+    p.add_argument("--oracle", type=parse_address, action="append", metavar="HOST:PORT",
+                   help="a trusted worker whose answers settle disputes (repeatable)")
     p.add_argument("--db", metavar="PATH", default="exathunk-broker.sqlite3",
                    help="SQLite file for reputation and statistics (default %(default)s)")
     p.set_defaults(run=cmd_broker)
