@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from exathunk.ast import (App, Binding, Define, If, Lambda, Let, ListLit, Lit, Module,
                           The, TyCon, TyFun, TyList, TyVar, Var)
-from exathunk.lexer import classify_atom
+from exathunk.lexer import KEYWORDS, classify_atom
 from exathunk.parser import parse, parse_with_ply
 from exathunk.pretty import to_source
 from exathunk.values import show_double
@@ -23,7 +23,9 @@ def is_name(text):
 
 
 names = st.text(alphabet="abfxyz+-*/<>=!?_.:%019", min_size=1, max_size=5).filter(is_name)
-type_vars = st.from_regex(r"[a-z][a-z0-9_]{0,3}", fullmatch=True)
+# Reserved words (if, let, the, ...) are not type variables either.
+type_vars = st.from_regex(r"[a-z][a-z0-9_]{0,3}", fullmatch=True).filter(
+    lambda name: name not in KEYWORDS)
 
 ints = st.integers(min_value=-2**63, max_value=2**63 - 1).map(lambda n: Lit(n, "Int"))
 doubles = st.one_of(
