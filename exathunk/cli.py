@@ -169,6 +169,9 @@ def cmd_demo(args) -> int:
     return run_demo(verbose=not args.quiet)
 
 
+BENCH_SUITES = ("compile", "engine", "service", "broker")
+
+
 def cmd_bench(args) -> int:
     import subprocess
     bench_dir = args.dir or os.path.join(os.getcwd(), "bench")
@@ -176,11 +179,10 @@ def cmd_bench(args) -> int:
         print(f"error: no benchmark folder at {bench_dir} (run from a checkout, or give --dir)",
               file=sys.stderr)
         return 2
-    cmd = [sys.executable, "-m", "pytest", bench_dir, "--benchmark-only", "-q",
-           "-p", "no:cacheprovider"]
-    if args.suite != "all":
-        cmd.append(os.path.join(bench_dir, f"bench_{args.suite}.py"))
-        cmd.remove(bench_dir)
+    suites = BENCH_SUITES if args.suite == "all" else (args.suite,)
+    # The suites are named bench_*.py, which pytest collects only when named explicitly.
+    cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
+    cmd += [os.path.join(bench_dir, f"bench_{suite}.py") for suite in suites]
     if args.json:
         cmd.append(f"--benchmark-json={args.json}")
     if args.quick:
@@ -270,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("bench", help="run the benchmark suites (from a checkout)",
                          description="Run the pytest-benchmark suites in bench/.")
     p.add_argument("--suite", default="all",
-                   choices=["all", "compile", "engine", "service", "broker"],
+                   choices=["all", *BENCH_SUITES],
                    help="which suite (default all)")
     p.add_argument("--dir", help="the bench folder (default ./bench)")
     p.add_argument("--json", metavar="FILE", help="also write pytest-benchmark JSON here")
