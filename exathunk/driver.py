@@ -54,6 +54,7 @@ def compile(source: str, library: Library | None = None, filename: str | None = 
     checked = check(source, library, filename)
     try:
         program = compiler.compile_module(checked, library)
+        program.library = library
     except ExathunkError as err:
         raise err.with_source(source, filename)
     with _cache_lock:

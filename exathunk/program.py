@@ -79,6 +79,9 @@ class Program:
         self._image = None
         self._image_lock = threading.Lock()
         self._digest = None
+        # The Library whose host functions a run binds when run() is given none: the
+        # one it was compiled with or loaded for.  Not part of the program's identity.
+        self.library = None
         verify(self)
 
     # ---- identity
@@ -113,6 +116,7 @@ class Program:
         prog = _decode(bytes(data))
         if library is not None:
             _bind_hosts(prog, library)
+            prog.library = library
         return prog
 
     # ---- running
@@ -126,7 +130,7 @@ class Program:
     def run_with_stats(self, max_steps=None, max_heap=None, max_depth=None, library=None):
         from . import _core
         limits = _limits(max_steps, max_heap, max_depth)
-        hosts = _bind_hosts(self, library)
+        hosts = _bind_hosts(self, library or self.library)
         return _core.run(self._engine_image(), hosts, *limits)
 
     def _engine_image(self):
