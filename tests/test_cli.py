@@ -38,6 +38,17 @@ def wait_listening(port: int, proc, deadline_s: float = 30.0):
     raise AssertionError("server did not start listening")
 
 
+def stop(proc) -> None:
+    """SIGTERM (a graceful drain), then SIGKILL if it does not exit in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture
 def server_process():
     """An `exathunk serve` subprocess on a free loopback port; stopped by SIGTERM."""
@@ -48,13 +59,7 @@ def server_process():
         wait_listening(port, proc)
         yield port, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def test_help_on_every_verb():
@@ -173,12 +178,7 @@ def test_broker_routes_to_its_worker(server_process, tmp_path):
         res = run("status", f"127.0.0.1:{port}")
         assert res.returncode == 0 and str(worker_port) in res.stdout
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_demo_runs_end_to_end():
