@@ -534,6 +534,31 @@ cdef int push_text(Machine* m, Buf* b) noexcept nogil:
 
 # ---- the interpreter ------------------------------------------------------------------
 
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
+
+cdef enum:
+    SIGNAL_EVERY = 1 << 20     # steps between looks at pending signals (Ctrl-C)
+
+
+cdef int64_t step_check(Machine* m, int64_t steps) noexcept nogil:
+    """Past the step limit, or time to look for signals: the next step count to
+    check at, or -1 (error set)."""
+    if steps > m.max_steps:
+        fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+        return -1
+    with gil:
+        try:
+            PyErr_CheckSignals()
+        except BaseException as exc:
+            (<Run>m.run).pyerr = exc
+            m.err = E_PY
+            return -1
+    if m.max_steps < steps + SIGNAL_EVERY:
+        return m.max_steps
+    return steps + SIGNAL_EVERY
+
+
 cdef int interp(Machine* m) noexcept nogil:
     """Run until the innermost F_STOP frame is returned into; 0 or -1 (m.err set)."""
     cdef Val* S = m.S
@@ -559,7 +584,7 @@ cdef int interp(Machine* m) noexcept nogil:
     cdef bint await_flag
     cdef Buf buf
     cdef int64_t steps = m.steps
-    cdef int64_t max_steps = m.max_steps
+    cdef int64_t next_check = m.max_steps if m.max_steps < steps + SIGNAL_EVERY else steps + SIGNAL_EVERY
     R.k = K_INT
     R.u.i = 0
     while True:
@@ -713,10 +738,11 @@ cdef int interp(Machine* m) noexcept nogil:
                             break
                         F = m.F
                     steps += 1
-                    if steps > max_steps:
-                        fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
-                        mode = M_FAIL
-                        break
+                    if steps > next_check:
+                        next_check = step_check(m, steps)
+                        if next_check < 0:
+                            mode = M_FAIL
+                            break
                     fp += 1
                     F[fp].kind = F_CODE
                     F[fp].wb = -1
@@ -743,10 +769,11 @@ cdef int interp(Machine* m) noexcept nogil:
                             break
                         S = m.S
                     steps += 1
-                    if steps > max_steps:
-                        fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
-                        mode = M_FAIL
-                        break
+                    if steps > next_check:
+                        next_check = step_check(m, steps)
+                        if next_check < 0:
+                            mode = M_FAIL
+                            break
                     F[fp].fn = f
                     for i in range(n, fi.nlocals):
                         S[base + i].k = K_INT
@@ -1233,10 +1260,11 @@ cdef int interp(Machine* m) noexcept nogil:
                     continue
                 F = m.F
             steps += 1
-            if steps > max_steps:
-                fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
-                mode = M_FAIL
-                continue
+            if steps > next_check:
+                next_check = step_check(m, steps)
+                if next_check < 0:
+                    mode = M_FAIL
+                    continue
             fp += 1
             F[fp].kind = F_UPDATE
             F[fp].base = sp - 1
@@ -1335,10 +1363,11 @@ cdef int interp(Machine* m) noexcept nogil:
                 F[fp].base = b
                 b += extra
             steps += 1
-            if steps > max_steps:
-                fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
-                mode = M_FAIL
-                continue
+            if steps > next_check:
+                next_check = step_check(m, steps)
+                if next_check < 0:
+                    mode = M_FAIL
+                    continue
             fp += 1
             F[fp].kind = F_CODE
             F[fp].wb = -1

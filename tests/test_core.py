@@ -250,3 +250,28 @@ def test_golden_cases_run_on_the_engine():
         assert show_value(exathunk.compile(src).run()) == expect[0].strip(), path
         checked += 1
     assert checked > 50
+
+
+def test_ctrl_c_interrupts_a_long_run_and_the_process_stays_usable():
+    import signal
+    code = (
+        "import signal, sys, exathunk\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "prog = exathunk.compile('(define (loop n) (loop (+ n 1))) (loop 1)')\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    prog.run(max_steps=10**12)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "print(exathunk.evaluate('(+ 1 2)'), flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert out.split() == ["interrupted", "3"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
