@@ -177,26 +177,68 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
     return frozenset()
 
 
+def _global_refs(e, scope: _Scope, out: set) -> None:
+    """Keys of the user/prelude functions that e mentions (iterative: no recursion)."""
+    stack = [e]
+    for _ in range(100_000_000):
+        if not stack:
+            return
+        e = stack.pop()
+        if isinstance(e, ast.Var):
+            g = scope.resolve(e.name, e)
+            if g is not None and g.kind in (_USER, _PRELUDE):
+                out.add((g.kind, g.name))
+        elif isinstance(e, ast.App):
+            stack.append(e.fn)
+            stack.extend(e.args)
+        elif isinstance(e, ast.If):
+            stack.extend((e.cond, e.then, e.orelse))
+        elif isinstance(e, ast.Let):
+            stack.extend(b.expr for b in e.bindings)
+            stack.append(e.body)
+        elif isinstance(e, (ast.Lambda, ast.The)):
+            stack.append(e.body if isinstance(e, ast.Lambda) else e.expr)
+        elif isinstance(e, ast.ListLit):
+            stack.extend(e.items)
+
+
 def _analyse(defs: dict, namespace, scope: _Scope, strictness: dict) -> None:
-    """Fixpoint from 'strict in everything' down (a diverging function is strict)."""
+    """Fixpoint from 'strict in everything' down (a diverging function is strict).
+
+    A worklist: when a function's flags drop, only its callers are looked at again,
+    so a long chain of definitions settles in linear time whatever their order."""
     funcs = {}
     for name, d in defs.items():
         params, body = _define_params(d)
         if params:
             funcs[(namespace, name)] = (params, body)
             strictness[(namespace, name)] = (True,) * len(params)
-    for _round in range(1000):
-        changed = False
-        for key, (params, body) in funcs.items():
-            forced = _strict_vars(body, frozenset(params), scope, strictness)
-            # a parameter shadowed by a later parameter of the same name is lazy
-            flags = tuple(p in forced and params.index(p) == i for i, p in enumerate(params))
-            flags = tuple(a and b for a, b in zip(flags, strictness[key]))
-            if flags != strictness[key]:
-                strictness[key] = flags
-                changed = True
-        if not changed:
+    callers: dict = {key: set() for key in funcs}
+    for key, (params, body) in funcs.items():
+        refs: set = set()
+        _global_refs(body, scope, refs)
+        for r in refs:
+            if r in callers:
+                callers[r].add(key)
+    pending = list(funcs)
+    queued = set(pending)
+    # each function's flags can only drop, at most once per parameter
+    for _round in range(sum(len(p) for p, _ in funcs.values()) * len(funcs) + len(funcs) + 1):
+        if not pending:
             break
+        key = pending.pop()
+        queued.discard(key)
+        params, body = funcs[key]
+        forced = _strict_vars(body, frozenset(params), scope, strictness)
+        # a parameter shadowed by a later parameter of the same name is lazy
+        flags = tuple(p in forced and params.index(p) == i for i, p in enumerate(params))
+        flags = tuple(a and b for a, b in zip(flags, strictness[key]))
+        if flags != strictness[key]:
+            strictness[key] = flags
+            for c in callers[key]:
+                if c not in queued:
+                    queued.add(c)
+                    pending.append(c)
 
 
 _prelude_cache: dict = {}

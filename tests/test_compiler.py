@@ -140,3 +140,14 @@ def test_disassembly_shows_names_constants_and_lines():
     # the line of the body of f (line 2) appears in its listing
     listing = text.split("f  arity 1")[1]
     assert "   2 " in listing.split("\n\n")[0]
+
+
+def test_strictness_through_a_long_chain_in_reverse_order():
+    lines = ["(define (f0 x y) (if (< x 0) y 1))"]
+    lines += [f"(define (f{i} x y) (f{i - 1} x y))" for i in range(1, 300)]
+    lines.reverse()
+    prog = compile_src("\n".join(lines) + '\n(f299 3 (error "y is lazy"))')
+    assert prog.run() == 1
+    # x is strict all the way up: f299 forces it on entry
+    first = ops_of(fn_named(prog, "f299"))[0]
+    assert first == (Op.LOCAL_EVAL, [0])
