@@ -14,9 +14,17 @@ run alone (full overlap); the per-job hop to a worker process costs ~170 us for 
 program against ~29 us to a thread; and for long jobs 2 processes gave no more
 throughput than 2 threads (13.6 vs 13.2 jobs/s, both bound by the cores left free).  A
 process pool would add a pickle round trip of the program and the value to every
-request, which is most of a small request's cost, for nothing.  Evaluations run inline
-in the connection's thread (no hand-off) under ``workers`` evaluation slots; submitted
-thunks run on a pool of ``workers`` threads that take the same slots.
+request, which is most of a small request's cost, for nothing.
+
+Inline first: a request (``evaluate``, each of ``evaluateBatch``, ``submitEvalRequest``)
+first runs on its connection's thread, no hand-off, within a small budget
+(``inline_steps`` 50,000 steps, ``inline_heap`` 32 MiB, well under a millisecond; at
+most ``inline_runs`` at once) and the request's own limits when smaller.  Only a run
+that the budget (not the request's own limit) stopped runs again with its full limits in
+one of ``workers`` evaluation slots (evaluate: on its connection's thread; thunks: on a
+pool of ``workers`` threads), so a long program never holds up small ones and small ones
+never queue behind long ones.  Inline runs count toward admission like the others.
+Counters ``inline_runs``, ``escalated`` and ``pool_runs`` say which path runs took.
 
 Policies:
 - A request runs with the limits it asks for, capped by the node's caps; with no limit
@@ -91,6 +99,12 @@ class Options:
     max_timeout_ms: int = 60_000      # cap on what a request may ask for
     steps_per_second: float | None = None  # None: measured at start-up
     workers: int = 2                  # evaluation threads (this machine has 2 cores)
+    # A request first runs inline on its connection's thread within these bounds (well
+    # under a millisecond); one that needs more runs again in an evaluation slot with its
+    # full limits.  inline_steps 0: every run takes a slot.
+    inline_steps: int = 50_000
+    inline_heap: int = 32 << 20
+    inline_runs: int = 8              # inline runs at once (bounds their memory)
     queue_bound: int = 256            # evaluations waiting beyond the running ones
     cache_size: int = 10_000          # results kept by digest
     program_cache_size: int = 4096    # loaded programs kept by their bytes
@@ -172,7 +186,17 @@ class _Thunk:
 class _Job:
     """A compiled request ready to run."""
     __slots__ = ("program", "digest", "limits", "deadline", "timeout_ms", "derived_steps",
-                 "request_id", "no_cache", "compile_ms", "cache_key", "source", "request")
+                 "request_id", "no_cache", "compile_ms", "cache_key", "source", "request",
+                 "plan", "image")
+
+
+class _Plan:
+    """The limits of one combination of asked limits and timeout, worked out once."""
+    __slots__ = ("timeout_ms", "limits", "derived_steps", "engine_limits", "inline_limits")
+
+
+_NO_HOSTS: list = []
+_INT, _DOUBLE = T.ValueKind.INT, T.ValueKind.DOUBLE
 
 
 # The stats of every answer served from the result cache: the engine did no work, and
@@ -199,6 +223,8 @@ class ExecutionHandler:
         self._results = _LRU(o.cache_size)
         self._by_source = _LRU(o.cache_size)
         self._programs = _LRU(o.program_cache_size)
+        self._prepared = _LRU(o.program_cache_size)   # source -> compiled, digest, image
+        self._plans: dict = {}
         self._func_defs: dict | None = None
         self._func_defs_key = None
         # Evaluation slots as tokens in a C-implemented queue: cheaper to take and give
@@ -209,6 +235,16 @@ class ExecutionHandler:
         # Runs started and finished: next() on a count is atomic, no lock on the hot path.
         self._started_runs = itertools.count()
         self._finished_runs = itertools.count()
+        self._inline_tokens: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(max(1, o.inline_runs)):
+            self._inline_tokens.put(i + 1)
+        # A subclass that replaces _run (a test double) gets every run through it.
+        self._inline_ok = type(self)._run is ExecutionHandler._run
+        try:
+            from . import _core
+            self._core_run = _core.run
+        except ImportError:
+            self._core_run = None
         self._pool = ThreadPoolExecutor(max_workers=max(1, o.workers),
                                         thread_name_prefix="exathunk-eval")
         self._lock = threading.Lock()
@@ -266,60 +302,104 @@ class ExecutionHandler:
         """Compile (cached) a request and work out its limits; raises ExathunkError."""
         if req is None:
             raise ExathunkError("missing evalRequest")
-        o = self.options
         job = _Job()
         t0 = _perf()
-        given = ((req.source is not None) + (req.graph is not None)
-                 + (req.programBytes is not None))
-        if given != 1:
-            raise ExathunkError("an EvalRequest needs exactly one of source, graph and "
-                                "programBytes")
-        job.source = req.source
-        if req.source is not None:
-            program = _compile_source(req.source, library=self.library)
-        elif req.programBytes is not None:
-            blob = req.programBytes
-            program = self._programs.get(blob)
-            if program is None:
-                from .program import Program
-                program = Program.from_bytes(blob, library=self.library)
-                self._programs.put(blob, program)
+        source = req.source
+        if source is not None and req.graph is None and req.programBytes is None:
+            # Source seen before: program, digest, cache key and engine image in one
+            # lookup (library changes invalidate by version).
+            entry = self._prepared.get(source)
+            if entry is None or entry[0] != self.library.version:
+                program = _compile_source(source, library=self.library)
+                entry = (self.library.version, program, program.digest,
+                         (program.digest, self.library.id, self.library.version),
+                         self._image_of(program))
+                self._prepared.put(source, entry)
+            _, job.program, job.digest, job.cache_key, job.image = entry
         else:
-            program = wire.graph_to_program(req.graph, library=self.library)
-        job.program = program
-        job.digest = program.digest
+            given = ((source is not None) + (req.graph is not None)
+                     + (req.programBytes is not None))
+            if given != 1:
+                raise ExathunkError("an EvalRequest needs exactly one of source, graph "
+                                    "and programBytes")
+            if req.programBytes is not None:
+                blob = req.programBytes
+                program = self._programs.get(blob)
+                if program is None:
+                    from .program import Program
+                    program = Program.from_bytes(blob, library=self.library)
+                    self._programs.put(blob, program)
+            else:
+                program = wire.graph_to_program(req.graph, library=self.library)
+            job.program = program
+            job.digest = program.digest
+            job.cache_key = (job.digest, self.library.id, self.library.version)
+            job.image = self._image_of(program)
+        job.source = source
         job.compile_ms = (_perf() - t0) * 1e3
-        job.cache_key = (job.digest, self.library.id, self.library.version)
         job.request_id = req.requestId
         job.no_cache = bool(req.noCache)
         job.request = req
         job.deadline = None
         return job
 
+    def _image_of(self, program):
+        """The engine image to run ``program`` directly (skipping Program.run_with_stats'
+        per-call argument checks and host binding), or None for the general path: a
+        program calling host functions, or no compiled engine."""
+        if self._core_run is None or program.hosts:
+            return None
+        image_of = getattr(program, "_engine_image", None)
+        return image_of() if image_of is not None else None
+
     def _plan(self, job: _Job) -> None:
         """Work out the limits and the deadline of a job that will run (cache missed)."""
-        o = self.options
         req = job.request
-        timeout_ms = req.timeoutMs if req.timeoutMs and req.timeoutMs > 0 else o.timeout_ms
-        timeout_ms = min(timeout_ms, o.max_timeout_ms)
-        job.timeout_ms = timeout_ms
-        job.deadline = _mono() + timeout_ms / 1e3
+        key = (req.timeoutMs, req.maxSteps, req.maxHeap, req.maxDepth)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._make_plan(*key)
+            if len(self._plans) >= 256:       # clients asking ever new limits
+                self._plans.clear()
+            self._plans[key] = plan
+        job.plan = plan
+        job.timeout_ms = plan.timeout_ms
+        job.limits = plan.limits
+        job.derived_steps = plan.derived_steps
+        job.deadline = _mono() + plan.timeout_ms / 1e3
+
+    def _make_plan(self, timeout_ms, max_steps, max_heap, max_depth) -> "_Plan":
+        o = self.options
+        plan = _Plan()
+        timeout_ms = timeout_ms if timeout_ms and timeout_ms > 0 else o.timeout_ms
+        plan.timeout_ms = timeout_ms = min(timeout_ms, o.max_timeout_ms)
         limits = {}
         for name, asked, default, cap in (
-                ("max_steps", req.maxSteps, o.max_steps, o.max_steps_cap),
-                ("max_heap", req.maxHeap, o.max_heap, o.max_heap_cap),
-                ("max_depth", req.maxDepth, o.max_depth, o.max_depth_cap)):
+                ("max_steps", max_steps, o.max_steps, o.max_steps_cap),
+                ("max_heap", max_heap, o.max_heap, o.max_heap_cap),
+                ("max_depth", max_depth, o.max_depth, o.max_depth_cap)):
             value = asked if asked is not None and asked > 0 else default
             if cap is not None:
                 value = cap if value is None else min(value, cap)
             if value is not None:
                 limits[name] = int(value)
         budget = max(1000, int(self.steps_per_second * timeout_ms / 1e3))
-        job.derived_steps = False
+        plan.derived_steps = False
         if limits.get("max_steps") is None or budget < limits["max_steps"]:
             limits["max_steps"] = budget
-            job.derived_steps = True
-        job.limits = limits
+            plan.derived_steps = True
+        plan.limits = limits
+        from .program import DEFAULT_MAX_DEPTH, DEFAULT_MAX_HEAP
+        steps = min(max(1, limits["max_steps"]), 1 << 62)
+        heap = min(max(1, limits.get("max_heap", DEFAULT_MAX_HEAP)), 1 << 62)
+        depth = min(max(1, limits.get("max_depth", DEFAULT_MAX_DEPTH)), 1 << 62)
+        plan.engine_limits = (steps, heap, depth)
+        if o.inline_steps and o.inline_steps > 0:
+            plan.inline_limits = (min(steps, o.inline_steps),
+                                  min(heap, max(4096, o.inline_heap)), depth)
+        else:
+            plan.inline_limits = None
+        return plan
 
     def _cached(self, job: _Job):
         """The cached VarCont of a job's program, or None."""
@@ -368,12 +448,18 @@ class ExecutionHandler:
             if self._load == 0 and self.draining:
                 self._idle.notify_all()
 
-    def _execute(self, job: _Job, arrived: float):
-        """Run a prepared job in an evaluation slot; returns a VarCont or raises.
+    def _execute(self, job: _Job, arrived: float, inline: bool = True):
+        """Run a prepared job; returns a VarCont or raises.
 
-        The caller has admitted the job; this releases it.
+        First inline (``inline``), within the small inline budget; a job over that budget
+        then runs in an evaluation slot with its full budget.  The caller has admitted
+        the job; this releases it.
         """
         try:
+            if inline and self._inline_ok and job.plan.inline_limits is not None:
+                outcome = self._run_inline(job)
+                if outcome is not None:
+                    return outcome
             remaining = job.deadline - _mono()
             try:
                 token = self._slots.get(timeout=remaining) if remaining > 0 else None
@@ -384,6 +470,7 @@ class ExecutionHandler:
             try:
                 started = _mono()
                 next(self._started_runs)
+                self.counters["pool_runs"] += 1
                 try:
                     return self._run(job, queue_ms=(started - arrived) * 1e3)
                 finally:
@@ -392,6 +479,78 @@ class ExecutionHandler:
                 self._slots.put(token)
         finally:
             self._release()
+
+    def _run_inline(self, job: _Job):
+        """Run a job on the calling thread within the inline budget: its VarCont, or
+        None when the budget (not the request's own limits) stopped it."""
+        plan = job.plan
+        tokens = self._inline_tokens
+        try:
+            token = tokens.get_nowait()
+        except queue.Empty:
+            # Every inline run is short, so a token comes back soon.
+            remaining = job.deadline - _mono()
+            try:
+                token = tokens.get(timeout=remaining) if remaining > 0 else None
+            except queue.Empty:
+                token = None
+            if token is None:
+                raise self._timeout_error(job) from None
+        steps, heap, depth = plan.inline_limits
+        next(self._started_runs)
+        t0 = _perf()
+        try:
+            if job.image is not None:
+                value, stats = self._core_run(job.image, _NO_HOSTS, steps, heap, depth)
+            else:
+                value, stats = job.program.run_with_stats(
+                    max_steps=steps, max_heap=heap, max_depth=depth, library=self.library)
+        except LimitExceeded as err:
+            limit = err.limit
+            if ((limit == "max_steps" and steps < plan.engine_limits[0])
+                    or (limit == "max_heap" and heap < plan.engine_limits[1])):
+                self.counters["escalated"] += 1
+                return None                   # over the inline budget: to a slot
+            self._ran(t0)
+            if plan.derived_steps and limit == "max_steps":
+                raise self._timeout_error(job) from None
+            raise
+        except BaseException:
+            self._ran(t0)
+            raise
+        finally:
+            next(self._finished_runs)
+            tokens.put(token)
+        run_ms = self._ran(t0)
+        self.counters["inline_runs"] += 1
+        return self._reply(value, stats, job, run_ms)
+
+    def _ran(self, t0: float) -> float:
+        run_ms = (_perf() - t0) * 1e3
+        self.counters["evaluations"] += 1
+        self._mean_run_ms += (run_ms - self._mean_run_ms) * 0.05
+        return run_ms
+
+    def _reply(self, value, stats, job: _Job, run_ms: float):
+        """The VarCont of a value the engine produced (and its cache entry)."""
+        t = type(value)
+        if t is int:
+            nodes, root = [wire.ValueNode(kind=_INT, intValue=value)], 0
+        elif t is float:
+            nodes, root = [wire.ValueNode(kind=_DOUBLE, doubleValue=value)], 0
+        else:
+            nodes, root = wire.value_to_nodes(value)
+        type_text = job.program.type
+        if not job.no_cache:
+            self._results.put(job.cache_key, T.VarCont(
+                nodes=nodes, root=root, typeText=type_text, digest=job.digest,
+                stats=_CACHED_STATS))
+        return T.VarCont(
+            nodes=nodes, root=root, typeText=type_text, digest=job.digest,
+            requestId=job.request_id,
+            stats=T.RunStats(steps=stats["steps"], peakHeap=stats["peak_heap"],
+                             gcRuns=stats["gc_runs"], compileMs=job.compile_ms,
+                             queueMs=0.0, runMs=run_ms, cached=False))
 
     def _timeout_error(self, job: _Job) -> LimitExceeded:
         self.counters["timeouts"] += 1
@@ -504,7 +663,7 @@ class ExecutionHandler:
             return
         thunk.state = T.ThunkState.RUNNING
         try:
-            outcome = self._execute(job, arrived)
+            outcome = self._execute(job, arrived, inline=False)
         except ExathunkError as err:
             self.counters["errors"] += 1
             self._finish(thunk, error=wire.error_to_thrift(err))
@@ -515,7 +674,7 @@ class ExecutionHandler:
         else:
             self._finish(thunk, outcome=outcome)
 
-    def _start(self, req, failed_thunk_on_error: bool):
+    def _start(self, req, failed_thunk_on_error: bool, inline: bool = False):
         arrived = _mono()
         try:
             job = self._prepare(req)
@@ -537,6 +696,23 @@ class ExecutionHandler:
         except BaseException:
             self._release()
             raise
+        if inline and self._inline_ok and job.plan.inline_limits is not None:
+            # A small program is done before the reply: no hop to the pool.
+            try:
+                outcome = self._run_inline(job)
+            except BaseException as err:
+                self._release()
+                if not isinstance(err, Exception):
+                    raise
+                if not isinstance(err, ExathunkError):
+                    log.warning("thunk %s: internal error %r", thunk.id, err)
+                self.counters["errors"] += 1
+                self._finish(thunk, error=wire.error_to_thrift(err))
+                return thunk
+            if outcome is not None:
+                self._release()
+                self._finish(thunk, outcome=outcome)
+                return thunk
         self._pool.submit(self._run_thunk, thunk, job, arrived)
         return thunk
 
@@ -592,7 +768,8 @@ class ExecutionHandler:
         return out
 
     def submitEvalRequest(self, evalRequest):
-        return self._handle(self._start(evalRequest, failed_thunk_on_error=False))
+        return self._handle(self._start(evalRequest, failed_thunk_on_error=False,
+                                        inline=True))
 
     def thunkGet(self, thunk):
         return self._outcome(self._lookup(thunk))

@@ -426,3 +426,55 @@ def test_finished_results_expire_after_their_ttl():
             assert c.stats()["thunks"] == 1
     finally:
         handle.stop(5)
+
+
+# ------------------------------------------------------------------ inline runs
+
+def test_a_long_program_moves_to_a_slot_and_small_ones_are_not_blocked():
+    # One evaluation slot: were small programs queued behind the long one, none could
+    # finish before it does.
+    handle = server.start(workers=1, timeout_ms=30_000)
+    counters = handle.handler.counters
+    try:
+        with connect(handle.host, handle.port, timeout=60) as long_client, \
+                connect(handle.host, handle.port, timeout=60) as small_client:
+            long_source = slow_source(2.0)
+            want = int(long_source.rsplit(" ", 2)[-2])
+            long_run = long_client.submit(long_source, no_cache=True)
+            for _ in range(200):                     # until it has left the inline path
+                if counters["pool_runs"] >= 1:
+                    break
+                time.sleep(0.01)
+            assert counters["escalated"] >= 1 and counters["pool_runs"] >= 1
+            inline_before = counters["inline_runs"]
+            for i in range(30):
+                assert small_client.evaluate(f"(* {i} 3)", no_cache=True) == 3 * i
+            assert not long_run.done()
+            assert counters["inline_runs"] >= inline_before + 30
+            assert long_run.result(timeout=60) == want
+    finally:
+        handle.stop(10)
+
+
+def test_the_inline_run_keeps_a_smaller_max_steps_of_the_request():
+    handle = server.start(workers=1, inline_steps=50_000)
+    counters = handle.handler.counters
+    try:
+        with connect(handle.host, handle.port, timeout=60) as c:
+            with pytest.raises(LimitExceeded) as info:
+                c.evaluate(FOREVER, max_steps=1_000)
+            assert info.value.limit == "max_steps"
+            assert counters["escalated"] == 0 and counters["pool_runs"] == 0
+            # Over the inline budget but within the request's own limit: runs again in
+            # a slot and completes; over both: the request's own limit, named.
+            source = LOOP.format(n=100_000)
+            assert c.evaluate(source, max_steps=10_000_000, no_cache=True) == 100_000
+            assert counters["escalated"] == 1 and counters["pool_runs"] == 1
+            with pytest.raises(LimitExceeded) as info:
+                c.evaluate(source, max_steps=60_000, no_cache=True)
+            assert info.value.limit == "max_steps"
+            assert counters["escalated"] == 2 and counters["pool_runs"] == 2
+            assert c.submit(FOREVER, max_steps=2_000).exception(timeout=30).limit == "max_steps"
+            assert c.submit("(+ 1 2)", no_cache=True).result(timeout=30) == 3
+    finally:
+        handle.stop(10)
