@@ -305,13 +305,6 @@ class _FnBuilder:
         self.nslots = max(self.nslots, self.next_slot)
         return s
 
-    def last_op(self):
-        """The opcode of the last complete instruction (None if empty)."""
-        pc, last = 0, None
-        while pc < len(self.code):
-            last = Op(self.code[pc])
-            pc += instruction_length(last)
-        return last
 
 
 def _free_vars(e, bound: frozenset, out: set, locals_) -> None:

@@ -275,3 +275,22 @@ def test_ctrl_c_interrupts_a_long_run_and_the_process_stays_usable():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("src", [
+    '(len (show (map (lambda (x) (concat "s" (show x))) (range 0 30000))))',
+    "(define big (range 0 20000)) (+ (sum (map (lambda (x) (* x x)) big)) (length (reverse big)))",
+    "(let ((fibs (cons 0 (cons 1 (zip-with (lambda (a b) (mod (+ a b) 1000)) fibs (tail fibs))))))"
+    " (nth fibs 20000))",
+    "(foldr (lambda (x acc) (+ x acc)) 0 (map (lambda (x) (* x x)) (range 0 50000)))",
+    '(length (filter (lambda (s) (< "m" s)) (map show (range 0 50000))))',
+    "(let ((xs (map (lambda (x) (* 2 x)) (range 0 30000))))"
+    " (= xs (map (lambda (x) (+ x x)) (range 0 30000))))",
+    "(sum (map (lambda (x) (truncate (* 1.5 (to-double x)))) (range 0 50000)))",
+])
+def test_results_survive_many_collections(src):
+    prog = prog_of(src)
+    expected = prog.run(max_heap=1 << 28)
+    value, stats = prog.run_with_stats(max_heap=6 << 20)
+    assert value == expected
+    assert stats["gc_runs"] >= 1
