@@ -281,7 +281,7 @@ def test_ctrl_c_interrupts_a_long_run_and_the_process_stays_usable():
     '(len (show (map (lambda (x) (concat "s" (show x))) (range 0 30000))))',
     "(define big (range 0 20000)) (+ (sum (map (lambda (x) (* x x)) big)) (length (reverse big)))",
     "(let ((fibs (cons 0 (cons 1 (zip-with (lambda (a b) (mod (+ a b) 1000)) fibs (tail fibs))))))"
-    " (nth fibs 20000))",
+    " (nth fibs 30000))",
     "(foldr (lambda (x acc) (+ x acc)) 0 (map (lambda (x) (* x x)) (range 0 50000)))",
     '(length (filter (lambda (s) (< "m" s)) (map show (range 0 50000))))',
     "(let ((xs (map (lambda (x) (* 2 x)) (range 0 30000))))"
