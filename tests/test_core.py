@@ -211,28 +211,65 @@ def test_host_functions_strict_lazy_and_failing():
 
 
 def test_two_threads_evaluate_in_parallel():
-    prog = prog_of("(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (fib 32)")
-    t0 = time.perf_counter()
-    expected = prog.run()
-    alone = time.perf_counter() - t0
-    assert alone > 0.05           # enough work for the intervals to be meaningful
-    spans = {}
+    # Each run stamps the time from inside the engine (a host call) before and after
+    # its pure work.  Had the engine kept the GIL, the second run could not even begin
+    # while the first was inside; intersecting intervals show both running at once.
+    stamps = {}
+    lock = threading.Lock()
 
-    def work(name):
-        start = time.perf_counter()
-        assert prog.run() == expected
-        spans[name] = (start, time.perf_counter())
+    def stamp(tag):
+        with lock:
+            stamps[tag] = time.perf_counter()
+        return tag
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    lib = Library()
+    lib.register("stamp", "(-> Int Int)", stamp)
+    src = ("(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))\n"
+           "(define (timed id) (seq (stamp id) (let ((v (fib 34))) (seq v (+ v (stamp (+ id 1)))))))\n")
+    progs = {tag: prog_of(src + f"(timed {tag})", lib) for tag in (0, 10)}
+    errors = []
+
+    def work(tag):
+        try:
+            progs[tag].run(library=lib)
+        except Exception as exc:       # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(tag,)) for tag in progs]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert len(spans) == 2
-    (s0, e0), (s1, e1) = spans[0], spans[1]
-    # each run took real time and the two runs were in flight at the same moment
-    assert e0 - s0 > 0.05 and e1 - s1 > 0.05
-    assert max(s0, s1) < min(e0, e1)
+    assert not errors and not any(t.is_alive() for t in threads)
+    a = (stamps[0], stamps[1])
+    b = (stamps[10], stamps[11])
+    assert a[1] - a[0] > 0.1 and b[1] - b[0] > 0.1
+    assert max(a[0], b[0]) < min(a[1], b[1])
+
+
+def test_pure_python_threads_run_while_the_engine_works():
+    prog = prog_of("(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (fib 34)")
+    counter = [0]
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=count)
+    t.start()
+    try:
+        start, before = time.perf_counter(), counter[0]
+        time.sleep(0.1)
+        idle_rate = (counter[0] - before) / (time.perf_counter() - start)
+        start, before = time.perf_counter(), counter[0]
+        prog.run()
+        busy_rate = (counter[0] - before) / (time.perf_counter() - start)
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    # with the GIL held for the whole run the counter would all but stop
+    assert busy_rate > 0.3 * idle_rate
 
 
 def test_golden_cases_run_on_the_engine():
