@@ -296,6 +296,9 @@ class ExecutionHandler:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        c = self.counters
+        log.info("runs: %d inline, %d over the inline budget, %d in evaluation slots",
+                 c["inline_runs"], c["escalated"], c["pool_runs"])
 
     # ---------------------------------------------------------------- preparation
     def _prepare(self, req) -> _Job:
