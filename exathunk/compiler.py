@@ -22,7 +22,7 @@ import threading
 from . import ast
 from .errors import ExathunkError
 from .library import BUILTINS, Library, specialise
-from .opcodes import BRANCH_FUSED, BRANCH_LOCALS, FUSED, OPERANDS, PRIMITIVES, Op, instruction_length
+from .opcodes import BRANCH_FUSED, BRANCH_LOCALS, FUSED, OPERANDS, PRIMITIVES, Op
 
 _BUILTIN_SPECS = {s.name: s for s in BUILTINS}
 _USER, _PRELUDE = "user", "prelude"
@@ -912,4 +912,4 @@ def compile_module(checked, library: Library | None = None):
     return _Compiler(checked, library).compile()
 
 
-__all__ = ["compile_module", "CompileError", "OPERANDS"]
+__all__ = ["compile_module", "CompileError"]

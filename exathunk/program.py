@@ -21,7 +21,6 @@ Run limits and their defaults (override per run):
 from __future__ import annotations
 
 import hashlib
-import math
 import struct
 import threading
 from dataclasses import dataclass, field

@@ -9,7 +9,7 @@ import exathunk
 from exathunk import ExathunkError, UnknownFunctionError, parser, typecheck, compiler
 from exathunk.library import Library, default_library
 from exathunk.opcodes import Op
-from exathunk.program import Function, Program, FORMAT_VERSION, verify
+from exathunk.program import Function, Program, FORMAT_VERSION
 
 FIB = "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (fib 12)"
 
