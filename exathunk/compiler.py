@@ -25,6 +25,7 @@ from .library import BUILTINS, Library, specialise
 from .opcodes import BRANCH_FUSED, BRANCH_LOCALS, FUSED, OPERANDS, PRIMITIVES, Op
 
 _BUILTIN_SPECS = {s.name: s for s in BUILTINS}
+_KINDS = {int(op): OPERANDS[op] for op in Op}
 _USER, _PRELUDE = "user", "prelude"
 
 
@@ -286,6 +287,7 @@ class _FnBuilder:
         self.nslots = arity
         self.next_slot = arity
         self.line = 0
+        self.max_stack = None        # known when copied from the verified prelude image
 
     def emit(self, op: Op, *operands):
         self.code.append(int(op))
@@ -334,8 +336,10 @@ def _free_vars(e, bound: frozenset, out: set, locals_) -> None:
 
 
 class _Compiler:
-    def __init__(self, checked, library: Library):
+    def __init__(self, checked, library: Library, image=None):
         self.library = library
+        self.image = image               # the prelude compiled once (see _prelude_image)
+        self.image_map: dict = {}        # image function index -> index here
         self.module = checked.module
         self.result_type = checked.result_type_text
         self.user_defs = {d.name: d for d in self.module.defines}
@@ -422,16 +426,71 @@ class _Compiler:
         fb = _FnBuilder("%main", 0)
         self.functions[entry] = fb
         self.compile_body(fb, self.module.body, {}, _USER)
-        for _round in range(10_000_000):
-            if not self.pending:
-                break
-            idx, key = self.pending.pop()
-            self.functions[idx] = self.compile_global(key)
+        self.drain()
         functions = []
         for fb in self.functions:
             functions.append(Function(fb.name, fb.arity, fb.nslots, fb.code, fb.lines))
         return Program(FORMAT_VERSION, functions, self.ints, self.doubles, self.strings,
-                       self.hosts, entry, self.result_type, sorted(self.used))
+                       self.hosts, entry, self.result_type, sorted(self.used),
+                       [fb.max_stack for fb in self.functions])
+
+    def drain(self):
+        """Compile (or copy from the prelude image) every function still pending."""
+        for _round in range(10_000_000):
+            if not self.pending:
+                break
+            idx, key = self.pending.pop()
+            if key[0] == "image":
+                self.functions[idx] = self.copy_from_image(key[1])
+            elif key[0] == _PRELUDE and self.image is not None:
+                j = self.image.fn_index[key]
+                self.image_map[j] = idx
+                self.functions[idx] = self.copy_from_image(j)
+            else:
+                self.functions[idx] = self.compile_global(key)
+
+    def image_fn(self, j: int) -> int:
+        """Index here of image function j (queued for copying on first use)."""
+        idx = self.image_map.get(j)
+        if idx is None:
+            key = self.image.key_of.get(j)
+            if key is not None:
+                idx = self.global_fn(key)
+            else:
+                idx = len(self.functions)
+                self.functions.append(None)
+                self.pending.append((idx, ("image", j)))
+            self.image_map[j] = idx
+        return idx
+
+    def copy_from_image(self, j: int) -> _FnBuilder:
+        """Image function j with its function and constant references relocated."""
+        img = self.image
+        src = img.functions[j]
+        code = list(src.code)
+        pc, n = 0, len(code)
+        while pc < n:
+            kinds = _KINDS[code[pc]]
+            for t, kind in enumerate(kinds, 1):
+                v = code[pc + t]
+                if kind == "fn":
+                    code[pc + t] = self.image_fn(v)
+                elif kind == "int":
+                    code[pc + t] = self.int_const(img.ints[v])
+                elif kind == "dbl":
+                    code[pc + t] = self.dbl_const(img.doubles[v])
+                elif kind == "str":
+                    code[pc + t] = self.str_const(img.strings[v])
+            pc += 1 + len(kinds)
+        name = src.name
+        if name.split("/")[0] in self.user_defs:
+            name = "prelude:" + name
+        fb = _FnBuilder(name, src.arity)
+        fb.code = code
+        fb.lines = list(src.lines)
+        fb.nslots = src.nslots
+        fb.max_stack = img.max_stacks[j]
+        return fb
 
     def compile_global(self, key) -> _FnBuilder:
         kind, name = key
@@ -904,12 +963,58 @@ class _Compiler:
         return False
 
 
+class _PreludeImage:
+    """Every prelude function compiled once, for programs to copy what they reach."""
+
+    def __init__(self, compiler: "_Compiler"):
+        self.functions = compiler.functions
+        self.ints = compiler.ints
+        self.doubles = compiler.doubles
+        self.strings = compiler.strings
+        self.fn_index = dict(compiler.fn_index)
+        self.key_of = {i: k for k, i in compiler.fn_index.items()}
+        # verified once here, so that programs copying these functions need not be
+        from types import SimpleNamespace
+        from .program import Function, _verify_code
+        funcs = [Function(f.name, f.arity, f.nslots, f.code, f.lines) for f in self.functions]
+        arities = [f.arity for f in funcs]
+        pools = SimpleNamespace(ints=self.ints, doubles=self.doubles, strings=self.strings,
+                                hosts=[])
+        self.max_stacks = [_verify_code(pools, f, arities) for f in funcs]
+
+
+class _EmptyModule:
+    module = ast.Module((), ast.Lit(0, "Int"))
+    result_type_text = "Int"
+
+
+_image_lock = threading.Lock()
+_image_cache: dict = {}
+
+
+def _prelude_image() -> _PreludeImage:
+    from . import typecheck
+    checked = typecheck.checked_prelude()
+    with _image_lock:
+        cached = _image_cache.get("image")
+        if cached is not None and cached[0] is checked:
+            return cached[1]
+    compiler = _Compiler(_EmptyModule(), None)
+    for name in sorted(compiler.prelude_defs):
+        compiler.global_fn((_PRELUDE, name))
+    compiler.drain()
+    image = _PreludeImage(compiler)
+    with _image_lock:
+        _image_cache["image"] = (checked, image)
+    return image
+
+
 def compile_module(checked, library: Library | None = None):
     """Compile a CheckedModule (user defines + result expression) into a Program."""
     if library is None:
         from .library import default_library
         library = default_library()
-    return _Compiler(checked, library).compile()
+    return _Compiler(checked, library, _prelude_image()).compile()
 
 
 __all__ = ["compile_module", "CompileError"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from .errors import ExathunkError, UnknownFunctionError
 from .opcodes import BRANCHES, OPERANDS, STACK, TERMINATORS, Op
@@ -73,15 +73,18 @@ class Program:
     entry: int
     type: str
     functions_used: list = field(default_factory=list)
+    # Only the compiler passes this: the max stack of functions it copied from the
+    # already verified prelude image (None for the rest, which are verified here).
+    trusted_stacks: InitVar[list | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, trusted_stacks=None):
         self._image = None
         self._image_lock = threading.Lock()
         self._digest = None
         # The Library whose host functions a run binds when run() is given none: the
         # one it was compiled with or loaded for.  Not part of the program's identity.
         self.library = None
-        verify(self)
+        verify(self, trusted_stacks)
 
     # ---- identity
     @property
@@ -385,7 +388,7 @@ def _bad(fn, pc, why):
     return ExathunkError(f"malformed program: function {fn.name!r} at {pc}: {why}")
 
 
-def verify(prog: Program) -> None:
+def verify(prog: Program, trusted_stacks=None) -> None:
     """Check everything the engine relies on; sets each function's max_stack."""
     fns = prog.functions
     if not isinstance(fns, list) or not fns or len(fns) > MAX_FUNCTIONS:
@@ -430,8 +433,11 @@ def verify(prog: Program) -> None:
         if len(f.code) != len(f.lines) or not f.code or len(f.code) > MAX_CODE:
             raise ExathunkError(f"malformed program: function {f.name!r} has bad code")
         arities.append(f.arity)
-    for f in fns:
-        f.max_stack = _verify_code(prog, f, arities)
+    if trusted_stacks is not None and len(trusted_stacks) != len(fns):
+        trusted_stacks = None
+    for i, f in enumerate(fns):
+        known = trusted_stacks[i] if trusted_stacks is not None else None
+        f.max_stack = known if known is not None else _verify_code(prog, f, arities)
 
 
 # Per-opcode tables indexed by int, so that verification does no enum look-ups.

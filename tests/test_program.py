@@ -192,3 +192,15 @@ def test_limits_must_be_positive_integers():
     for bad in (0, -5, 1.5, "10", True):
         with pytest.raises(ExathunkError):
             prog.run(max_steps=bad)
+
+
+def test_digest_is_the_same_in_another_process():
+    import subprocess
+    import sys
+    src = "(sum (map (lambda (x) (* x x)) (filter (lambda (x) (= 0 (mod x 3))) (range 0 50))))"
+    code = ("import sys, exathunk\n"
+            "print(exathunk.compile(sys.argv[1]).digest)\n")
+    out = subprocess.run([sys.executable, "-c", code, src], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == compile_src(src).digest
