@@ -30,7 +30,10 @@ extensions = [
     Extension(
         "exathunk._core",
         ["exathunk/_core.pyx"],
-        extra_compile_args=["-O2"] if not DEBUG else ["-O0", "-g"],
+        # The engine's dispatch loop runs up to 15% slower or faster depending only on
+        # where its branch targets fall; aligning them makes the speed reproducible.
+        extra_compile_args=(["-O2", "-falign-functions=64", "-falign-loops=32",
+                             "-falign-jumps=32"] if not DEBUG else ["-O0", "-g"]),
     )
 ]
 

@@ -18,6 +18,7 @@ from libc.stdio cimport snprintf
 from libc.math cimport fabs
 from cpython.unicode cimport PyUnicode_FromKindAndData, PyUnicode_4BYTE_KIND
 import time as _time
+from threading import get_ident as _get_ident
 
 include "_opcodes.pxi"
 
@@ -1716,6 +1717,7 @@ cdef class Run:
     cdef object pyerr
     cdef public object error_message
     cdef list lazies
+    cdef object owner        # the thread running the program: only it may force lazies
 
     def __cinit__(self, Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth):
         cdef Machine* m = <Machine*>malloc(sizeof(Machine))
@@ -1794,6 +1796,7 @@ cdef class Run:
         cdef Machine* m = self.m
         cdef int rc
         cdef FnInfo* fi = &m.fns[self.image.entry]
+        self.owner = _get_ident()
         # frames: STOP <- NF(value) <- entry code
         m.F[0].kind = F_STOP
         m.F[0].base = 0
@@ -1872,6 +1875,9 @@ cdef class Run:
         cdef Machine* m = self.m
         cdef int64_t save_sp = m.sp, save_fp = m.fp
         cdef int rc
+        if _get_ident() != self.owner:
+            raise _errors.EvaluationError(
+                "a lazy argument can only be forced by the thread running the program")
         if m.failed:
             raise _errors.EvaluationError("the evaluation has already failed")
         if grow_stack(m, m.sp + 8) < 0 or grow_frames(m) < 0 or grow_frames(m) < 0:
