@@ -10,6 +10,9 @@ median of the pairwise ratios (this machine's speed swings within seconds):
   binary protocol: the same wire) whose one method adds two numbers; the target is our
   rate >= 70% of the bare rate.  Both the cached path (same program: a digest hit) and
   the uncached path (``no_cache``: the engine runs every time) are shown;
+- small uncached round trips while two long programs hold both evaluation slots (small
+  programs run inline on their connection's thread, so they are not queued behind the
+  long ones; the long ones take the cores, so the rate drops but does not stop);
 - batch throughput: ``evaluate_batch`` of 1,000 small programs per call (target
   >= 50,000 evaluations/s), for repeated programs and for programs never seen before
   (compiled on the server);
@@ -216,6 +219,19 @@ def report(seconds: float = 0.4, rounds: int = 11, out=print) -> dict:
                 key = f"{label}, {conc} client{'s' if conc > 1 else ''}"
                 figures[key] = (a, b, r)
                 out(f"{key:42} {a:9.0f} {b:9.0f} {r:6.2f}")
+
+        long_source = _LOOP.format(n=150_000_000)
+        with connect(host, port, timeout=120) as lc:
+            busy = [lc.submit(long_source + f" ; {i}", no_cache=True, timeout_ms=60_000)
+                    for i in range(2)]
+            try:
+                small = rate(ours(True), 1, seconds * 2)
+                out(f"{'evaluate (+ 1 2), engine runs, 2 long running':42} {small:9.0f}"
+                    f"{'':10} long ones still running: {not any(f.done() for f in busy)}")
+                figures["engine runs, beside 2 long programs"] = small
+            finally:
+                for f in busy:                    # let them end before the next part
+                    f.exception(timeout=120)
 
         with connect(host, port) as c:
             repeated = [f"(+ {i} 1)" for i in range(1000)]

@@ -196,6 +196,7 @@ class _Plan:
 
 
 _NO_HOSTS: list = []
+_UNSET = object()
 _INT, _DOUBLE = T.ValueKind.INT, T.ValueKind.DOUBLE
 
 
@@ -337,7 +338,7 @@ class ExecutionHandler:
             job.program = program
             job.digest = program.digest
             job.cache_key = (job.digest, self.library.id, self.library.version)
-            job.image = self._image_of(program)
+            job.image = _UNSET                # built only if it runs (not on a cache hit)
         job.source = source
         job.compile_ms = (_perf() - t0) * 1e3
         job.request_id = req.requestId
@@ -487,6 +488,9 @@ class ExecutionHandler:
         """Run a job on the calling thread within the inline budget: its VarCont, or
         None when the budget (not the request's own limits) stopped it."""
         plan = job.plan
+        image = job.image
+        if image is _UNSET:
+            image = job.image = self._image_of(job.program)
         tokens = self._inline_tokens
         try:
             token = tokens.get_nowait()
@@ -503,8 +507,8 @@ class ExecutionHandler:
         next(self._started_runs)
         t0 = _perf()
         try:
-            if job.image is not None:
-                value, stats = self._core_run(job.image, _NO_HOSTS, steps, heap, depth)
+            if image is not None:
+                value, stats = self._core_run(image, _NO_HOSTS, steps, heap, depth)
             else:
                 value, stats = job.program.run_with_stats(
                     max_steps=steps, max_heap=heap, max_depth=depth, library=self.library)
