@@ -19,6 +19,10 @@ from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError, 
 EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE = 65, 70, 69
 
 
+class UsageError(Exception):
+    """The command line is off: reported in one line, exit code 2."""
+
+
 def exit_code(err: ExathunkError) -> int:
     if isinstance(err, (ParseError, TypeCheckError, UnknownFunctionError)):
         return EXIT_COMPILE
@@ -42,14 +46,14 @@ def _read_program(args) -> tuple[str, str | None]:
     if args.expr is not None:
         return args.expr, "<expr>"
     if args.file is None:
-        raise SystemExit("error: give a program: -e EXPR, a FILE, or - for standard input")
+        raise UsageError("give a program: -e EXPR, a FILE, or - for standard input")
     if args.file == "-":
         return sys.stdin.read(), "<stdin>"
     try:
         with open(args.file, encoding="utf-8") as f:
             return f.read(), args.file
     except OSError as err:
-        raise SystemExit(f"error: cannot read {args.file}: {err.strerror}")
+        raise UsageError(f"cannot read {args.file}: {err.strerror}")
 
 
 def _limits(args) -> dict:
@@ -98,7 +102,11 @@ def cmd_eval(args) -> int:
         client = connect(*args.remote)
         try:
             started = time.perf_counter()
-            value = client.evaluate(source, **_limits(args))
+            try:
+                value = client.evaluate(source, **_limits(args))
+            except ExathunkError as err:
+                err.filename = name
+                raise
             elapsed = time.perf_counter() - started
         finally:
             client.close()
@@ -111,17 +119,16 @@ def cmd_eval(args) -> int:
     started = time.perf_counter()
     program = compile(source, filename=name)
     compiled = time.perf_counter()
-    if args.stats:
+    try:
         value, stats = program.run_with_stats(**_limits(args))
-    else:
-        value = program.run(**_limits(args))
+    except ExathunkError as err:
+        raise err.with_source(source, name)
     finished = time.perf_counter()
     print(show_value(value))
     if args.stats:
-        parts = [f"{k} {v}" for k, v in stats.items()]
-        parts.append(f"compile {(compiled - started) * 1e3:.2f} ms")
-        parts.append(f"run {(finished - compiled) * 1e3:.2f} ms")
-        print("; " + ", ".join(parts), file=sys.stderr)
+        print(f"; steps {stats['steps']:,}, peak heap {stats['peak_heap']:,} bytes, "
+              f"GC runs {stats['gc_runs']}, compile {(compiled - started) * 1e3:.2f} ms, "
+              f"run {(finished - compiled) * 1e3:.2f} ms", file=sys.stderr)
     return 0
 
 
@@ -289,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     except ExathunkError as err:
         print(err.render(), file=sys.stderr)
         return exit_code(err)
+    except UsageError as err:
+        print(f"exathunk {args.verb}: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

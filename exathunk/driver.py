@@ -71,4 +71,8 @@ def clear_cache() -> None:
 
 def evaluate(source: str, library: Library | None = None, **limits):
     """Compile and run ``source``; keyword limits: max_steps, max_heap, max_depth."""
-    return compile(source, library).run(library=library, **limits)
+    program = compile(source, library)
+    try:
+        return program.run(library=library, **limits)
+    except ExathunkError as err:
+        raise err.with_source(source)

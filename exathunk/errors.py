@@ -48,7 +48,8 @@ class ExathunkError(Exception):
             shown = line[start:start + 120].replace("\t", " ")
             prefix = "..." if start else ""
             text += "\n    " + prefix + shown
-            text += "\n    " + " " * (len(prefix) + col - 1 - start) + "^"
+            if self.column is not None:   # a runtime error knows its line, not its column
+                text += "\n    " + " " * (len(prefix) + col - 1 - start) + "^"
         return text
 
     def __str__(self) -> str:
