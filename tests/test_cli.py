@@ -193,3 +193,19 @@ def test_bench_quick_runs_the_compile_suite():
               "--dir", os.path.join(os.path.dirname(__file__), "..", "bench"), timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "passed" in res.stdout
+
+
+def test_runtime_error_names_the_file_and_shows_the_line(tmp_path):
+    f = tmp_path / "div.xt"
+    f.write_text('(define (safe-div a b)\n  (if (= b 0) (error "no zero") (/ a b)))\n'
+                 '(map (lambda (x) (safe-div 10 x)) (list 1 0))\n')
+    res = run("eval", str(f))
+    assert res.returncode == 70
+    first, second = res.stderr.splitlines()[:2]
+    assert first.startswith(f"{f}:2:") and "EvaluationError: no zero" in first
+    assert '(error "no zero")' in second
+
+
+def test_usage_errors_exit_2():
+    res = run("eval")
+    assert res.returncode == 2 and "give a program" in res.stderr
