@@ -420,7 +420,7 @@ class _Compiler:
 
     # -- the driver
     def compile(self):
-        from .program import Function, Program, FORMAT_VERSION
+        from .program import Function, Program, FORMAT_VERSION, stack_need
         entry = len(self.functions)
         self.functions.append(None)
         fb = _FnBuilder("%main", 0)
@@ -429,10 +429,14 @@ class _Compiler:
         self.drain()
         functions = []
         for fb in self.functions:
-            functions.append(Function(fb.name, fb.arity, fb.nslots, fb.code, fb.lines))
+            # functions copied from the prelude image bring their (verified) max_stack
+            max_stack = fb.max_stack if fb.max_stack is not None else stack_need(fb.code)
+            functions.append(Function(fb.name, fb.arity, fb.nslots, fb.code, fb.lines,
+                                      max_stack))
+        # trusted: well-formed by construction, so the Program skips the verifier
+        # (tests/test_compiler_output.py verifies the output of every golden program)
         return Program(FORMAT_VERSION, functions, self.ints, self.doubles, self.strings,
-                       self.hosts, entry, self.result_type, sorted(self.used),
-                       [fb.max_stack for fb in self.functions])
+                       self.hosts, entry, self.result_type, sorted(self.used), trusted=True)
 
     def drain(self):
         """Compile (or copy from the prelude image) every function still pending."""
