@@ -19,9 +19,10 @@ from __future__ import annotations
 import struct
 import threading
 
-from . import ast
+from . import ast, typecheck
 from .errors import ExathunkError
-from .library import BUILTINS, Library, specialise
+from .library import BUILTINS, SPECIALISED, Library, specialise
+from .program import FORMAT_VERSION, Function, HostRef, Program, stack_need
 from .opcodes import BRANCH_FUSED, BRANCH_LOCALS, FUSED, OPERANDS, PRIMITIVES, Op
 
 _BUILTIN_SPECS = {s.name: s for s in BUILTINS}
@@ -98,8 +99,22 @@ class _Scope:
         self.user_defs = user_defs
         self.prelude_defs = prelude_defs
         self.library = library
+        # name -> _Global (or None): a name resolves the same way every time, except
+        # sum/product, whose target depends on the use's type (never cached).  A user
+        # scope lives for one compilation, so a library change cannot make this stale.
+        self.resolved: dict = {}
 
     def resolve(self, name: str, var: ast.Var | None = None) -> _Global | None:
+        try:
+            return self.resolved[name]
+        except KeyError:
+            pass
+        g = self._resolve(name, var)
+        if name not in SPECIALISED:
+            self.resolved[name] = g
+        return g
+
+    def _resolve(self, name: str, var: ast.Var | None) -> _Global | None:
         if self.namespace == _USER:
             d = self.user_defs.get(name)
             if d is not None:
@@ -112,7 +127,7 @@ class _Scope:
             if name in _BUILTIN_SPECS:
                 return _Global("builtin", name, spec=_BUILTIN_SPECS[name])
             target = name
-            if var is not None:
+            if var is not None and name in SPECIALISED:
                 target = specialise(name, _elem_type(var))
             d = self.prelude_defs.get(target)
             if d is not None:
@@ -248,8 +263,10 @@ _prelude_lock = threading.Lock()
 
 def _prelude_info():
     """(prelude defines by name, prelude strictness): computed once."""
-    from . import typecheck
     checked = typecheck.checked_prelude()
+    cached = _prelude_cache.get(id(checked))        # lock-free once computed
+    if cached is not None and cached[0] is checked:
+        return cached[1], cached[2]
     with _prelude_lock:
         cached = _prelude_cache.get(id(checked))
         if cached is not None and cached[0] is checked:
@@ -336,7 +353,7 @@ def _free_vars(e, bound: frozenset, out: set, locals_) -> None:
 
 
 class _Compiler:
-    def __init__(self, checked, library: Library, image=None):
+    def __init__(self, checked, library: Library, image=None, prelude_scope=None):
         self.library = library
         self.image = image               # the prelude compiled once (see _prelude_image)
         self.image_map: dict = {}        # image function index -> index here
@@ -346,10 +363,12 @@ class _Compiler:
         self.prelude_defs, prelude_strictness = _prelude_info()
         self.scopes = {
             _USER: _Scope(_USER, self.user_defs, self.prelude_defs, library),
-            _PRELUDE: _Scope(_PRELUDE, {}, self.prelude_defs, None),
+            # shared between compilations when given (its resolutions never change)
+            _PRELUDE: prelude_scope or _Scope(_PRELUDE, {}, self.prelude_defs, None),
         }
         self.strictness = dict(prelude_strictness)
-        _analyse(self.user_defs, _USER, self.scopes[_USER], self.strictness)
+        if self.user_defs:
+            _analyse(self.user_defs, _USER, self.scopes[_USER], self.strictness)
         self.functions: list = []        # index -> _FnBuilder (None while pending)
         self.fn_index: dict = {}         # global key -> index
         self.pending: list = []          # (index, key) to compile
@@ -390,7 +409,6 @@ class _Compiler:
     def host_ref(self, spec) -> int:
         k = self.host_index.get(spec.name)
         if k is None:
-            from .program import HostRef
             k = self.host_index[spec.name] = len(self.hosts)
             self.hosts.append(HostRef(spec.name, spec.signature, tuple(spec.strictness)))
         return k
@@ -420,7 +438,6 @@ class _Compiler:
 
     # -- the driver
     def compile(self):
-        from .program import Function, Program, FORMAT_VERSION, stack_need
         entry = len(self.functions)
         self.functions.append(None)
         fb = _FnBuilder("%main", 0)
@@ -977,6 +994,8 @@ class _PreludeImage:
         self.strings = compiler.strings
         self.fn_index = dict(compiler.fn_index)
         self.key_of = {i: k for k, i in compiler.fn_index.items()}
+        # the prelude's name resolution, shared by every compilation (it caches)
+        self.prelude_scope = _Scope(_PRELUDE, {}, compiler.prelude_defs, None)
         # verified once here, so that programs copying these functions need not be
         from types import SimpleNamespace
         from .program import Function, _verify_code
@@ -997,8 +1016,10 @@ _image_cache: dict = {}
 
 
 def _prelude_image() -> _PreludeImage:
-    from . import typecheck
     checked = typecheck.checked_prelude()
+    cached = _image_cache.get("image")             # lock-free once built
+    if cached is not None and cached[0] is checked:
+        return cached[1]
     with _image_lock:
         cached = _image_cache.get("image")
         if cached is not None and cached[0] is checked:
@@ -1018,7 +1039,8 @@ def compile_module(checked, library: Library | None = None):
     if library is None:
         from .library import default_library
         library = default_library()
-    return _Compiler(checked, library, _prelude_image()).compile()
+    image = _prelude_image()
+    return _Compiler(checked, library, image, image.prelude_scope).compile()
 
 
 __all__ = ["compile_module", "CompileError"]
