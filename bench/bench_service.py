@@ -18,6 +18,19 @@ median of the pairwise ratios (this machine's speed swings within seconds):
   (compiled on the server);
 - the result cache: a program's first (miss) and later (hit) round trips;
 - threads against processes for the engine itself (the server's execution model).
+
+Measured (2-core machine shared with other sessions; ``python bench/bench_service.py``,
+ratio = our rate / bare rate, median of pairwise ratios), the engine-runs (no_cache) path
+before and after inline-first runs and the leaner uncached path (server.py at 2116953
+against its parent of eb6c2a3, same engine build, runs alternated old/new/old/new):
+    1 client   0.43, 0.65  ->  0.78, 0.78     (all four but the first at ~11k bare calls/s)
+    4 clients  0.57, 0.54  ->  0.68, 0.66
+    batch with the engine running each: 30-39k -> 47-54k evaluations/s
+and once more on a quiet machine (27k bare calls/s): 0.58 (1 client), 0.64 (4 clients),
+against 0.43 and 0.47 before; the cached path stays at 0.82-0.95.  What is left at 4
+clients is mostly the engine giving up the GIL for every run: an engine built to keep
+the GIL for runs of at most 100k steps raised the 4-client uncached rate from 0.61 to
+0.76 of the cached rate (same harness, interleaved).
 """
 
 from __future__ import annotations
