@@ -21,8 +21,8 @@ median of the pairwise ratios (this machine's speed swings within seconds):
 
 Measured (2-core machine shared with other sessions; ``python bench/bench_service.py``,
 ratio = our rate / bare rate, median of pairwise ratios), the engine-runs (no_cache) path
-before and after inline-first runs and the leaner uncached path (server.py, client.py at d9a57fd
-against eb6c2a3^, same engine build, runs alternated old/new/old/new):
+before and after inline-first runs and the leaner uncached path (server.py and client.py
+at d9a57fd against eb6c2a3^, same engine build, runs alternated old/new/old/new):
     1 client   0.43, 0.65  ->  0.78, 0.78     (all four but the first at ~11k bare calls/s)
     4 clients  0.57, 0.54  ->  0.68, 0.66
     batch with the engine running each: 30-39k -> 47-54k evaluations/s
