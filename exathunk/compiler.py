@@ -58,15 +58,24 @@ def _define_params(d: ast.Define):
     return params, d.body
 
 
+# AST nodes are exact classes (never subclassed), so the hot paths test e.__class__
+_The, _Var = ast.The, ast.Var
+_EMPTY = frozenset()
+
+
 def _strip(e):
-    while isinstance(e, ast.The):
+    while e.__class__ is _The:
         e = e.expr
     return e
 
 
 def _flatten_app(e: ast.App):
+    """(function, arguments) of a curried application (a tuple or list of arguments)."""
+    fn = e.fn
+    if fn.__class__ is _Var:            # the common case: a name applied once
+        return fn, e.args
     args = list(e.args)
-    fn = _strip(e.fn)
+    fn = _strip(fn)
     while isinstance(fn, ast.App):
         args = list(fn.args) + args
         fn = _strip(fn.fn)
@@ -143,9 +152,10 @@ class _Scope:
 
 def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
     """Local names certainly forced when ``e`` is evaluated to WHNF."""
-    e = _strip(e)
-    if isinstance(e, ast.Var):
-        return frozenset((e.name,)) if e.name in locals_ else frozenset()
+    if e.__class__ is _The:
+        e = _strip(e)
+    if e.__class__ is _Var:
+        return frozenset((e.name,)) if e.name in locals_ else _EMPTY
     if isinstance(e, ast.If):
         c = _strict_vars(e.cond, locals_, scope, strictness)
         t = _strict_vars(e.then, locals_, scope, strictness)
@@ -167,20 +177,20 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
                 return frozenset((fn.name,))
             g = scope.resolve(fn.name, fn)
             if g is None:
-                return frozenset()
+                return _EMPTY
             if g.kind in (_USER, _PRELUDE):
                 flags = strictness.get((g.kind, g.name), ())
                 if flags and len(args) >= len(flags):
-                    out = frozenset()
+                    out = _EMPTY
                     for a, s in zip(args, flags):
                         if s:
                             out |= _strict_vars(a, locals_, scope, strictness)
                     return out
-                return frozenset()
+                return _EMPTY
             spec = g.spec
             if len(args) < spec.arity or g.name in ("error", "cons"):
-                return frozenset()
-            out = frozenset()
+                return _EMPTY
+            out = _EMPTY
             if g.name == "seq":
                 for a in args[:2]:
                     out |= _strict_vars(a, locals_, scope, strictness)
@@ -190,7 +200,7 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
                     out |= _strict_vars(a, locals_, scope, strictness)
             return out
         return _strict_vars(fn, locals_, scope, strictness)
-    return frozenset()
+    return _EMPTY
 
 
 def _global_refs(e, scope: _Scope, out: set) -> None:
@@ -307,12 +317,15 @@ class _FnBuilder:
         self.max_stack = None        # known when copied from the verified prelude image
 
     def emit(self, op: Op, *operands):
-        self.code.append(int(op))
-        self.lines.append(self.line)
-        for x in operands:
-            self.code.append(int(x))
+        code = self.code
+        at = len(code)
+        code.append(int(op))
+        if operands:
+            code.extend(map(int, operands))
+            self.lines.extend([self.line] * (1 + len(operands)))
+        else:
             self.lines.append(self.line)
-        return len(self.code) - len(operands) - 1
+        return at
 
     def patch_target(self, at: int, target: int):
         op = Op(self.code[at])
@@ -566,7 +579,8 @@ class _Compiler:
 
     def c_strict(self, fb, e, env, ns, tail=False):
         """Emit code leaving e's WHNF on the stack (or returning it when tail)."""
-        e = _strip(e)
+        if e.__class__ is _The:
+            e = _strip(e)
         if e.line:
             fb.line = e.line
         if isinstance(e, ast.Lit):
@@ -605,7 +619,8 @@ class _Compiler:
 
     def c_lazy(self, fb, e, env, ns):
         """Emit code pushing e's value without evaluating it (a thunk when needed)."""
-        e = _strip(e)
+        if e.__class__ is _The:
+            e = _strip(e)
         if e.line:
             fb.line = e.line
         if isinstance(e, ast.Lit):
