@@ -103,24 +103,33 @@ def _elem_type(var: ast.Var):
 class _Scope:
     """Resolution of global names for one namespace (user or prelude code)."""
 
-    def __init__(self, namespace, user_defs, prelude_defs, library):
+    def __init__(self, namespace, user_defs, prelude_defs, library, shared=None):
         self.namespace = namespace
         self.user_defs = user_defs
         self.prelude_defs = prelude_defs
         self.library = library
         # name -> _Global (or None): a name resolves the same way every time, except
-        # sum/product, whose target depends on the use's type (never cached).  A user
-        # scope lives for one compilation, so a library change cannot make this stale.
+        # sum/product, whose target depends on the use's type (never cached).
+        # ``resolved`` holds this scope's user defines; ``shared`` the names resolved
+        # by the library and the prelude, which outlive one compilation (see
+        # _library_resolutions: keyed by library version, so never stale).
         self.resolved: dict = {}
+        self.shared: dict = self.resolved if shared is None else shared
 
     def resolve(self, name: str, var: ast.Var | None = None) -> _Global | None:
+        g = self.resolved.get(name)
+        if g is not None:
+            return g
+        if name in SPECIALISED:
+            return self._resolve(name, var)
+        if self.namespace == _USER and name in self.user_defs:
+            g = self.resolved[name] = _Global(_USER, name, self.user_defs[name])
+            return g
         try:
-            return self.resolved[name]
+            return self.shared[name]
         except KeyError:
             pass
-        g = self._resolve(name, var)
-        if name not in SPECIALISED:
-            self.resolved[name] = g
+        g = self.shared[name] = self._resolve(name, var)
         return g
 
     def _resolve(self, name: str, var: ast.Var | None) -> _Global | None:
@@ -148,6 +157,21 @@ class _Scope:
         if name in _BUILTIN_SPECS:
             return _Global("builtin", name, spec=_BUILTIN_SPECS[name])
         return None
+
+
+_resolutions: dict = {}
+
+
+def _library_resolutions(library) -> dict:
+    """The resolution cache shared by user scopes compiling against this library state
+    (a registration bumps library.version, so a new cache; a few are kept)."""
+    key = (library.id, library.version)
+    shared = _resolutions.get(key)
+    if shared is None:
+        if len(_resolutions) >= 16:
+            _resolutions.clear()
+        shared = _resolutions[key] = {}
+    return shared
 
 
 def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
@@ -375,7 +399,8 @@ class _Compiler:
         self.user_defs = {d.name: d for d in self.module.defines}
         self.prelude_defs, prelude_strictness = _prelude_info()
         self.scopes = {
-            _USER: _Scope(_USER, self.user_defs, self.prelude_defs, library),
+            _USER: _Scope(_USER, self.user_defs, self.prelude_defs, library,
+                          _library_resolutions(library) if library is not None else None),
             # shared between compilations when given (its resolutions never change)
             _PRELUDE: prelude_scope or _Scope(_PRELUDE, {}, self.prelude_defs, None),
         }

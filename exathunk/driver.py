@@ -12,6 +12,7 @@ import sys
 import threading
 from collections import OrderedDict
 
+from . import compiler, parser, typecheck
 from .errors import ExathunkError
 from .library import Library, default_library
 
@@ -33,7 +34,6 @@ def _ensure_recursion_limit() -> None:
 
 def check(source: str, library: Library | None = None, filename: str | None = None):
     """Parse and typecheck ``source``; returns the typechecker's CheckedModule."""
-    from . import parser, typecheck
     library = library or default_library()
     _ensure_recursion_limit()
     try:
@@ -50,13 +50,15 @@ def compile(source: str, library: Library | None = None, filename: str | None = 
     program = _cache.get(key)
     if program is not None:
         return program
-    from . import compiler
-    checked = check(source, library, filename)
+    # the stages of check() inline: this is the uncached compile's hot path
+    if sys.getrecursionlimit() < _RECURSION_LIMIT:
+        sys.setrecursionlimit(_RECURSION_LIMIT)
     try:
+        checked = typecheck.check_module(parser.parse(source, filename), library)
         program = compiler.compile_module(checked, library)
-        program.library = library
     except ExathunkError as err:
         raise err.with_source(source, filename)
+    program.library = library
     with _cache_lock:
         _cache[key] = program
         if len(_cache) > CACHE_SIZE:
