@@ -59,7 +59,7 @@ def _define_params(d: ast.Define):
 
 
 # AST nodes are exact classes (never subclassed), so the hot paths test e.__class__
-_The, _Var = ast.The, ast.Var
+_The, _Var, _App, _Lit = ast.The, ast.Var, ast.App, ast.Lit
 _EMPTY = frozenset()
 
 
@@ -180,12 +180,13 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
         e = _strip(e)
     if e.__class__ is _Var:
         return frozenset((e.name,)) if e.name in locals_ else _EMPTY
-    if isinstance(e, ast.If):
+    cls = e.__class__
+    if cls is ast.If:
         c = _strict_vars(e.cond, locals_, scope, strictness)
         t = _strict_vars(e.then, locals_, scope, strictness)
         f = _strict_vars(e.orelse, locals_, scope, strictness)
         return c | (t & f)
-    if isinstance(e, ast.Let):
+    if cls is ast.Let:
         bound = {b.name for b in e.bindings}
         inner = locals_ | bound
         body = _strict_vars(e.body, inner, scope, strictness)
@@ -194,9 +195,9 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
             if b.name in body:
                 out |= _strict_vars(b.expr, inner, scope, strictness) - bound
         return frozenset(out)
-    if isinstance(e, ast.App):
+    if cls is _App:
         fn, args = _flatten_app(e)
-        if isinstance(fn, ast.Var):
+        if fn.__class__ is _Var:
             if fn.name in locals_:
                 return frozenset((fn.name,))
             g = scope.resolve(fn.name, fn)
@@ -234,11 +235,12 @@ def _global_refs(e, scope: _Scope, out: set) -> None:
         if not stack:
             return
         e = stack.pop()
-        if isinstance(e, ast.Var):
+        cls = e.__class__
+        if cls is _Var:
             g = scope.resolve(e.name, e)
             if g is not None and g.kind in (_USER, _PRELUDE):
                 out.add((g.kind, g.name))
-        elif isinstance(e, ast.App):
+        elif cls is _App:
             stack.append(e.fn)
             stack.extend(e.args)
         elif isinstance(e, ast.If):
@@ -604,16 +606,22 @@ class _Compiler:
 
     def c_strict(self, fb, e, env, ns, tail=False):
         """Emit code leaving e's WHNF on the stack (or returning it when tail)."""
-        if e.__class__ is _The:
+        cls = e.__class__
+        if cls is _The:
             e = _strip(e)
+            cls = e.__class__
         if e.line:
             fb.line = e.line
-        if isinstance(e, ast.Lit):
+        if cls is _App:
+            return self.c_app(fb, e, env, ns, tail)
+        if cls is _Lit:
             self.c_lit(fb, e)
-            return self.ret(fb, tail)
-        if isinstance(e, ast.Var):
+            if tail:
+                fb.emit(Op.RET)
+            return
+        if cls is _Var:
             return self.c_var(fb, e, env, ns, tail, strict=True)
-        if isinstance(e, ast.If):
+        if cls is ast.If:
             e = self.without_not(e, env, ns)
             jf = self.c_branch_if_false(fb, e.cond, env, ns)
             then_env, else_env = self.branch_envs(e.cond, env, ns)
@@ -627,19 +635,17 @@ class _Compiler:
             self.c_strict(fb, e.orelse, else_env, ns, tail)
             fb.patch_target(j, len(fb.code))
             return
-        if isinstance(e, ast.Let):
+        if cls is ast.Let:
             inner, saved = self.c_let(fb, e, env, ns)
             self.c_strict(fb, e.body, inner, ns, tail)
             fb.next_slot = saved
             return
-        if isinstance(e, ast.Lambda):
+        if cls is ast.Lambda:
             self.c_lambda(fb, e, env, ns)
             return self.ret(fb, tail)
-        if isinstance(e, ast.ListLit):
+        if cls is ast.ListLit:
             self.c_list(fb, e, env, ns)
             return self.ret(fb, tail)
-        if isinstance(e, ast.App):
-            return self.c_app(fb, e, env, ns, tail)
         raise CompileError(f"cannot compile {type(e).__name__}")
 
     def c_lazy(self, fb, e, env, ns):
