@@ -206,11 +206,7 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
             if g.kind in (_USER, _PRELUDE):
                 flags = strictness.get((g.kind, g.name), ())
                 if flags and len(args) >= len(flags):
-                    out = _EMPTY
-                    for a, s in zip(args, flags):
-                        if s:
-                            out |= _strict_vars(a, locals_, scope, strictness)
-                    return out
+                    return _strict_args(args, flags, locals_, scope, strictness)
                 return _EMPTY
             spec = g.spec
             if len(args) < spec.arity or g.name in ("error", "cons"):
@@ -220,12 +216,26 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
                 for a in args[:2]:
                     out |= _strict_vars(a, locals_, scope, strictness)
                 return out
-            for a, s in zip(args, spec.strictness):
-                if s:
-                    out |= _strict_vars(a, locals_, scope, strictness)
-            return out
+            return _strict_args(args, spec.strictness, locals_, scope, strictness)
         return _strict_vars(fn, locals_, scope, strictness)
     return _EMPTY
+
+
+def _strict_args(args, flags, locals_, scope, strictness) -> frozenset:
+    """The union of _strict_vars over the arguments flagged strict; literal and
+    variable arguments (most of them) without a recursive call."""
+    out = _EMPTY
+    for a, s in zip(args, flags):
+        if s:
+            cls = a.__class__
+            if cls is _Lit:
+                continue
+            if cls is _Var:
+                if a.name in locals_:
+                    out = out | {a.name}
+                continue
+            out = out | _strict_vars(a, locals_, scope, strictness)
+    return out
 
 
 def _global_refs(e, scope: _Scope, out: set) -> None:
@@ -347,7 +357,7 @@ class _FnBuilder:
         at = len(code)
         code.append(int(op))
         if operands:
-            code.extend(map(int, operands))
+            code.extend(operands)      # ints by construction (slots, indices, counts)
             self.lines.extend([self.line] * (1 + len(operands)))
         else:
             self.lines.append(self.line)
@@ -688,7 +698,7 @@ class _Compiler:
 
     def fusable(self, name, args, env):
         """(slot, int constant index) when `(name local literal)` can be fused."""
-        if len(args) != 2:
+        if len(args) != 2 or args[1].__class__ is _App:
             return None
         a, b = _strip(args[0]), _strip(args[1])
         if isinstance(a, ast.Var) and a.name in env and env[a.name].evaluated \

@@ -40,6 +40,8 @@ def compile_or_none(source: str):
 
 def assert_verified(prog: Program) -> None:
     trusted_stacks = [f.max_stack for f in prog.functions]
+    for f in prog.functions:          # plain ints, as the engine and the encoder expect
+        assert all(type(w) is int for w in f.code) and all(type(n) is int for n in f.lines)
     # rebuilt without trusted=True: the constructor verifies, raising on anything out
     # of range, and sets max_stack on these copies of the functions
     checked = Program(prog.version, [dataclasses.replace(f, max_stack=0) for f in prog.functions],
