@@ -108,7 +108,7 @@ class _Scope:
         self.user_defs = user_defs
         self.prelude_defs = prelude_defs
         self.library = library
-        # name -> _Global (or None): a name resolves the same way every time, except
+        # name -> _Global: a name resolves the same way every time, except
         # sum/product, whose target depends on the use's type (never cached).
         # ``resolved`` holds this scope's user defines; ``shared`` the names resolved
         # by the library and the prelude, which outlive one compilation (see
@@ -125,11 +125,13 @@ class _Scope:
         if self.namespace == _USER and name in self.user_defs:
             g = self.resolved[name] = _Global(_USER, name, self.user_defs[name])
             return g
-        try:
-            return self.shared[name]
-        except KeyError:
-            pass
-        g = self.shared[name] = self._resolve(name, var)
+        g = self.shared.get(name)
+        if g is None:
+            g = self._resolve(name, var)
+            # only names that resolve: the shared cache stays bounded by the library
+            # and prelude names, however many local names the programs use
+            if g is not None:
+                self.shared[name] = g
         return g
 
     def _resolve(self, name: str, var: ast.Var | None) -> _Global | None:

@@ -79,3 +79,11 @@ def test_untrusted_construction_still_verifies():
         Program(FORMAT_VERSION, [bad], [], [], [], [], 0, "Int")
     good = Function("f", 0, 0, [int(Op.BOOL), 1, int(Op.RET)], [0, 0, 0])
     assert Program(FORMAT_VERSION, [good], [], [], [], [], 0, "Bool").functions[0].max_stack == 2
+
+
+def test_shared_name_cache_holds_only_library_names():
+    from exathunk.compiler import _library_resolutions
+    lib = default_library()
+    assert compile_or_none("(let ((zzz-local-name 1)) (+ zzz-local-name 2))") is not None
+    shared = _library_resolutions(lib)
+    assert "+" in shared and "zzz-local-name" not in shared
