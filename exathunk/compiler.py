@@ -115,10 +115,13 @@ class _Scope:
         # _library_resolutions: keyed by library version, so never stale).
         self.resolved: dict = {}
         self.shared: dict = self.resolved if shared is None else shared
+        # names that resolve to nothing here (locals, mostly): as fixed as the scope's
+        # defines and library, and bounded by this scope's code
+        self.unresolved: set = set()
 
     def resolve(self, name: str, var: ast.Var | None = None) -> _Global | None:
         g = self.resolved.get(name)
-        if g is not None:
+        if g is not None or name in self.unresolved:
             return g
         if name in SPECIALISED:
             return self._resolve(name, var)
@@ -132,6 +135,8 @@ class _Scope:
             # and prelude names, however many local names the programs use
             if g is not None:
                 self.shared[name] = g
+            else:
+                self.unresolved.add(name)
         return g
 
     def _resolve(self, name: str, var: ast.Var | None) -> _Global | None:
