@@ -52,6 +52,9 @@ def run_demo(verbose: bool = True) -> int:
         client = connect(handle.host, handle.port)
         try:
             for title, source, limits, expected in PROGRAMS:
+                # Quiet output names each result on its own line; verbose output puts
+                # the title and the source above it.
+                lead = "=>" if verbose else f"{title}:"
                 if verbose:
                     out(f"\n== {title}")
                     for line in source.splitlines():
@@ -67,7 +70,7 @@ def run_demo(verbose: bool = True) -> int:
                     ok = isinstance(expected, type) and isinstance(outcome, expected)
                     text = outcome.render()
                     text = "\n".join("   " + line for line in text.splitlines())
-                    out(f"=> {type(outcome).__name__} ({ms:.2f} ms){'' if ok else '  UNEXPECTED'}")
+                    out(f"{lead} {type(outcome).__name__} ({ms:.2f} ms){'' if ok else '  UNEXPECTED'}")
                     if verbose:
                         out(text)
                 else:
@@ -75,7 +78,7 @@ def run_demo(verbose: bool = True) -> int:
                     shown = show_value(outcome)
                     if len(shown) > 200:
                         shown = shown[:200] + "..."
-                    out(f"=> {shown} ({ms:.2f} ms){'' if ok else '  UNEXPECTED, wanted ' + repr(expected)}")
+                    out(f"{lead} {shown} ({ms:.2f} ms){'' if ok else '  UNEXPECTED, wanted ' + repr(expected)}")
                 failures += not ok
 
             if verbose:
@@ -87,7 +90,8 @@ def run_demo(verbose: bool = True) -> int:
             wanted = [sum(range(n * 100000)) for n in range(1, 9)]
             ok = values == wanted
             failures += not ok
-            out(f"=> {values} ({ms:.2f} ms for all eight){'' if ok else '  UNEXPECTED'}")
+            lead = "=>" if verbose else "eight futures at once:"
+            out(f"{lead} {values} ({ms:.2f} ms for all eight){'' if ok else '  UNEXPECTED'}")
 
             stats = client.stats()
         finally:
