@@ -68,6 +68,12 @@ def _add_program_args(p):
                      help="a file holding the program ('-' for standard input)")
 
 
+def _add_log_arg(p):
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="debug logs one line per request; warnings log failed requests "
+                        "(default info)")
+
+
 def _add_limit_args(p):
     p.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after N reduction steps (LimitExceeded)")
@@ -132,8 +138,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _configure_logging(args) -> None:
+    import logging
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def cmd_serve(args) -> int:
     from . import server
+    _configure_logging(args)
     options = {k: v for k, v in _limits(args).items()}
     if args.workers is not None:
         options["workers"] = args.workers
@@ -147,6 +160,7 @@ def cmd_serve(args) -> int:
 
 def cmd_broker(args) -> int:
     from . import broker
+    _configure_logging(args)
     workers = list(args.worker or [])
     oracles = list(args.oracle or [])
     # An oracle is a worker whose answers are trusted: it must be connected as one too.
@@ -256,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--join", type=parse_address, metavar="HOST:PORT",
                    help="register this worker with a broker")
     _add_limit_args(p)
+    _add_log_arg(p)
     p.set_defaults(run=cmd_serve)
 
     p = verbs.add_parser("broker", help="run a market broker over worker nodes",
@@ -269,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trusted worker whose answers settle disputes (repeatable)")
     p.add_argument("--db", metavar="PATH", default="exathunk-broker.sqlite3",
                    help="SQLite file for reputation and statistics (default %(default)s)")
+    _add_log_arg(p)
     p.set_defaults(run=cmd_broker)
 
     p = verbs.add_parser("status", help="show a node's statistics as a table",

@@ -741,7 +741,7 @@ class ExecutionHandler:
 
     def _check_deadline(self, thunk: _Thunk) -> None:
         if thunk.finished_at is None and _mono() > thunk.deadline:
-            err = LimitExceeded(f"wall-clock limit passed", limit="timeout")
+            err = LimitExceeded("wall-clock limit passed", limit="timeout")
             if self._finish(thunk, error=wire.error_to_thrift(err)):
                 self.counters["timeouts"] += 1
 
@@ -1265,7 +1265,9 @@ class ThriftServer:
 
 
 def _line_col(err) -> str:
-    return f"at {err.line}:{err.column}" if err.line is not None else ""
+    if err.line is None:
+        return ""
+    return f"at {err.line}:{err.column}" if err.column is not None else f"at line {err.line}"
 
 
 # ---------------------------------------------------------------------------------------
