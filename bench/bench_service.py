@@ -48,7 +48,6 @@ from thriftpy2.protocol import TCyBinaryProtocolFactory
 from thriftpy2.rpc import make_client, make_server
 from thriftpy2.transport import TCyFramedTransportFactory
 
-import exathunk
 from exathunk import server
 from exathunk.client import connect
 

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
 
         def ref():
             return time_per_run(lambda: reference_run(w.small_source), 0.0)
-        row(w.name, "engine (scaled)", f"reference (scaled)", *paired(engine_small, ref,
+        row(w.name, "engine (scaled)", "reference (scaled)", *paired(engine_small, ref,
                                                                        max(3, pairs // 2)),
             f"target <= 0.02; {w.scale}")
 

@@ -252,7 +252,6 @@ class Client:
 
     def _request(self, item, limits: dict):
         """An EvalRequest for source text or a Program, in this client's mode."""
-        from .errors import ExathunkError as _E   # noqa: F401  (clarity: errors propagate)
         if isinstance(item, str):
             if self.mode == "source":
                 return wire.make_request(item, **limits), item

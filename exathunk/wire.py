@@ -17,8 +17,7 @@ from thriftpy2.protocol import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport import TCyMemoryBuffer
 
-from .errors import (ExathunkError, LimitExceeded, RemoteError, UnknownFunctionError,
-                     error_class)
+from .errors import ExathunkError, LimitExceeded, RemoteError, error_class
 from .library import LAZY, STRICT, FuncSpec, Library
 
 

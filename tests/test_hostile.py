@@ -3,7 +3,6 @@ container headers in tiny frames, deep nesting, ill-formed programs.  Each gets 
 error reply or a closed connection, while an honest client keeps being served and the
 server's memory stays flat."""
 
-import os
 import random
 import socket
 import struct
@@ -13,7 +12,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from exathunk import ExathunkError, server, wire
+from exathunk import server, wire
 from exathunk.client import connect
 
 T = wire.thrift

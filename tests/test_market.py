@@ -325,7 +325,7 @@ def test_an_overdue_dispatch_is_hedged_and_the_first_answer_serves():
 def test_an_overdue_dispatch_that_then_fails_sends_nothing_more():
     m = make_market(3, seed=15)
     job = m.open_job("s3")
-    first = job.start(0.0)
+    job.start(0.0)
     primary = job.primary
     more = job.on_slow(primary, 1.0)
     assert len(more) == 1

@@ -3,7 +3,6 @@ with positions, limits and the wall-clock timeout, the caches, the bounded queue
 futures and cancel, the seed's compile-on-the-client flow, 8 concurrent clients, a
 server killed mid-request and a server draining on SIGTERM."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,8 +13,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import exathunk
-from exathunk import (EvaluationError, ExathunkError, LimitExceeded, ParseError, RemoteError,
-                      TypeCheckError, UnknownFunctionError, server, wire)
+from exathunk import (EvaluationError, LimitExceeded, ParseError, RemoteError, TypeCheckError,
+                      UnknownFunctionError, server, wire)
 from exathunk.client import connect
 from exathunk.library import Library
 
@@ -171,7 +170,6 @@ def test_future_cancel_cancels_remotely(client):
     fut = client.submit(slow_source(3.0))
     assert fut.cancel()
     assert fut.cancelled()
-    from exathunk.client import _NotDone  # noqa: F401
     with pytest.raises(RemoteError, match="cancelled"):
         client._invoke("thunkGet", thunk=fut.thunk)
 
