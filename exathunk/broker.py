@@ -736,15 +736,9 @@ class BrokerHandler:
 
     # ---------------------------------------------------------------- shutdown
     def drain(self, timeout: float) -> bool:
-        deadline = _mono() + timeout
         with self._lock:
             self.draining = True
-            while self._active > 0:
-                left = deadline - _mono()
-                if left <= 0:
-                    return False
-                self._idle.wait(min(left, 0.1))
-        return True
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
 
     def unfetched(self) -> int:
         return 0

@@ -917,15 +917,9 @@ class ExecutionHandler:
     # ---------------------------------------------------------------- shutdown
     def drain(self, timeout: float) -> bool:
         """Refuse new work and wait until in-flight work has finished; True if it did."""
-        deadline = _mono() + timeout
         with self._lock:
             self.draining = True
-            while self._load > 0:
-                left = deadline - _mono()
-                if left <= 0:
-                    return False
-                self._idle.wait(min(left, 0.1))
-        return True
+            return self._idle.wait_for(lambda: self._load == 0, timeout)
 
     def unfetched(self) -> int:
         with self._lock:

@@ -84,39 +84,36 @@ class TCon:
         return self.name
 
 
-class TList:
+class _Compound:
+    """A type term with parts: equal to another when the two are the same type
+    (following variable bindings), hashed and printed by its text."""
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return types_equal(self, other)
+
+    def __hash__(self):
+        return hash(show_type(self))
+
+    def __repr__(self):
+        return show_type(self)
+
+
+class TList(_Compound):
     """`(List elem)`."""
     __slots__ = ("elem",)
 
     def __init__(self, elem):
         self.elem = elem
 
-    def __eq__(self, other):
-        return types_equal(self, other)
 
-    def __hash__(self):
-        return hash(show_type(self))
-
-    def __repr__(self):
-        return show_type(self)
-
-
-class TFun:
+class TFun(_Compound):
     """`(-> arg res)`; `(-> a b c)` is TFun(a, TFun(b, c))."""
     __slots__ = ("arg", "res")
 
     def __init__(self, arg, res):
         self.arg = arg
         self.res = res
-
-    def __eq__(self, other):
-        return types_equal(self, other)
-
-    def __hash__(self):
-        return hash(show_type(self))
-
-    def __repr__(self):
-        return show_type(self)
 
 
 INT = TCon("Int", NUM | EQ | ORD | SHOW)
