@@ -171,7 +171,7 @@ class _Request:
     """One client request at the broker: its program, its market job, its answer."""
     __slots__ = ("id", "request_id", "payload", "sent", "limits", "digest", "type_text", "kind",
                  "needs", "job", "results", "done", "value", "payload_nodes", "error",
-                 "node", "created", "finished_at", "compile_ms", "run_ms", "cached",
+                 "node", "finished_at", "compile_ms", "run_ms", "cached",
                  "no_cache", "source", "deadline", "fetched")
 
     def __init__(self, rid: str):
@@ -354,7 +354,6 @@ class BrokerHandler:
                     "max_depth": evalRequest.maxDepth, "timeout_ms": timeout_ms,
                     "no_cache": evalRequest.noCache}
         r.deadline = _mono() + timeout_ms / 1e3 + self.options.dispatch_timeout
-        r.created = _mono()
         r.compile_ms = (_perf() - t0) * 1e3
         with self._lock:
             missing = self.market.missing_functions(r.needs)

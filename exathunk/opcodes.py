@@ -175,10 +175,6 @@ FUSED: dict[Op, Op] = {
 }
 
 
-def instruction_length(op: Op) -> int:
-    return 1 + len(OPERANDS[op])
-
-
 def pxi_text() -> str:
     """The text of exathunk/_opcodes.pxi, generated from this module."""
     lines = ["# Generated from exathunk/opcodes.py (tests check that they agree).",

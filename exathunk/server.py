@@ -166,7 +166,7 @@ class _LRU:
 
 class _Thunk:
     __slots__ = ("id", "request_id", "digest", "state", "outcome", "error", "done",
-                 "watchers", "finished_at", "deadline", "fetched", "created")
+                 "watchers", "finished_at", "deadline", "fetched")
 
     def __init__(self, tid, request_id, digest, deadline):
         self.id = tid
@@ -180,7 +180,6 @@ class _Thunk:
         self.finished_at = None
         self.deadline = deadline
         self.fetched = False
-        self.created = _mono()
 
 
 class _Job:

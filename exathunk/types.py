@@ -569,10 +569,6 @@ def generalize(t, level: int) -> Scheme:
     return Scheme(tuple(vs), t)
 
 
-def monomorphic(t) -> Scheme:
-    return Scheme((), t)
-
-
 def arity_of(scheme) -> int:
     """The number of arrows at the top level: (-> a b c) has 2, a has 0."""
     t = scheme.type if isinstance(scheme, Scheme) else scheme
@@ -806,14 +802,6 @@ def parse_signature(sig: str) -> Scheme:
         return Scheme(tuple(free_vars(t)), t)
     except UnifyError:
         raise SignatureError(f"type signature too large (more than {MAX_TYPE_SIZE} parts)") from None
-
-
-def parse_type(text: str):
-    """A type (no constraints) from its text; its variables are fresh and unbound."""
-    scheme = parse_signature(text)
-    if any(v.classes for v in scheme.vars):
-        raise SignatureError(f"{text!r} has constraints; use parse_signature")
-    return scheme.instantiate(0)
 
 
 # ---- the structured form for the wire ------------------------------------------------
