@@ -138,7 +138,6 @@ class Workload:
     python_recursive: bool        # run from the best start depth
     small_source: str             # scaled down for the reference interpreter
     small_expected: int
-    small_python: Callable[[], int]
     scale: str                    # how the reference's input is scaled
     c: tuple | None = None        # (C program name, its arguments)
 
@@ -174,20 +173,20 @@ def workloads() -> list[Workload]:
     stream_src, stream_exp = load_bench_case("stream")
     return [
         Workload("fib", fib_src, fib_exp, lambda: py_fib(25), True,
-                 _program("(fib 20)", FIB_DEF), py_fib(20), lambda: py_fib(20),
+                 _program("(fib 20)", FIB_DEF), py_fib(20),
                  "fib 20 (11x fewer calls than fib 25)", c=("fib", (25,))),
         Workload("tak", tak_src, tak_exp, lambda: py_tak(18, 12, 6), True,
                  _program("(tak 18 12 6)", TAK_DEF), py_tak(18, 12, 6),
-                 lambda: py_tak(18, 12, 6), "same input: tak 18 12 6",
+                 "same input: tak 18 12 6",
                  c=("tak", (18, 12, 6))),
         Workload("pipeline", pipe_src, pipe_exp, py_pipeline, False,
-                 pipeline_source(30_000), py_pipeline(30_000), lambda: py_pipeline(30_000),
+                 pipeline_source(30_000), py_pipeline(30_000),
                  "range 0 30,000 (10x shorter)"),
         Workload("sharing", share_src, share_exp, py_sharing, False,
-                 sharing_source(20_000), py_sharing(20_000), lambda: py_sharing(20_000),
+                 sharing_source(20_000), py_sharing(20_000),
                  "20,000 elements (10x fewer)"),
         Workload("stream", stream_src, stream_exp, py_stream, False,
-                 stream_source(20_000), py_stream(20_000), lambda: py_stream(20_000),
+                 stream_source(20_000), py_stream(20_000),
                  "20,000 elements (500x fewer)"),
     ]
 
