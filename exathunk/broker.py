@@ -51,7 +51,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-from . import wire
+from . import __version__, wire
 from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError,
                      RemoteError, TypeCheckError, UnknownFunctionError)
 from .library import Library
@@ -636,7 +636,7 @@ class BrokerHandler:
         with self._lock:
             active, thunks = self._active, len(self._thunks)
         return T.ServiceStats(
-            role=self.role, version=_version(), uptimeS=_mono() - self.started,
+            role=self.role, version=__version__, uptimeS=_mono() - self.started,
             requests=c["requests"], evaluations=c["evaluations"], errors=c["errors"],
             cacheHits=c["cache_hits"], cacheMisses=c["cache_misses"],
             cacheSize=len(self._cache), running=active, queued=0, queueBound=0,
@@ -755,17 +755,6 @@ class BrokerHandler:
             link.reset()
         if self.store is not None:
             self.store.close()
-
-
-_VERSION = None
-
-
-def _version() -> str:
-    global _VERSION
-    if _VERSION is None:
-        from . import __version__
-        _VERSION = __version__
-    return _VERSION
 
 
 def start(host: str = "127.0.0.1", port: int = 0, workers=(), db_path: str | None = None,

@@ -69,7 +69,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-from . import wire
+from . import __version__, wire
 from .errors import ExathunkError, LimitExceeded, UnknownFunctionError
 from .library import Library, default_library
 
@@ -883,7 +883,7 @@ class ExecutionHandler:
             load, thunks = self._load, len(self._thunks)
         running = _peek(self._started_runs) - _peek(self._finished_runs)
         return T.ServiceStats(
-            role=self.role, version=_version(), uptimeS=_mono() - self.started,
+            role=self.role, version=__version__, uptimeS=_mono() - self.started,
             requests=c["requests"], evaluations=c["evaluations"], errors=c["errors"],
             cacheHits=c["cache_hits"], cacheMisses=c["cache_misses"],
             cacheSize=len(self._results), running=running, queued=max(0, load - running),
@@ -935,17 +935,6 @@ def _missing_name(err) -> str:
     msg = getattr(err, "message", "")
     start, end = msg.find("'"), msg.find("'", msg.find("'") + 1)
     return msg[start + 1:end] if 0 <= start < end else msg
-
-
-_VERSION = None
-
-
-def _version() -> str:
-    global _VERSION
-    if _VERSION is None:
-        from . import __version__
-        _VERSION = __version__
-    return _VERSION
 
 
 # ---------------------------------------------------------------------------------------
