@@ -214,7 +214,7 @@ class BrokerHandler:
                                         thread_name_prefix="exathunk-dispatch")
         self._ids = itertools.count(1)
         self._kinds_seen: dict[str, _Request] = {}
-        self._active = 0
+        self._in_flight: set = set()          # requests whose job has no verdict yet
         self._idle = threading.Condition(self._lock)
         self.draining = False
         self.started = _mono()
@@ -231,7 +231,6 @@ class BrokerHandler:
                 log.warning("worker %s:%s unreachable for now (%s); will retry", host, port,
                             err.message)
                 self._pending_workers[_address(host, port)] = (host, port)
-        self._in_flight: set = set()
         self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
                                          name="exathunk-broker-monitor")
         self._monitor.start()
@@ -373,7 +372,6 @@ class BrokerHandler:
             self._kinds_seen[r.kind] = r
             r.job = self.market.open_job(r.kind, r.needs)
             addresses = r.job.start(time.time())
-            self._active += 1
             self._in_flight.add(r)
             if r.job.done:
                 self._conclude(r)
@@ -434,9 +432,8 @@ class BrokerHandler:
     def _conclude(self, r: _Request) -> None:
         """The job has a verdict (called with the lock held)."""
         job = r.job
-        self._active -= 1
         self._in_flight.discard(r)
-        if self._active == 0:
+        if not self._in_flight:
             self._idle.notify_all()
         if job.error is not None:
             self.counters["errors"] += 1
@@ -634,7 +631,7 @@ class BrokerHandler:
             verified=w["verified"] - w["disagreed"], disagreed=w["disagreed"])
             for w in rows]
         with self._lock:
-            active, thunks = self._active, len(self._thunks)
+            active, thunks = len(self._in_flight), len(self._thunks)
         return T.ServiceStats(
             role=self.role, version=__version__, uptimeS=_mono() - self.started,
             requests=c["requests"], evaluations=c["evaluations"], errors=c["errors"],
@@ -659,7 +656,7 @@ class BrokerHandler:
                        default=0.0)
         return T.Bid(canServe=bool(eligible) and not self.draining, price=best * 1e3,
                      latencyEstimateMs=0.0 if cached else best * 1e3,
-                     queueDepth=self._active, cached=cached, missingFunctions=missing)
+                     queueDepth=len(self._in_flight), cached=cached, missingFunctions=missing)
 
     def registerWorker(self, host, port):
         if not host or not port or not 0 < int(port) < 65536:
@@ -737,7 +734,7 @@ class BrokerHandler:
     def drain(self, timeout: float) -> bool:
         with self._lock:
             self.draining = True
-            return self._idle.wait_for(lambda: self._active == 0, timeout)
+            return self._idle.wait_for(lambda: not self._in_flight, timeout)
 
     def unfetched(self) -> int:
         return 0
