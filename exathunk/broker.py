@@ -425,7 +425,9 @@ class BrokerHandler:
             else:
                 self.counters["worker_failures"] += 1
                 more = r.job.on_failure(address, time.time())
-            if r.job.done and r.finished_at is None:
+            # Still in flight even if already answered (cancelled, or timed out at the
+            # broker): the verdict must still conclude it, or it is never let go.
+            if r.job.done and r in self._in_flight:
                 self._conclude(r)
         self._launch(r, more)
 

@@ -5,7 +5,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 
 import pytest
 
@@ -302,3 +302,19 @@ def test_an_oracle_node_checks_and_settles(cluster):
     assert liar.handler.served >= 1 and liar.handler.lies >= 1
     assert market.workers[address(liar)].state == SHUT_OUT
     assert market.workers[address(liar)].lost >= 1
+
+
+def test_a_cancelled_request_is_let_go_once_its_workers_answer(cluster):
+    worker, start_broker, connect = cluster
+    slow = worker(delay=0.3, seed=110)
+    b = start_broker([slow])
+    c = connect(b)
+    fut = c.submit("(+ 40 2)")
+    assert fut.cancel()
+    with pytest.raises(CancelledError):
+        fut.result(timeout=5)
+    deadline = time.monotonic() + 5
+    while b.handler._in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not b.handler._in_flight          # concluded, not stuck in flight
+    assert b.handler.drain(1.0)              # so a drain does not wait for it
