@@ -739,7 +739,10 @@ class BrokerHandler:
             return self._idle.wait_for(lambda: not self._in_flight, timeout)
 
     def unfetched(self) -> int:
-        return 0
+        """Finished thunks nobody has fetched yet (a graceful stop lingers for them)."""
+        with self._lock:
+            return sum(1 for r in self._thunks.values()
+                       if r.finished_at is not None and not r.fetched)
 
     def close(self) -> None:
         self._closing.set()
