@@ -32,13 +32,18 @@ def _ensure_recursion_limit() -> None:
         sys.setrecursionlimit(_RECURSION_LIMIT)
 
 
-def check(source: str, library: Library | None = None, filename: str | None = None):
-    """Parse and typecheck ``source``; returns the typechecker's CheckedModule."""
+def check(source: str, library: Library | None = None, filename: str | None = None,
+          allow_function: bool = False):
+    """Parse and typecheck ``source``; returns the typechecker's CheckedModule.
+
+    ``allow_function`` accepts a function-typed result (to show its type); compile
+    never does.
+    """
     library = library or default_library()
     _ensure_recursion_limit()
     try:
         module = parser.parse(source, filename)
-        return typecheck.check_module(module, library)
+        return typecheck.check_module(module, library, allow_function=allow_function)
     except ExathunkError as err:
         raise err.with_source(source, filename)
 

@@ -89,7 +89,7 @@ class Repl:
         from .driver import check
         source, offset = self._program(text)
         try:
-            return check(source).result_type_text
+            return check(source, allow_function=True).result_type_text
         except ExathunkError as err:
             raise self._relocate(err, text, offset)
 

@@ -484,13 +484,14 @@ class _Checker:
                     raise self.type_error(err, v, v, defines[i]) from None
         return {d.name: env[d.name] for d in defines}
 
-    def finish(self, body_type, body):
+    def finish(self, body_type, body, allow_function: bool = False):
         final = _final
         setattr_ = object.__setattr__
         for node, t in self.var_types:
             setattr_(node, "inst_type", final(t, node, [MAX_TYPE_SIZE]))
         result = final(body_type, body, [MAX_TYPE_SIZE])
-        if result.__class__ is not TCon and contains_function(result):
+        if (not allow_function and result.__class__ is not TCon
+                and contains_function(result)):
             raise TypeCheckError(
                 "a function cannot be handed back to the host: the result has type "
                 f"{show_type(result)}", body.line, body.column)
@@ -581,8 +582,12 @@ def _default(v: TVar, node) -> None:
 
 
 def check_module(module: ast.Module, library: Library | None = None, *,
-                 source: str | None = None, filename: str | None = None) -> CheckedModule:
+                 source: str | None = None, filename: str | None = None,
+                 allow_function: bool = False) -> CheckedModule:
     """Resolve names and infer types of ``module``; see the module docstring.
+
+    ``allow_function`` lets the result be a function (for the repl's ``:type``); a
+    program to run never may be one.
 
     Raises TypeCheckError or UnknownFunctionError with line and column (and the
     source attached when ``source`` is given).
@@ -593,7 +598,7 @@ def check_module(module: ast.Module, library: Library | None = None, *,
         define_types = checker.check_defines(module.defines)
         checker.level = 0
         body = module.body
-        result = checker.finish(checker.infer(body), body)
+        result = checker.finish(checker.infer(body), body, allow_function)
     except ExathunkError as err:
         if source is not None:
             err.with_source(source, filename)
