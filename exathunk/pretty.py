@@ -22,78 +22,62 @@ def _emit(node, out: list[str]) -> None:
     kind = type(node)
     if kind is ast.Lit:
         out.append(_literal(node))
-    elif kind is ast.Var:
+    elif kind is ast.Var or kind is ast.TyCon or kind is ast.TyVar:
         out.append(node.name)
     elif kind is ast.App:
         out.append("(")
         _emit(node.fn, out)
-        for arg in node.args:
-            out.append(" ")
-            _emit(arg, out)
-        out.append(")")
+        _form_rest(node.args, out)
     elif kind is ast.If:
-        out.append("(if ")
-        _emit(node.cond, out)
-        out.append(" ")
-        _emit(node.then, out)
-        out.append(" ")
-        _emit(node.orelse, out)
-        out.append(")")
+        out.append("(if")
+        _form_rest((node.cond, node.then, node.orelse), out)
     elif kind is ast.Let:
         out.append("(let (")
         for i, binding in enumerate(node.bindings):
             if i:
                 out.append(" ")
             _emit(binding, out)
-        out.append(") ")
-        _emit(node.body, out)
         out.append(")")
+        _form_rest((node.body,), out)
     elif kind is ast.Binding:
-        out.append(f"({node.name} ")
-        _emit(node.expr, out)
-        out.append(")")
+        out.append(f"({node.name}")
+        _form_rest((node.expr,), out)
     elif kind is ast.Lambda:
-        out.append(f"(lambda ({' '.join(node.params)}) ")
-        _emit(node.body, out)
-        out.append(")")
+        out.append(f"(lambda ({' '.join(node.params)})")
+        _form_rest((node.body,), out)
     elif kind is ast.The:
-        out.append("(the ")
-        _emit(node.type, out)
-        out.append(" ")
-        _emit(node.expr, out)
-        out.append(")")
+        out.append("(the")
+        _form_rest((node.type, node.expr), out)
     elif kind is ast.ListLit:
         out.append("(list")
-        for item in node.items:
-            out.append(" ")
-            _emit(item, out)
-        out.append(")")
+        _form_rest(node.items, out)
     elif kind is ast.Define:
         if node.params is None:
-            out.append(f"(define {node.name} ")
+            out.append(f"(define {node.name}")
         else:
-            out.append(f"(define ({' '.join((node.name,) + tuple(node.params))}) ")
-        _emit(node.body, out)
-        out.append(")")
+            out.append(f"(define ({' '.join((node.name,) + tuple(node.params))})")
+        _form_rest((node.body,), out)
     elif kind is ast.Module:
         for define in node.defines:
             _emit(define, out)
             out.append("\n")
         _emit(node.body, out)
-    elif kind is ast.TyCon or kind is ast.TyVar:
-        out.append(node.name)
     elif kind is ast.TyList:
-        out.append("(List ")
-        _emit(node.elem, out)
-        out.append(")")
+        out.append("(List")
+        _form_rest((node.elem,), out)
     elif kind is ast.TyFun:
         out.append("(->")
-        for t in node.params + (node.result,):
-            out.append(" ")
-            _emit(t, out)
-        out.append(")")
+        _form_rest(node.params + (node.result,), out)
     else:
         raise TypeError(f"not an exathunk AST node: {node!r}")
+
+
+def _form_rest(parts, out: list[str]) -> None:
+    """The rest of a form whose head is already out: each part after a space, then ')'."""
+    for part in parts:
+        out.append(" ")
+        _emit(part, out)
+    out.append(")")
 
 
 def _literal(lit: ast.Lit) -> str:
