@@ -14,11 +14,12 @@ running locally never loads thriftpy2.
 from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError,
                      RemoteError, TypeCheckError, UnknownFunctionError)
 from .library import Library
+from .values import Data
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "compile", "evaluate", "Program", "Library", "connect", "serve",
+    "compile", "evaluate", "Program", "Library", "Data", "connect", "serve",
     "ExathunkError", "ParseError", "TypeCheckError", "UnknownFunctionError",
     "EvaluationError", "LimitExceeded", "RemoteError",
 ]

@@ -68,6 +68,15 @@ cdef enum:
     OP_BR_LE_LL = 65
     OP_BR_GT_LL = 66
     OP_BR_GE_LL = 67
+    OP_MKCON = 68
+    OP_BR_NCON = 69
+    OP_FIELD = 70
+    OP_SUBSTRING = 71
+    OP_SPLIT = 72
+    OP_JOIN = 73
+    OP_CHARS = 74
+    OP_INTP = 75
+    OP_PARSEINT = 76
 
 # The engine's view of the numbering, for the agreement test.
 OPCODE_VALUES = {
@@ -139,4 +148,13 @@ OPCODE_VALUES = {
     'BR_LE_LL': OP_BR_LE_LL,
     'BR_GT_LL': OP_BR_GT_LL,
     'BR_GE_LL': OP_BR_GE_LL,
+    'MKCON': OP_MKCON,
+    'BR_NCON': OP_BR_NCON,
+    'FIELD': OP_FIELD,
+    'SUBSTRING': OP_SUBSTRING,
+    'SPLIT': OP_SPLIT,
+    'JOIN': OP_JOIN,
+    'CHARS': OP_CHARS,
+    'INTP': OP_INTP,
+    'PARSEINT': OP_PARSEINT,
 }

@@ -96,6 +96,18 @@ class RemoteError(ExathunkError):
     """Transport or protocol failure talking to a remote node."""
 
 
+def no_match_message(form: str, line: int | None, column: int | None) -> str:
+    """What a run that falls through every alternative of a case says (engine and
+    reference interpreter alike); ``form`` is "case" or "cond"."""
+    where = f" at line {line}, column {column}" if line else ""
+    if form.startswith("field "):
+        return (f"the value has no field {form[6:]}: it was built with a constructor "
+                "that has none")
+    if form == "cond":
+        return f"no condition of the cond{where} holds (and it has no else)"
+    return f"no alternative of the case{where} matches the value"
+
+
 ERROR_CLASSES: dict[str, type[ExathunkError]] = {
     cls.__name__: cls
     for cls in (ExathunkError, ParseError, TypeCheckError, UnknownFunctionError,

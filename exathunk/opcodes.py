@@ -84,11 +84,23 @@ class Op(IntEnum):
     BR_LE_LL = 65
     BR_GT_LL = 66
     BR_GE_LL = 67
+    # data types (constructor operands index Program.constructors(), the flattened
+    # constructors of Program.datatypes)
+    MKCON = 68       # pop n fields (field 0 deepest) into a value of constructor c
+    BR_NCON = 69     # jump forward to target unless local slot (in WHNF) is constructor c
+    FIELD = 70       # pop a data value (WHNF); push its field k (possibly unevaluated)
+    # string built-ins
+    SUBSTRING = 71   # pop end, start, string: the code points [start, end), clamped
+    SPLIT = 72       # pop string, separator: the list of pieces
+    JOIN = 73        # pop list (forced to normal form here), separator: one string
+    CHARS = 74       # pop string: the list of its one-code-point strings
+    INTP = 75        # pop string: whether it is an Int literal (-?[0-9]+ within 64 bits)
+    PARSEINT = 76    # pop string: its Int value (an EvaluationError unless INTP)
 
 
 # operand kinds: slot (local index), int/dbl/str (constant pool index), imm (0 or 1),
 # fn (function index), count, host (host reference index), target (code index),
-# field (index into an allocated object).
+# field (index into an allocated object), con (constructor index).
 OPERANDS: dict[Op, tuple[str, ...]] = {
     Op.LOCAL: ("slot",), Op.LOCAL_EVAL: ("slot",), Op.STORE: ("slot",),
     Op.INT: ("int",), Op.DBL: ("dbl",), Op.STR: ("str",), Op.BOOL: ("imm",),
@@ -109,14 +121,15 @@ OPERANDS: dict[Op, tuple[str, ...]] = {
     Op.RET_LOCAL: ("slot",),
     Op.BR_LT_LL: ("slot", "slot", "target"), Op.BR_LE_LL: ("slot", "slot", "target"),
     Op.BR_GT_LL: ("slot", "slot", "target"), Op.BR_GE_LL: ("slot", "slot", "target"),
+    Op.MKCON: ("con", "count"), Op.BR_NCON: ("slot", "con", "target"), Op.FIELD: ("field",),
 }
 for _op in Op:
     OPERANDS.setdefault(_op, ())
 
 _BINARY = (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MOD, Op.EQ, Op.NEQ, Op.LT, Op.LE, Op.GT,
-           Op.GE, Op.XOR, Op.CONCAT)
+           Op.GE, Op.XOR, Op.CONCAT, Op.SPLIT, Op.JOIN)
 _UNARY = (Op.NEG, Op.ABS, Op.NOT, Op.LEN, Op.SHOW, Op.TODOUBLE, Op.TRUNCATE, Op.HEAD,
-          Op.TAIL, Op.NULLP, Op.EVAL, Op.ERROR)
+          Op.TAIL, Op.NULLP, Op.EVAL, Op.ERROR, Op.FIELD, Op.CHARS, Op.INTP, Op.PARSEINT)
 
 STACK: dict[Op, tuple[object, object]] = {
     Op.LOCAL: (0, 1), Op.LOCAL_EVAL: (0, 1), Op.STORE: (1, 0),
@@ -127,6 +140,7 @@ STACK: dict[Op, tuple[object, object]] = {
     Op.CALL: ("n", 1), Op.TAILCALL: ("n", 0), Op.APPLY: ("n+1", 1), Op.TAILAPPLY: ("n+1", 0),
     Op.HOST: ("n", 1), Op.RET: (1, 0), Op.JUMP: (0, 0), Op.JUMPF: (1, 0), Op.POP: (1, 0),
     Op.CONS: (2, 1), Op.BOTTOM: (0, 1),
+    Op.MKCON: ("n", 1), Op.BR_NCON: (0, 0), Op.SUBSTRING: (3, 1),
 }
 for _op in _BINARY:
     STACK[_op] = (2, 1)
@@ -145,7 +159,7 @@ TERMINATORS = frozenset({Op.RET, Op.TAILCALL, Op.TAILAPPLY, Op.JUMP, Op.RET_LOCA
 # Conditional jumps: the last operand is the target.
 BRANCHES = frozenset({Op.JUMP, Op.JUMPF, Op.BR_LT_LI, Op.BR_LE_LI, Op.BR_GT_LI,
                       Op.BR_GE_LI, Op.BR_EQ_LI, Op.BR_LT_LL, Op.BR_LE_LL, Op.BR_GT_LL,
-                      Op.BR_GE_LL})
+                      Op.BR_GE_LL, Op.BR_NCON})
 
 # Built-ins compiled to a single instruction when fully applied (strict in every argument).
 PRIMITIVES: dict[str, Op] = {
@@ -155,6 +169,8 @@ PRIMITIVES: dict[str, Op] = {
     "len": Op.LEN, "concat": Op.CONCAT, "++": Op.CONCAT, "show": Op.SHOW,
     "to-double": Op.TODOUBLE, "truncate": Op.TRUNCATE, "error": Op.ERROR,
     "head": Op.HEAD, "tail": Op.TAIL, "null?": Op.NULLP,
+    "substring": Op.SUBSTRING, "split": Op.SPLIT, "join": Op.JOIN, "chars": Op.CHARS,
+    "%int?": Op.INTP, "%parse-int": Op.PARSEINT,
 }
 
 # Compare-and-branch forms of the fused comparisons.
@@ -164,6 +180,8 @@ BRANCH_FUSED: dict[Op, Op] = {
 }
 
 # Compare-and-branch forms for two locals (ordering only: Eq on lists needs a frame).
+# The compiler emits them only where the compared type is Int, Double, String or Bool
+# (known from the operator's instantiated type): lists and data compare in a frame.
 BRANCH_LOCALS: dict[Op, Op] = {
     Op.LT: Op.BR_LT_LL, Op.LE: Op.BR_LE_LL, Op.GT: Op.BR_GT_LL, Op.GE: Op.BR_GE_LL,
 }

@@ -73,6 +73,11 @@ WELL_TYPED = [
     ("nil", "(List a)"), ("(list)", "(List a)"), ("(cons 1 nil)", "(List Int)"),
     ("(head (list 1 2))", "Int"), ("(tail (list true))", "(List Bool)"),
     ("(null? nil)", "Bool"), ("(seq 1 \"x\")", "String"),
+    ("(< true false)", "Bool"), ("(< (list 1) (list 2))", "Bool"),
+    ("(>= (list (list \"a\")) nil)", "Bool"),
+    ('(substring "hello" 1 3)', "String"), ('(split "," "a,b")', "(List String)"),
+    ('(join "-" (list "a" "b"))', "String"), ('(chars "ab")', "(List String)"),
+    ('(%int? "12")', "Bool"), ('(%parse-int "12")', "Int"),
     # the prelude
     ("(map (lambda (x) (* x 2)) (list 1 2))", "(List Int)"),
     ("(map show (list 1 2))", "(List String)"), ("(map not (list true))", "(List Bool)"),
@@ -169,8 +174,8 @@ ILL_TYPED = [
     # classes
     ("(+ true false)", TypeCheckError, 1, 4, "no instance Num Bool"),
     ('(negate "a")', TypeCheckError, 1, 9, "no instance Num String"),
-    ("(< true false)", TypeCheckError, 1, 4, "no instance Ord Bool"),
-    ("(< (list 1) (list 2))", TypeCheckError, 1, 4, "no instance Ord (List Int)"),
+    ("(< not not)", TypeCheckError, 1, 4, "no instance Ord (-> Bool Bool)"),
+    ("(< (list not) nil)", TypeCheckError, 1, 4, "no instance Ord (-> Bool Bool)"),
     ("(= not not)", TypeCheckError, 1, 4, "no instance Eq (-> Bool Bool)"),
     ("(show show)", TypeCheckError, 1, 7, "no instance Show (-> a String)"),
     ("(sum (list true))", TypeCheckError, 1, 6, "no instance Num Bool"),

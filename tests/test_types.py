@@ -161,8 +161,8 @@ INSTANCE_CASES = [
     (T.EQ, INT, True), (T.EQ, BOOL, True), (T.EQ, STRING, True), (T.EQ, TList(INT), True),
     (T.EQ, TList(TList(BOOL)), True), (T.EQ, fun(INT, INT), False),
     (T.EQ, TList(fun(INT, INT)), False),
-    (T.ORD, INT, True), (T.ORD, DOUBLE, True), (T.ORD, STRING, True), (T.ORD, BOOL, False),
-    (T.ORD, TList(INT), False),
+    (T.ORD, INT, True), (T.ORD, DOUBLE, True), (T.ORD, STRING, True), (T.ORD, BOOL, True),
+    (T.ORD, TList(INT), True), (T.ORD, TList(fun(INT, INT)), False),
     (T.SHOW, INT, True), (T.SHOW, BOOL, True), (T.SHOW, TList(STRING), True),
     (T.SHOW, fun(INT, BOOL), False), (T.NUM, TList(INT), False),
 ]
