@@ -86,9 +86,11 @@ def _add_limit_args(p):
 # ---- verbs -------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
-    from .driver import check
+    from .driver import check, warnings
     source, name = _read_program(args)
     checked = check(source, filename=name)
+    for w in warnings(checked, source, name):
+        print(w.render(), file=sys.stderr)
     print(checked.result_type_text)
     return 0
 

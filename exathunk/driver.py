@@ -64,11 +64,19 @@ def compile(source: str, library: Library | None = None, filename: str | None = 
     except ExathunkError as err:
         raise err.with_source(source, filename)
     program.library = library
+    program.warnings = warnings(checked, source, filename)
     with _cache_lock:
         _cache[key] = program
         if len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return program
+
+
+def warnings(checked, source: str | None = None, filename: str | None = None) -> list:
+    """The checked module's warnings as CompileWarnings (render() shows the caret)."""
+    from .errors import CompileWarning
+    return [CompileWarning(msg, line, col, source, filename)
+            for msg, line, col in (checked.warnings or ())]
 
 
 def clear_cache() -> None:

@@ -96,6 +96,15 @@ class RemoteError(ExathunkError):
     """Transport or protocol failure talking to a remote node."""
 
 
+class CompileWarning(ExathunkError):
+    """Never raised: a warning with a place (a case that misses values, an alternative
+    that is never used), kept on the checked module and rendered like an error."""
+
+    @property
+    def kind(self) -> str:
+        return "warning"
+
+
 def no_match_message(form: str, line: int | None, column: int | None) -> str:
     """What a run that falls through every alternative of a case says (engine and
     reference interpreter alike); ``form`` is "case" or "cond"."""

@@ -122,6 +122,19 @@ PRELUDE_SIGNATURES: dict[str, str] = {
     "append": "(-> (List a) (List a) (List a))",
     "reverse": "(-> (List a) (List a))",
     "nth": "(-> (List a) Int a)",
+    "pair": "(-> a b (Pair a b))",
+    "fst": "(-> (Pair a b) a)",
+    "snd": "(-> (Pair a b) b)",
+    "maybe": "(-> b (-> a b) (Maybe a) b)",
+    "from-maybe": "(-> a (Maybe a) a)",
+    "either": "(-> (-> a c) (-> b c) (Either a b) c)",
+    "zip": "(-> (List a) (List b) (List (Pair a b)))",
+    "lookup": "Eq a => (-> a (List (Pair a b)) (Maybe b))",
+    "min": "Ord a => (-> a a a)",
+    "max": "Ord a => (-> a a a)",
+    "string-of": "(-> (List String) String)",
+    "string->int": "(-> String (Maybe Int))",
+    "int->string": "(-> Int String)",
 }
 
 # Names whose implementation depends on the type they are used at, because the runtime

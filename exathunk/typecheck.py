@@ -565,11 +565,21 @@ class _Checker:
         raise TypeCheckError(f"not an expression: {cls.__name__}",
                              getattr(node, "line", None), getattr(node, "column", None))
 
-    def function(self, params, body, node):
+    def function(self, params, body, node, declared=None):
+        """The type of a function of ``params``; ``declared`` (a type the function must
+        have) gives the parameters their types before the body is checked, so that a
+        mistake is reported where it is made."""
         if len(params) > 1 and len(set(params)) < len(params):
             raise TypeCheckError("a parameter name is repeated", node.line, node.column)
         locals_ = self.locals
         level = self.level
+        given = []
+        while declared is not None and len(given) < len(params):
+            declared = prune(declared)
+            if declared.__class__ is not TFun:
+                break
+            given.append(declared.arg)
+            declared = declared.res
         saved = [locals_.get(p) for p in params]
         track = self.track
         if track:
@@ -578,8 +588,8 @@ class _Checker:
             for p in params:
                 lb[p] = None
         param_types = []
-        for p in params:
-            v = TVar(level)
+        for i, p in enumerate(params):
+            v = given[i] if i < len(given) else TVar(level)
             locals_[p] = v
             param_types.append(v)
         t = self.infer(body)
@@ -915,7 +925,7 @@ class _Checker:
         expected = _copy_iter(scheme.type, mapping)
         self.stack.append(b)
         params = df.params or ()
-        t = self.function(params, df.body, df) if params else self.infer(df.body)
+        t = self.function(params, df.body, df, expected) if params else self.infer(df.body)
         self.stack.pop()
         try:
             unify(expected, t)

@@ -78,6 +78,32 @@ WELL_TYPED = [
     ('(substring "hello" 1 3)', "String"), ('(split "," "a,b")', "(List String)"),
     ('(join "-" (list "a" "b"))', "String"), ('(chars "ab")', "(List String)"),
     ('(%int? "12")', "Bool"), ('(%parse-int "12")', "Int"),
+    ("(pair 1 true)", "(Pair Int Bool)"), ("(fst (pair 1 true))", "Int"),
+    ("(snd (pair 1 true))", "Bool"), ("(maybe 0 negate (Just 1))", "Int"),
+    ("(from-maybe 0 Nothing)", "Int"), ("Nothing", "(Maybe a)"),
+    ("(either len (lambda (b) (if b 1 0)) (Left \"a\"))", "Int"), ("(Right 1)", "(Either a Int)"),
+    ("(zip (list 1) (list \"a\"))", "(List (Pair Int String))"),
+    ("(lookup 1 (list (pair 1 true)))", "(Maybe Bool)"), ("(min 1 2)", "Int"),
+    ("(max \"a\" \"b\")", "String"), ("(string-of (list \"a\"))", "String"),
+    ('(string->int "1")', "(Maybe Int)"), ("(int->string 1)", "String"),
+    # data types, case, cond, classes
+    ("(data (Opt a) (No) (Yes a))\n(Yes 1)", "(Opt Int)"),
+    ("(data (Opt a) (No) (Yes a))\nNo", "(Opt a)"),
+    ("(data Tree (Leaf) (Node Tree Int Tree))\n(Node Leaf 1 Leaf)", "Tree"),
+    ("(data P (Pt (px Double) (py Double)))\n(px (Pt 1.0 2.0))", "Double"),
+    ("(data (Opt a) (No) (Yes a))\n(case (Yes 1) ((Yes x) x) (No 0))", "Int"),
+    ("(case (list 1) (nil 0) ((cons h t) h))", "Int"),
+    ("(case (list 1) ((list a b) b) (_ 0))", "Int"),
+    ('(case "a" ("a" 1) (_ 2))', "Int"), ("(case true (true 1) (false 0))", "Int"),
+    ("(cond (true 1) (else 2))", "Int"), ("(cond ((< 1 2) \"a\"))", "String"),
+    ("(case 1)", "a"),
+    ("(data (Opt a) (No) (Yes a))\n(= (Yes 1) No)", "Bool"),
+    ("(data (Opt a) (No) (Yes a))\n(< (Yes (list 1)) No)", "Bool"),
+    ("(data (Opt a) (No) (Yes a))\n(show (Yes 2.5))", "String"),
+    ("(class (Size a) (size (-> a Int)))\n(instance (Size String) (define (size s) (len s)))\n"
+     "(size \"ab\")", "Int"),
+    ("(class (D a) (d a))\n(instance (D Int) (define d 0))\nd", "Int"),
+    ("(class (Size a) (size (-> a Int)))\n(define (f x) (size x))\n(the Int 1)", "Int"),
     # the prelude
     ("(map (lambda (x) (* x 2)) (list 1 2))", "(List Int)"),
     ("(map show (list 1 2))", "(List String)"), ("(map not (list true))", "(List Bool)"),
@@ -240,6 +266,48 @@ ILL_TYPED = [
     ("(let ((x y)) 1)", UnknownFunctionError, 1, 10, "unknown name 'y'"),
     ("(%sum-int (list 1))", UnknownFunctionError, 1, 2, "unknown function '%sum-int'"),
     ("((lambda (x) x) x)", UnknownFunctionError, 1, 17, "unknown name 'x'"),
+    # data types, case, classes
+    ("(data (Opt a) (No) (Yes a))\n(Yess 1)", UnknownFunctionError, 2, 2,
+     "did you mean 'Yes'?"),
+    ("(data (Opt a) (No) (Yes a))\n(case 1 ((Yes x) x))", TypeCheckError, 2, 10,
+     "expected Int, found (Opt a)"),
+    ("(case 1 ((Nope x) x))", UnknownFunctionError, 1, 10, "unknown constructor 'Nope'"),
+    ("(data (Opt a) (No) (Yes a))\n(case No ((Yes x y) x))", TypeCheckError, 2, 11,
+     "has 1 field, the pattern gives 2"),
+    ("(case 1 (0 \"a\") (_ 2))", TypeCheckError, 1, 20, "every alternative"),
+    ("(data (Opt a) (No) (Yes b))\n1", TypeCheckError, 1, 25, "'b' is not a parameter"),
+    ("(data T (A Int))\n(data U (A Bool))\n1", TypeCheckError, 2, 9,
+     "the constructor 'A' is already defined"),
+    ("(data (Opt a) (No) (Yes a))\n(the (Opt Int Int) No)", TypeCheckError, 2, 6,
+     "Opt takes 1 type argument, found 2"),
+    ("(data F (F (-> Int Int)))\n(= (F negate) (F negate))", TypeCheckError, 2, 4, "no instance Eq F"),
+    ("(data F (F (-> Int Int)))\n(F negate)", TypeCheckError, 2, 1,
+     "a function cannot be handed back"),
+    ("(class (Size a) (size (-> a Int)))\n(size true)", TypeCheckError, 2, 7,
+     "no instance Size Bool"),
+    ("(class (Size a) (size (-> a Int)))\n(instance (=> (Size a) (Size (List a)))"
+     " (define (size xs) 0))\n(size (list 1.5))", TypeCheckError, 3, 7,
+     "no instance Size Double"),
+    ("(class (Size a) (size (-> a Int)))\n(instance (Size Int) (define (size x) x))\n"
+     "(instance (Size Int) (define (size x) 0))\n1", TypeCheckError, 3, 1,
+     "overlapping instances: Size Int is already declared by this program at line 2"),
+    ("(instance (Eq Int))\n1", TypeCheckError, 1, 1, "built-in class Eq"),
+    ("(class (Size a) (size (-> a Int)))\n(instance (Size Int))\n1", TypeCheckError, 2, 1,
+     "does not define the method 'size'"),
+    ("(class (Size a) (size (-> a Int)))\n(instance (Size Int) (define (size x) true))\n1",
+     TypeCheckError, 2, 22, "the method 'size' of the instance Size Int"),
+    ("(class (Size a) (size (-> a Int)))\n(instance (Size (List a)) (define (size xs) "
+     "(size (head xs))))\n1", TypeCheckError, 2, 51, "not given Size"),
+    ("(class (=> (Eq a) (K a)) (k (-> a Int)))\n(data F (F (-> Int Int)))\n"
+     "(instance (K F) (define (k f) 0))\n1", TypeCheckError, 3, 1, "needs an instance Eq F"),
+    ("(class (D a) (d a))\n(instance (D String) (define d \"\"))\n(show d)",
+     TypeCheckError, 3, 2, "ambiguous type variable"),
+    ("(class (C a) (m (-> a Int)))\n(define (m x) 1)\n1", TypeCheckError, 1, 14,
+     "has the name of a definition"),
+    ("(class (C a) (m (-> Int Int)))\n1", TypeCheckError, 1, 14,
+     "does not mention the class variable"),
+    ("(class (=> (C a) (C a)) (m (-> a Int)))\n1", TypeCheckError, 1, 1,
+     "its own superclass"),
 ]
 
 
@@ -354,8 +422,9 @@ def test_inst_type_in_a_list_literal_of_sums():
 def test_prelude_types_match_the_library_signatures():
     checked = typecheck.checked_prelude()
     inferred = {n: show_type(s) for n, s in checked.define_types.items()}
+    scope = typecheck.library_world(Library()).scope
     for name, sig in PRELUDE_SIGNATURES.items():
-        declared = show_type(parse_signature(sig))
+        declared = show_type(parse_signature(sig, scope))
         if name in ("sum", "product"):
             prefix = "%" + name
             assert inferred[prefix + "-int"] == "(-> (List Int) Int)"

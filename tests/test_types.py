@@ -46,10 +46,25 @@ def test_every_builtin_signature_parses_with_its_arity(spec):
     assert show_type(scheme) == spec.signature
 
 
+def _prelude_scope():
+    from exathunk.typecheck import library_world
+    return library_world(Library()).scope
+
+
 @pytest.mark.parametrize("name", sorted(PRELUDE_SIGNATURES))
 def test_every_prelude_signature_parses(name):
-    scheme = parse_signature(PRELUDE_SIGNATURES[name])
-    assert show_type(parse_signature(show_type(scheme))) == show_type(scheme)
+    scope = _prelude_scope()
+    scheme = parse_signature(PRELUDE_SIGNATURES[name], scope)
+    assert show_type(parse_signature(show_type(scheme), scope)) == show_type(scheme)
+
+
+def test_data_types_in_signatures_need_a_scope():
+    with pytest.raises(SignatureError, match="unknown type 'Maybe'"):
+        parse_signature("(-> Int (Maybe Int))")
+    scope = _prelude_scope()
+    assert show_type(parse_signature("(-> Int (Maybe Int))", scope)) == "(-> Int (Maybe Int))"
+    with pytest.raises(SignatureError, match="Maybe takes 1 type argument"):
+        parse_signature("(Maybe Int Int)", scope)
 
 
 BAD_SIGNATURES = ["", "Foo", "(-> a)", "(List a b)", "(List)", "(Maybe a)", "(-> a b",
@@ -267,11 +282,12 @@ def test_to_tree_shapes():
 @pytest.mark.parametrize("sig", [s.signature for s in BUILTINS] + list(PRELUDE_SIGNATURES.values())
                          + ["(-> (-> a b) (-> c d) (List (-> a d)))"])
 def test_tree_round_trip(sig):
-    scheme = parse_signature(sig)
-    back = from_tree(to_tree(scheme))
+    scope = _prelude_scope()
+    scheme = parse_signature(sig, scope)
+    back = from_tree(to_tree(scheme), scope)
     assert show_type(back) == show_type(scheme)
     assert arity_of(back) == arity_of(scheme)
-    assert show_type(from_tree(to_tree(scheme.type)), constraints=False) == \
+    assert show_type(from_tree(to_tree(scheme.type), scope), constraints=False) == \
         show_type(scheme, constraints=False)
 
 
