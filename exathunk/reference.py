@@ -7,10 +7,15 @@ itself while being forced is a black hole and raises ``EvaluationError``.  It is
 to be read, not to be fast: one small case per construct, one small function per
 built-in, and the prelude interpreted from ``prelude.xt`` rather than re-implemented.
 
+Data values are a constructor's ``ConInfo`` and a tuple of field thunks; the typechecker
+resolves every constructor (``Var.con``, ``PCon.con``), so nothing here looks one up by
+name except a host function's result (``values.Data`` carries only the name).
+
 Deep recursion: the evaluator is an ordinary recursive Python function (tail calls
-through ``if``, ``let``, saturated closure calls, ``seq``/``and``/``or`` loop instead
-of recursing), run in a dedicated thread with a large stack under a raised recursion
-limit.  Its own depth counter raises ``LimitExceeded(limit="max_depth")`` long before
+through ``if``, ``let``, ``case``, saturated closure calls, ``seq``/``and``/``or`` loop
+instead of recursing), run in a dedicated thread with a large stack under a raised
+recursion limit; walks over whole values (``to_host``, ``_compare``, pattern matching)
+use work stacks, so long lists and deep data need no Python depth.  Its own depth counter raises ``LimitExceeded(limit="max_depth")`` long before
 Python's limit, and a step counter ``LimitExceeded(limit="max_steps")``, so it can
 neither overflow the C stack nor hang.
 """
@@ -23,9 +28,9 @@ import threading
 from typing import Callable
 
 from . import ast
-from .errors import EvaluationError, ExathunkError, LimitExceeded
+from .errors import EvaluationError, ExathunkError, LimitExceeded, no_match_message
 from .library import BUILTINS, Library, specialise
-from .values import show_value
+from .values import Data, show_value
 
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -41,8 +46,10 @@ _FLOOR_RECURSION_LIMIT = 5000
 
 # ---- runtime values ------------------------------------------------------------------
 # Int, Double, Bool and String are Python int, float, bool and str; lists are NIL or
-# Cons cells of thunks; functions are Closure (a lambda or define, maybe partially
-# applied) or Prim (a built-in or host function, maybe partially applied).
+# Cons cells of thunks; data values are DataValue (a constructor and its field thunks);
+# functions are Closure (a lambda or define, maybe partially applied), Prim (a built-in
+# or host function, maybe partially applied) or Constructor (a data constructor with
+# fields, maybe partially applied).
 
 class _Nil:
     __slots__ = ()
@@ -60,6 +67,24 @@ class Cons:
     def __init__(self, head: "Thunk", tail: "Thunk"):
         self.head = head
         self.tail = tail
+
+
+class DataValue:
+    """A value of a data type: its constructor (a types.ConInfo) and its field thunks."""
+    __slots__ = ("con", "fields")
+
+    def __init__(self, con, fields: tuple):
+        self.con = con
+        self.fields = fields
+
+
+class Constructor:
+    """A constructor with fields as a curried function, lazy in every field."""
+    __slots__ = ("con", "args")
+
+    def __init__(self, con, args=()):
+        self.con = con
+        self.args = args
 
 
 class Closure:
@@ -143,11 +168,13 @@ def _elem_type_of_fold(var: ast.Var) -> str | None:
 # ---- the interpreter -----------------------------------------------------------------
 
 class _Run:
-    """The state of one evaluation: counters, limits and the two top-level scopes."""
+    """The state of one evaluation: counters, limits, the two top-level scopes and the
+    constructors by name (only for turning a host function's ``Data`` into a value)."""
 
     def __init__(self, library: Library, prelude_module: ast.Module | None,
-                 max_steps: int, max_depth: int):
+                 max_steps: int, max_depth: int, constructors: dict | None = None):
         self.library = library
+        self.constructors = constructors or {}
         self.max_steps = max_steps
         self.max_depth = max_depth
         self.steps = 0
@@ -195,25 +222,57 @@ class _Run:
         """A thunk for ``expr``; a local variable is passed on as its own thunk (shared)."""
         if type(expr) is ast.Lit:
             return Thunk.done(expr.value)
-        if type(expr) is ast.Var:
+        if type(expr) is ast.Var and expr.con is None:
             local = env[0].get(expr.name)
             if local is not None:
                 return local
         return Thunk(expr, env)
 
     def to_host(self, value):
-        """Force a WHNF value to normal form as a Python value (list for a list)."""
-        if value is NIL or type(value) is Cons:
-            out = []
-            while value is not NIL:
-                if len(out) & 0xFFF == 0:
-                    self.tick()
-                out.append(self.to_host(self.force(value.head)))
-                value = self.force(value.tail)
-            return out
-        if type(value) in (Closure, Prim):
-            raise EvaluationError("a function cannot be handed back to the host")
-        return value
+        """Force a WHNF value to normal form as a host value: a list for a list, a
+        values.Data for a data value.  Elements and fields are forced left to right,
+        depth first; a stack of the containers being converted stands in for recursion.
+
+        A list's frame is [None, items so far, the cell whose head was handed out last]
+        (it starts at a dummy cell whose tail is the list); a data value's frame is
+        [the DataValue, fields so far, index of the next field].
+        """
+        stack: list = []
+        while True:
+            if value is NIL or type(value) is Cons:          # open a container ...
+                stack.append([None, [], Cons(None, Thunk.done(value))])
+                self.tick()
+            elif type(value) is DataValue:
+                stack.append([value, [], 0])
+                self.tick()
+            elif type(value) in _FUNCTIONS:
+                raise EvaluationError("a function cannot be handed back to the host")
+            elif not stack:                                  # ... or a plain value is done
+                return value
+            else:
+                stack[-1][1].append(value)
+            while True:       # the next element to force, closing the finished containers
+                frame = stack[-1]
+                holder, out, cursor = frame
+                if holder is None:
+                    cursor = self.force(cursor.tail)
+                    if cursor is not NIL:
+                        frame[2] = cursor
+                        if len(out) & 0xFFF == 0xFFF:
+                            self.tick()
+                        value = self.force(cursor.head)
+                        break
+                    finished = out
+                elif cursor < len(holder.fields):
+                    frame[2] = cursor + 1
+                    value = self.force(holder.fields[cursor])
+                    break
+                else:
+                    finished = Data(holder.con.name, tuple(out))
+                stack.pop()
+                if not stack:
+                    return finished
+                stack[-1][1].append(finished)
 
     def tick(self):
         self.steps += 1
@@ -263,6 +322,20 @@ class _Run:
                     for item in reversed(expr.items):
                         value = Cons(self.delay(item, env), Thunk.done(value))
                     return value
+                if kind is ast.Case:                 # the chosen body in tail position
+                    scrutinee = self.delay(expr.scrutinee, env)
+                    for alt in expr.alts:
+                        bound: dict = {}
+                        if self.match(alt.pattern, scrutinee, bound):
+                            break
+                    else:
+                        raise EvaluationError(
+                            no_match_message(expr.form, expr.line, expr.column),
+                            line=expr.line, column=expr.column)
+                    if bound:
+                        env = ({**env[0], **bound}, env[1])
+                    expr = alt.body
+                    continue
                 if kind is ast.App:
                     result = self.eval_app(expr, env)
                     if type(result) is _Tail:
@@ -311,13 +384,60 @@ class _Run:
                     return result
                 fn = self.eval(result.expr, result.env) if type(result) is _Tail else result
                 args = rest
+            elif type(fn) is Constructor:
+                have = fn.args + args
+                n = fn.con.arity
+                if len(have) < n:
+                    return Constructor(fn.con, have)
+                fn, args = DataValue(fn.con, have[:n]), have[n:]
+                if not args:
+                    return fn
             else:
                 raise EvaluationError(f"cannot apply a non-function value {fn!r}",
                                       line=site.line, column=site.column)
 
+    # -- case ----------------------------------------------------------------------
+
+    def match(self, pattern, thunk: Thunk, bound: dict) -> bool:
+        """Whether the value in ``thunk`` matches ``pattern``, binding its variables in
+        ``bound``.  Left to right, depth first: a literal or constructor pattern forces
+        its value to WHNF, a variable or ``_`` forces nothing (a variable is bound to
+        the thunk itself, so the value stays shared)."""
+        work = [(pattern, thunk)]              # still to match, the next one on top
+        while work:
+            pattern, thunk = work.pop()
+            kind = type(pattern)
+            if kind is ast.PVar:
+                bound[pattern.name] = thunk
+            elif kind is ast.PLit:
+                if not _equal(self, self.force(thunk), pattern.lit.value):
+                    return False
+            elif kind is ast.PCon:
+                value = self.force(thunk)
+                if pattern.con is not None:
+                    if value.con.tag != pattern.con.tag:
+                        return False
+                    fields = value.fields
+                elif pattern.name == "nil":
+                    if value is not NIL:
+                        return False
+                    fields = ()
+                else:                                # cons
+                    if value is NIL:
+                        return False
+                    fields = (value.head, value.tail)
+                work.extend(zip(reversed(pattern.args), reversed(fields)))
+            elif kind is not ast.PWild:
+                raise EvaluationError(f"not a pattern: {pattern!r}")
+        return True
+
     # -- names ---------------------------------------------------------------------
 
     def var_value(self, var: ast.Var, env):
+        if var.con is not None:                     # a data constructor
+            if var.con.arity == 0:
+                return DataValue(var.con, ())
+            return Constructor(var.con)
         local = env[0].get(var.name)
         if local is not None:
             return self.force(local)
@@ -382,22 +502,38 @@ class _Run:
             raise EvaluationError(f"host function {spec.name!r} failed: "
                                   f"{type(exc).__name__}: {exc}",
                                   line=site.line, column=site.column) from exc
-        return _from_host(result, spec.name, site)
+        return self.from_host(result, spec.name, site)
+
+    def from_host(self, value, name: str, site):
+        """A host function's result as a runtime value: a Python list is a list, a
+        values.Data a data value of the constructor of that name."""
+        def fail(why):
+            return EvaluationError(f"host function {name!r} {why}",
+                                   line=site.line, column=site.column)
+        if isinstance(value, (bool, int, float, str)):
+            if type(value) is int and not INT_MIN <= value <= INT_MAX:
+                raise fail("returned an Int out of range")
+            return value
+        if isinstance(value, list):
+            out = NIL
+            for item in reversed(value):
+                out = Cons(Thunk.done(self.from_host(item, name, site)), Thunk.done(out))
+            return out
+        if isinstance(value, Data):
+            con = self.constructors.get(value.constructor)
+            if con is None:
+                raise fail(f"returned an unknown constructor {value.constructor!r}")
+            if len(value.fields) != con.arity:
+                raise fail(f"returned {value.constructor} with {len(value.fields)} "
+                           f"fields; it has {con.arity}")
+            return DataValue(con, tuple(Thunk.done(self.from_host(f, name, site))
+                                        for f in value.fields))
+        if isinstance(value, tuple):
+            raise fail("returned a tuple; a list is a Python list")
+        raise fail(f"returned a {type(value).__name__}, not an exathunk value")
 
 
-def _from_host(value, name, site):
-    if isinstance(value, (bool, int, float, str)):
-        if type(value) is int and not INT_MIN <= value <= INT_MAX:
-            raise EvaluationError(f"host function {name!r} returned an Int out of range",
-                                  line=site.line, column=site.column)
-        return value
-    if isinstance(value, (list, tuple)):
-        out = NIL
-        for item in reversed(value):
-            out = Cons(Thunk.done(_from_host(item, name, site)), Thunk.done(out))
-        return out
-    raise EvaluationError(f"host function {name!r} returned a {type(value).__name__}, "
-                          "not an exathunk value", line=site.line, column=site.column)
+_FUNCTIONS = (Closure, Prim, Constructor)
 
 
 # ---- the built-ins, one small function each ---------------------------------------
@@ -466,17 +602,42 @@ def _abs(run, a, site):
     return _checked(abs(x), site, "abs") if _is_int(x) else abs(x)
 
 
-def _equal(run, x, y) -> bool:
-    """Eq: lists element-wise (stopping at the first difference), else Python ==."""
-    if (x is NIL or type(x) is Cons) and (y is NIL or type(y) is Cons):
-        while True:
-            run.tick()
+def _compare(run, x, y):
+    """Compare two WHNF values of one type: -1, 0 or 1, or None if unordered (a NaN).
+
+    Lists lexicographically (nil first), data by constructor tag and then fields, the
+    rest as Python compares them (Int; Double by IEEE; String by code point; Bool false
+    first).  Left to right, depth first, forcing only up to the first difference; the
+    pairs still to compare wait on a stack (next on top) instead of in Python frames.
+    """
+    pending: list = []
+    while True:
+        run.tick()
+        if x is NIL or type(x) is Cons:
             if x is NIL or y is NIL:
-                return x is y
-            if not _equal(run, run.force(x.head), run.force(y.head)):
-                return False
-            x, y = run.force(x.tail), run.force(y.tail)
-    return x == y    # IEEE for Doubles: nan /= nan, 0.0 = -0.0
+                if x is not y:
+                    return -1 if x is NIL else 1
+            else:
+                pending.append((x.tail, y.tail))
+                pending.append((x.head, y.head))
+        elif type(x) is DataValue:
+            if x.con.tag != y.con.tag:
+                return -1 if x.con.tag < y.con.tag else 1
+            pending.extend(zip(reversed(x.fields), reversed(y.fields)))
+        elif x != y:
+            if x < y:
+                return -1
+            if x > y:
+                return 1
+            return None                              # a NaN: neither equal nor ordered
+        if not pending:
+            return 0
+        a, b = pending.pop()
+        x, y = run.force(a), run.force(b)
+
+
+def _equal(run, x, y) -> bool:
+    return _compare(run, x, y) == 0     # IEEE for Doubles: nan /= nan, 0.0 = -0.0
 
 
 def _eq(run, a, site):
@@ -488,19 +649,23 @@ def _neq(run, a, site):
 
 
 def _lt(run, a, site):
-    return a[0] < a[1]
+    c = _compare(run, a[0], a[1])
+    return c is not None and c < 0
 
 
 def _le(run, a, site):
-    return a[0] <= a[1]
+    c = _compare(run, a[0], a[1])
+    return c is not None and c <= 0
 
 
 def _gt(run, a, site):
-    return a[0] > a[1]
+    c = _compare(run, a[0], a[1])
+    return c is not None and c > 0
 
 
 def _ge(run, a, site):
-    return a[0] >= a[1]
+    c = _compare(run, a[0], a[1])
+    return c is not None and c >= 0
 
 
 def _and(run, a, site):
@@ -573,6 +738,51 @@ def _seq(run, a, site):
     return a[1]
 
 
+def _substring(run, a, site):
+    s, start, end = a
+    start = min(max(start, 0), len(s))
+    end = min(max(end, start), len(s))
+    return s[start:end]
+
+
+def _split(run, a, site):
+    sep, s = a
+    if not sep:
+        raise _fail("split: the separator is empty", site)
+    out = NIL
+    for piece in reversed(s.split(sep)):
+        out = Cons(Thunk.done(piece), Thunk.done(out))
+    return out
+
+
+def _join(run, a, site):
+    sep, xs = a
+    return sep.join(run.to_host(xs))
+
+
+def _chars(run, a, site):
+    out = NIL
+    for ch in reversed(a[0]):
+        out = Cons(Thunk.done(ch), Thunk.done(out))
+    return out
+
+
+def _is_int_text(s: str) -> bool:
+    body = s[1:] if s.startswith("-") else s
+    return (body != "" and all("0" <= c <= "9" for c in body)
+            and INT_MIN <= int(s) <= INT_MAX)
+
+
+def _int_p(run, a, site):
+    return _is_int_text(a[0])
+
+
+def _parse_int(run, a, site):
+    if not _is_int_text(a[0]):
+        raise _fail(f"not an Int: {show_value(a[0])}", site)
+    return int(a[0])
+
+
 _IMPLS: dict[str, Callable] = {
     "+": _add, "-": _sub, "*": _mul, "/": _div, "mod": _mod, "%": _mod,
     "negate": _negate, "abs": _abs,
@@ -582,6 +792,8 @@ _IMPLS: dict[str, Callable] = {
     "len": _len, "concat": _concat, "++": _concat, "show": _show,
     "to-double": _to_double, "truncate": _truncate, "error": _error,
     "cons": _cons, "head": _head, "tail": _tail, "null?": _null, "seq": _seq,
+    "substring": _substring, "split": _split, "join": _join, "chars": _chars,
+    "%int?": _int_p, "%parse-int": _parse_int,
 }
 assert set(_IMPLS) | {"nil", "bottom"} == set(_BUILTIN_SPECS), "every built-in implemented"
 
@@ -607,18 +819,21 @@ def evaluate(checked, library: Library | None = None, max_steps: int | None = No
     steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
     depth = DEFAULT_MAX_DEPTH if max_depth is None else int(max_depth)
     prelude_module = checked_prelude().module
-    run = _Run(library, prelude_module, steps, depth)
+    run = _Run(library, prelude_module, steps, depth,
+               getattr(checked, "constructors", None))
     return _in_big_thread(lambda: run.run(module), depth)
 
 
 def evaluate_module(module: ast.Module, library: Library | None = None,
                     max_steps: int | None = None, max_depth: int | None = None,
-                    prelude: ast.Module | None = None):
-    """Evaluate a bare (possibly hand-built) module; the prelude only if given."""
+                    prelude: ast.Module | None = None, constructors: dict | None = None):
+    """Evaluate a bare (possibly hand-built) module; the prelude only if given.
+    ``constructors`` (name -> types.ConInfo) is needed only by host functions that
+    return data values."""
     from .library import default_library
     steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
     depth = DEFAULT_MAX_DEPTH if max_depth is None else int(max_depth)
-    run = _Run(library or default_library(), prelude, steps, depth)
+    run = _Run(library or default_library(), prelude, steps, depth, constructors)
     return _in_big_thread(lambda: run.run(module), depth)
 
 
