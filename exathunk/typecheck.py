@@ -44,7 +44,7 @@ import difflib
 import threading
 from dataclasses import dataclass
 
-from . import ast
+from . import ast, elaborate
 from .declarations import (BUILTIN_CLASSES, World, check_superclasses, convert,
                            declare_classes, declare_datas, declare_instances, instance_type)
 from .errors import ExathunkError, TypeCheckError, UnknownFunctionError
@@ -346,7 +346,7 @@ class _Checker:
     __slots__ = ("lib", "world", "defines", "locals", "level", "var_types", "track",
                  "globals", "uses", "stack", "local_bindings", "define_bindings",
                  "bindings", "declared", "cases", "counter", "evidence_of", "fields_used",
-                 "instances_used", "defaults_checked")
+                 "instances_used", "defaults_checked", "define_types")
 
     def __init__(self, lib: dict, world: World):
         self.lib = lib
@@ -431,8 +431,14 @@ class _Checker:
         if t is None:
             t = self.defines.get(name)
             if t is None:
-                return self.global_type(node, called)
-            b = self.define_bindings.get(name) if self.track else None
+                if self.globals:
+                    return self.global_type(node, called)
+                t = self.lib.get(name)          # the common case, inline
+                if t is None:
+                    return self.global_type(node, called)
+                b = None
+            else:
+                b = self.define_bindings.get(name) if self.track else None
         else:
             b = self.local_bindings.get(name) if self.track else None
         if t.__class__ is Scheme:
@@ -1139,26 +1145,44 @@ def check_module(module: ast.Module, library: Library | None = None, *,
             instances = declare_instances(module.instances, world, "user")
             check_superclasses(instances, world)
         checker = _Checker(lib, world)
-        with class_env(world.env):
-            define_types = checker.check_defines(module.defines)
-            if declares and (instances or classes):
-                checker.check_methods(instances, classes)
-            checker.level = 0
-            body = module.body
-            body_type = checker.infer(body)
-            if checker.uses and not _prelude:
-                checker.check_library_defaults()
-            result = checker.finish(body_type, body, allow_function)
-            from . import elaborate
-            elaborated = elaborate.elaborate(module, checker)
-            warnings = elaborate.case_warnings(checker.cases) if checker.cases else []
+        if world.classes:
+            with class_env(world.env):
+                result = _check(checker, module, declares and (instances or classes),
+                                allow_function, _prelude)
+        else:
+            result = _check(checker, module, False, allow_function, _prelude)
+        elaborated = elaborate.elaborate(module, checker)
+        warnings = elaborate.case_warnings(checker.cases) if checker.cases else []
     except ExathunkError as err:
         if source is not None:
             err.with_source(source, filename)
         raise
-    used = tuple(sorted(i.key for i in checker.instances_used if i.origin == "library"))
-    return CheckedModule(elaborated, result, show_type(result), define_types, world.cons,
-                         warnings, world, used)
+    used = tuple(sorted(i.key for i in checker.instances_used if i.origin == "library")) \
+        if checker.instances_used else ()
+    return CheckedModule(elaborated, result, show_type(result), checker.define_types,
+                         world.cons, warnings, world, used)
+
+
+def _check(checker, module, methods: bool, allow_function: bool, prelude: bool):
+    """Defines, then the program's instance and default methods, then the body; the
+    result type."""
+    checker.define_types = checker.check_defines(module.defines)
+    if methods:
+        world = checker.world
+        checker.check_methods([world.instances[(d.class_name, _head_of(d, world))]
+                               for d in module.instances],
+                              [world.classes[d.name] for d in module.classes])
+    checker.level = 0
+    body = module.body
+    body_type = checker.infer(body)
+    if checker.uses and not prelude:
+        checker.check_library_defaults()
+    return checker.finish(body_type, body, allow_function)
+
+
+def _head_of(decl, world) -> str:
+    from .declarations import instance_head
+    return instance_head(decl.type, world)[0]
 
 
 # ---- the prelude -------------------------------------------------------------------

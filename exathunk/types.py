@@ -360,7 +360,7 @@ _EMPTY_ENV = ClassEnv()
 
 
 def current_env() -> ClassEnv:
-    return getattr(_check_state, "env", _EMPTY_ENV)
+    return getattr(_check_state, "env", None) or _EMPTY_ENV
 
 
 class class_env:
@@ -774,6 +774,13 @@ def unify(a, b) -> None:
 
 # ---- schemes -------------------------------------------------------------------------
 
+def _dicts_of(vs) -> tuple:
+    for v in vs:
+        if v.preds:
+            return tuple((i, c) for i, v in enumerate(vs) for c in sorted(v.preds))
+    return ()
+
+
 class Scheme:
     """A type with generic variables ``vars`` (each carrying its class constraints).
 
@@ -787,7 +794,7 @@ class Scheme:
     def __init__(self, vars: tuple[TVar, ...], type):
         self.vars = tuple(vars)
         self.type = type
-        self.dicts = tuple((i, c) for i, v in enumerate(self.vars) for c in sorted(v.preds))
+        self.dicts = _dicts_of(self.vars) if vars else ()
         self._deep = type_depth(type) > 200 if vars else False
         self._fast = None
 
