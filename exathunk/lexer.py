@@ -34,6 +34,8 @@ INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 KEYWORDS = {
     "define": "DEFINE", "let": "LET", "lambda": "LAMBDA",
     "if": "IF", "the": "THE", "list": "LIST",
+    "data": "DATA", "case": "CASE", "class": "CLASS", "instance": "INSTANCE",
+    "cond": "COND", "else": "ELSE",
 }
 
 tokens = ("LPAREN", "RPAREN", "INT", "DOUBLE", "STRING", "BOOL", "ID") + tuple(
@@ -315,14 +317,15 @@ def fast_constructor(cls):
     Frozen dataclasses set each field through ``object.__setattr__``; writing the slots
     through their descriptors gives an equal object in about 60% of the time, which
     matters on the parser's hot path (tests check the objects are the same).  Fields
-    left out take their defaults (``Var.inst_type`` is None).
+    left out take their defaults (``Var.inst_type`` and ``Var.con`` are None; a
+    ``Module``'s datas, classes and instances are () unless given).
     """
     fields = dataclasses.fields(cls)
     setters = tuple(getattr(cls, f.name).__set__ for f in fields)
     new = object.__new__
-    if cls is ast.Var:                  # inst_type: a field, not a parameter
-        assert [f.name for f in fields] == ["name", "line", "column", "inst_type"]
-        s0, s1, s2, s3 = setters
+    if cls is ast.Var:                  # inst_type, con: fields, not parameters
+        assert [f.name for f in fields] == ["name", "line", "column", "inst_type", "con"]
+        s0, s1, s2, s3, s4 = setters
 
         def make_var(name, line, column):
             node = new(cls)
@@ -330,8 +333,25 @@ def fast_constructor(cls):
             s1(node, line)
             s2(node, column)
             s3(node, None)
+            s4(node, None)
             return node
         return make_var
+    if cls is ast.Module:               # datas, classes, instances: () unless given
+        assert [f.name for f in fields] == ["defines", "body", "line", "column", "datas",
+                                            "classes", "instances"]
+        s0, s1, s2, s3, s4, s5, s6 = setters
+
+        def make_module(defines, body, line, column, datas=(), classes=(), instances=()):
+            node = new(cls)
+            s0(node, defines)
+            s1(node, body)
+            s2(node, line)
+            s3(node, column)
+            s4(node, datas)
+            s5(node, classes)
+            s6(node, instances)
+            return node
+        return make_module
     if len(fields) == 3:
         s0, s1, s2 = setters
 
@@ -409,14 +429,18 @@ def _classify_piece(piece: str):
 
 
 def scan(source: str):
-    """(kinds, values) of every token of ``source``, or None if it has any error."""
+    """(kinds, values, deepest) of the tokens of ``source``, or None if it has any error.
+
+    ``deepest`` is the deepest parenthesis nesting reached (the parser uses it to skip
+    its depth check of desugared forms).
+    """
     kinds: list[str] = []
     values: list = []
     add_kind = kinds.append
     add_value = values.append
     cache = _PIECE_CACHE
     get = cache.get
-    pos = line_start = depth = 0
+    pos = line_start = depth = deepest = 0
     line = 1
     for piece in _PIECES.findall(source):
         entry = get(piece)
@@ -459,8 +483,10 @@ def scan(source: str):
             add_value(make_var(entry[2], line, pos - line_start + 1))
         elif code == _LP:
             depth += 1
-            if depth > MAX_NESTING:
-                return None
+            if depth > deepest:                      # a new high-water mark: rare
+                if depth > MAX_NESTING:
+                    return None
+                deepest = depth
             add_kind("LPAREN")
             add_value((line, pos - line_start + 1))
         elif code == _RP:
@@ -479,4 +505,4 @@ def scan(source: str):
             add_kind(entry[1])
             add_value(entry[2])
         pos += len(piece)
-    return kinds, values
+    return kinds, values, deepest

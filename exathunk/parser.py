@@ -1,9 +1,11 @@
 """The exathunk parser: a PLY (LALR) grammar from tokens to the AST of ``ast.py``.
 
-``parse(source)`` is the entry point.  The grammar is the ``p_`` rules of ``Grammar``;
-PLY builds its LALR tables once, lazily, under the lexer's build lock, and never writes
-them to disk (importing or using exathunk writes no files).  Grammar strings are attached
-with ``@rule`` rather than written as docstrings, so ``python -OO`` builds the same parser.
+``parse(source)`` is the entry point; ``parse_declaration`` (one ``data`` or ``class``
+form) and ``parse_type`` (one type) serve a library declaring what its host functions
+use.  The grammar is the ``p_`` rules of ``Grammar``; PLY builds its LALR tables once
+per entry point, lazily, under the lexer's build lock, and never writes them to disk
+(importing or using exathunk writes no files).  Grammar strings are attached with
+``@rule`` rather than written as docstrings, so ``python -OO`` builds the same parser.
 
 Two ways run the same tables and the same actions.  The fast path (``_drive``) feeds
 the fast scanner's tokens through a tight loop over PLY's action/goto tables: it keeps
@@ -11,6 +13,12 @@ no state outside its locals, so threads need neither a lock nor a copy.  On any 
 it gives up, and ``parse_with_ply`` (PLY's lexer and LR loop, one copy per thread, as
 PLY keeps its stacks on the parser object) finds the error and describes it: the place
 of the offending token, what was expected there and, inside a special form, its shape.
+
+``cond`` and list patterns are desugared here (to nested ``If``s, to nested ``cons``
+patterns), which makes the tree deeper than the source's parentheses.  So that every
+later stage may still recurse on tree depth, a parse that desugared anything checks the
+tree's depth against ``MAX_NESTING`` (one walk, skipped when the source's own nesting
+plus what desugaring can add stays within it).
 """
 
 from __future__ import annotations
@@ -40,10 +48,17 @@ _TyCon = fast_constructor(ast.TyCon)
 _TyVar = fast_constructor(ast.TyVar)
 _TyList = fast_constructor(ast.TyList)
 _TyFun = fast_constructor(ast.TyFun)
+_TyApp = fast_constructor(ast.TyApp)
+_Case = fast_constructor(ast.Case)
+_Alt = fast_constructor(ast.Alt)
+_PCon = fast_constructor(ast.PCon)
+_PVar = fast_constructor(ast.PVar)
+_PLit = fast_constructor(ast.PLit)
+_PWild = fast_constructor(ast.PWild)
+_Lit = fast_constructor(ast.Lit)
 
-__all__ = ["parse", "parse_expr", "MAX_NESTING", "FORM_SHAPES"]
-
-TYPE_CONSTANTS = frozenset(ast.LIT_TYPES)
+__all__ = ["parse", "parse_expr", "parse_declaration", "parse_type", "MAX_NESTING",
+           "FORM_SHAPES"]
 
 # How each special form is written, quoted in error messages.
 FORM_SHAPES = {
@@ -53,7 +68,31 @@ FORM_SHAPES = {
     "THE": "(the Type expr)",
     "LIST": "(list expr ...)",
     "DEFINE": "(define name expr) or (define (name param ...) body)",
+    "DATA": "(data Name con ...) or (data (Name param ...) con ...), each con being "
+            "Con, (Con type ...) or (Con (field type) ...)",
+    "CASE": "(case expr (pattern expr) ...)",
+    "COND": "(cond (test expr) ... (else expr))",
+    "CLASS": "(class (Name a) member ...) or (class (=> (Super a) ... (Name a)) "
+             "member ...), each member being (method type) or (define ...)",
+    "INSTANCE": "(instance (Class type) (define ...) ...) or "
+                "(instance (=> (Class a) ... (Class type)) (define ...) ...)",
 }
+# The shape of a list pattern (the LIST keyword inside a pattern).
+_LIST_PATTERN_SHAPE = "(list pattern ...)"
+
+# What each top-level-only keyword introduces, for "must come before" messages.
+_TOP_FORMS = {"DEFINE": "a define", "DATA": "a data declaration", "CLASS": "a class",
+              "INSTANCE": "an instance"}
+
+
+def is_upper(name: str) -> bool:
+    """A type, constructor or class name: first character A-Z."""
+    return "A" <= name[0] <= "Z"
+
+
+def is_type_var(name: str) -> bool:
+    """A type variable: a lower-case first letter, and an identifier."""
+    return name[0].islower() and name.isidentifier()
 
 
 def rule(grammar: str, fast: str | None = None):
@@ -80,31 +119,67 @@ class _Stuck(Exception):
         self.token = token
 
 
+class _Depth(threading.local):
+    """How much deeper than its parentheses this thread's current parse made the tree:
+    a ``cond`` of k clauses nests k ifs, a list pattern of n elements n conses.  Only
+    those actions touch it; a parse with ``extra`` still 0 needs no depth check."""
+    extra = 0
+
+
+_depth = _Depth()
+
+
 class Grammar:
-    """The PLY productions.  Methods are stateless: all per-parse state is on the lexer."""
+    """The PLY productions.  Methods are stateless: all per-parse state is on the lexer
+    (and the desugaring depth count, ``_depth``)."""
 
     tokens = tokens
     start = "module"
 
-    @rule("module : defines expr")
-    def p_module(self, p):
-        defines = tuple(p[1])
-        seen = set()
-        for d in defines:
-            if d.name in seen:
-                raise ParseError(f"duplicate definition of '{d.name}'", d.line, d.column)
-            seen.add(d.name)
-        first = defines[0] if defines else p[2]
-        p[0] = _Module(defines, p[2], first.line, first.column)
+    # ---- the program ----------------------------------------------------------------
 
-    @rule("defines : ", fast="empty")
-    def p_defines_none(self, p):
+    @rule("module : decls expr")
+    def p_module(self, p):
+        items = p[1]
+        if not items:
+            body = p[2]
+            p[0] = _Module((), body, body.line, body.column)
+            return
+        defines, datas, classes, instances = [], [], [], []
+        seen = set()
+        for d in items:
+            kind = d.__class__
+            if kind is ast.Define:
+                if d.name in seen:
+                    raise ParseError(f"duplicate definition of '{d.name}'", d.line,
+                                     d.column)
+                seen.add(d.name)
+                defines.append(d)
+            elif kind is ast.DataDecl:
+                datas.append(d)
+            elif kind is ast.ClassDecl:
+                classes.append(d)
+            else:
+                instances.append(d)
+        first = items[0]
+        p[0] = _Module(tuple(defines), p[2], first.line, first.column,
+                       tuple(datas), tuple(classes), tuple(instances))
+
+    @rule("decls : ", fast="empty")
+    def p_decls_none(self, p):
         p[0] = []
 
-    @rule("defines : defines define", fast="append")
-    def p_defines_more(self, p):
+    @rule("""decls : decls define
+                   | decls declaration
+                   | decls instance""", fast="append")
+    def p_decls_more(self, p):
         p[0] = p[1]
         p[0].append(p[2])
+
+    @rule("""declaration : data
+                         | class""", fast="pass")
+    def p_declaration(self, p):
+        p[0] = p[1]
 
     @rule("define : LPAREN DEFINE ID expr RPAREN")
     def p_define_value(self, p):
@@ -124,6 +199,8 @@ class Grammar:
     def p_names_more(self, p):
         p[0] = p[1]
         p[0].append(p[2])
+
+    # ---- expressions ----------------------------------------------------------------
 
     @rule("""expr : INT
                   | DOUBLE
@@ -158,7 +235,7 @@ class Grammar:
         line, col = p[1]
         name = p[3]
         p[0] = _Let((_Binding(name.name, p[4], name.line, name.column),), p[5],
-                       line, col)
+                    line, col)
 
     @rule("bindings : binding")
     def p_bindings_one(self, p):
@@ -183,7 +260,7 @@ class Grammar:
     @rule("expr : LPAREN THE type expr RPAREN")
     def p_expr_the(self, p):
         line, col = p[1]
-        p[0] = _The(p[3], p[4], line, col)
+        p[0] = _The(p[3], p[4], line, col)        # the one place a TyQual may stand
 
     @rule("expr : LPAREN LIST exprs RPAREN")
     def p_expr_list(self, p):
@@ -208,34 +285,299 @@ class Grammar:
         p[0] = p[1]
         p[0].append(p[2])
 
+    # ---- case and patterns ----------------------------------------------------------
+
+    @rule("expr : LPAREN CASE expr alts RPAREN")
+    def p_expr_case(self, p):
+        line, col = p[1]
+        p[0] = _Case(p[3], tuple(p[4]), line, col, "case")
+
+    @rule("alts : ", fast="empty")
+    def p_alts_none(self, p):
+        p[0] = []
+
+    @rule("alts : alts alt", fast="append")
+    def p_alts_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
+
+    @rule("alt : LPAREN pattern expr RPAREN")
+    def p_alt(self, p):
+        line, col = p[1]
+        pattern = p[2]
+        if pattern.__class__ is ast.PCon and pattern.args:
+            _check_pattern_vars(pattern)
+        p[0] = _Alt(pattern, p[3], line, col)
+
+    @rule("pattern : ID")
+    def p_pattern_name(self, p):
+        var = p[1]
+        name = var.name
+        if name == "_":
+            p[0] = _PWild(var.line, var.column)
+        elif name == "nil" or is_upper(name):
+            p[0] = _PCon(name, (), var.line, var.column, None)
+        else:
+            p[0] = _PVar(name, var.line, var.column)
+
+    @rule("""pattern : INT
+                     | DOUBLE
+                     | STRING
+                     | BOOL""")
+    def p_pattern_literal(self, p):
+        lit = p[1]
+        p[0] = _PLit(lit, lit.line, lit.column)
+
+    @rule("pattern : LPAREN ID patterns RPAREN")
+    def p_pattern_constructor(self, p):
+        line, col = p[1]
+        head, args = p[2], p[3]
+        name = head.name
+        if name == "cons":
+            if len(args) != 2:
+                raise ParseError(f"the pattern (cons head tail) takes two patterns, found "
+                                 f"{len(args)}", *_after(args, 2, p[4]))
+        elif name == "nil":
+            if args:
+                raise ParseError("the pattern nil takes no patterns: it is the empty list",
+                                 args[0].line, args[0].column)
+        elif not is_upper(name):
+            raise ParseError(f"'{name}' is not a constructor: a pattern (Con pattern ...) "
+                             "needs a constructor name, which starts with an upper-case "
+                             "letter (or is cons or nil)", head.line, head.column)
+        p[0] = _PCon(name, tuple(args), line, col, None)
+
+    @rule("pattern : LPAREN LIST patterns RPAREN")
+    def p_pattern_list(self, p):
+        items = p[3]
+        line, col = p[4]                 # nil at the closing parenthesis
+        tail = _PCon("nil", (), line, col, None)
+        if items:
+            for i in range(len(items) - 1, 0, -1):
+                item = items[i]
+                tail = _PCon("cons", (item, tail), item.line, item.column, None)
+            line, col = p[1]
+            tail = _PCon("cons", (items[0], tail), line, col, None)
+            if len(items) > 1:
+                _depth.extra += len(items) - 1
+        p[0] = tail
+
+    @rule("patterns : ", fast="empty")
+    def p_patterns_none(self, p):
+        p[0] = []
+
+    @rule("patterns : patterns pattern", fast="append")
+    def p_patterns_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
+
+    # ---- cond -----------------------------------------------------------------------
+
+    @rule("expr : LPAREN COND clauses RPAREN")
+    def p_expr_cond(self, p):
+        line, col = p[1]
+        clauses = p[3]
+        for test, _, cl, cc in clauses[:-1]:
+            if test is None:
+                raise ParseError("(else expr) must be the last clause of a cond", cl, cc)
+        test, result, _, _ = clauses[-1]
+        if test is None:                 # (else e): the innermost else
+            tail = result
+            clauses.pop()
+            extra = len(clauses) - 1
+        else:                            # no else: a case that always fails
+            tail = _Case(_Lit(True, "Bool", line, col), (), line, col, "cond")
+            extra = len(clauses)
+        for i in range(len(clauses) - 1, -1, -1):
+            test, result, cl, cc = clauses[i]
+            if i == 0:
+                cl, cc = line, col       # the whole cond is the outermost if
+            tail = _If(test, result, tail, cl, cc)
+        if extra > 0:
+            _depth.extra += extra
+        p[0] = tail
+
+    @rule("clauses : clause")
+    def p_clauses_one(self, p):
+        p[0] = [p[1]]
+
+    @rule("clauses : clauses clause", fast="append")
+    def p_clauses_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
+
+    @rule("clause : LPAREN expr expr RPAREN")
+    def p_clause(self, p):
+        p[0] = (p[2], p[3]) + p[1]
+
+    @rule("clause : LPAREN ELSE expr RPAREN")
+    def p_clause_else(self, p):
+        p[0] = (None, p[3]) + p[1]
+
+    # ---- data declarations ----------------------------------------------------------
+
+    @rule("data : LPAREN DATA dataname condecls RPAREN")
+    def p_data(self, p):
+        line, col = p[1]
+        name, params = p[3]
+        p[0] = ast.DataDecl(name, params, tuple(p[4]), line, col)
+
+    @rule("dataname : ID")
+    def p_dataname(self, p):
+        var = p[1]
+        _check_upper(var, "a data type's name")
+        p[0] = (var.name, ())
+
+    @rule("dataname : LPAREN ID names RPAREN")
+    def p_dataname_params(self, p):
+        var, params = p[2], p[3]
+        _check_upper(var, "a data type's name")
+        if not params:
+            raise ParseError(f"a data type without parameters is written as a bare name: "
+                             f"(data {var.name} ...), not (data ({var.name}) ...)", *p[1])
+        for param in params:
+            if not is_type_var(param.name):
+                raise ParseError(f"a data type's parameter is a type variable, which "
+                                 f"starts with a lower-case letter: '{param.name}' is not "
+                                 "one", param.line, param.column)
+        p[0] = (var.name, _distinct(params, "parameter"))
+
+    @rule("condecls : condecl")
+    def p_condecls_one(self, p):
+        p[0] = [p[1]]
+
+    @rule("condecls : condecls condecl", fast="append")
+    def p_condecls_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
+
+    @rule("condecl : ID")
+    def p_condecl_bare(self, p):
+        var = p[1]
+        _check_upper(var, "a constructor's name")
+        p[0] = ast.ConDecl(var.name, (), None, var.line, var.column)
+
+    @rule("condecl : LPAREN ID conargs RPAREN")
+    def p_condecl(self, p):
+        line, col = p[1]
+        var, args = p[2], p[3]
+        _check_upper(var, "a constructor's name")
+        if not args or args[0].__class__ is not tuple:
+            for arg in args:
+                if arg.__class__ is tuple:
+                    raise ParseError(_MIXED_FIELDS.format(con=var.name), arg[2], arg[3])
+            p[0] = ast.ConDecl(var.name, tuple(args), None, line, col)
+            return
+        names = []
+        for arg in args:
+            if arg.__class__ is not tuple:
+                raise ParseError(_MIXED_FIELDS.format(con=var.name), arg.line, arg.column)
+            if arg[0] in names:
+                raise ParseError(f"duplicate field name '{arg[0]}' in constructor "
+                                 f"{var.name}", arg[2], arg[3])
+            names.append(arg[0])
+        p[0] = ast.ConDecl(var.name, tuple(arg[1] for arg in args), tuple(names),
+                           line, col)
+
+    @rule("conargs : ", fast="empty")
+    def p_conargs_none(self, p):
+        p[0] = []
+
+    @rule("conargs : conargs conarg", fast="append")
+    def p_conargs_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
+
+    @rule("conarg : ID")
+    def p_conarg_name(self, p):
+        p[0] = _type_name(p[1])
+
+    @rule("conarg : LPAREN ID types RPAREN")
+    def p_conarg_apply(self, p):
+        head, args = p[2], p[3]
+        name = head.name
+        if is_upper(name) or name in ("->", "=>"):
+            if name == "=>":
+                raise ParseError("a field's type cannot have constraints (=> ...): "
+                                 "constraints belong on functions' types", *p[1])
+            p[0] = _apply_type(head, args, p[1], p[4])
+            return
+        if not name[0].islower():
+            raise ParseError(f"'{name}' is not a field name or a type: a field is "
+                             "(name type) with a lower-case name, a type (Name type ...)",
+                             head.line, head.column)
+        if len(args) != 1:
+            raise ParseError(f"a record field is (name type): '{name}' has {len(args)} "
+                             "types", *_after(args, 1, p[4]))
+        # a record field: (name, type, line, column); the constructor checks the rest
+        p[0] = (name, _plain(args[0]), head.line, head.column)
+
+    # ---- classes and instances ------------------------------------------------------
+
+    @rule("class : LPAREN CLASS head members RPAREN")
+    def p_class(self, p):
+        line, col = p[1]
+        context, pred = _split_head(p[3], "class")
+        name, arg = pred.name, pred.type
+        if arg.__class__ is not ast.TyVar:
+            raise ParseError(f"a class has one type variable: (class ({name} a) ...), "
+                             "with a lower-case name", arg.line, arg.column)
+        for sup in context:
+            if sup.type != arg:
+                raise ParseError(f"a superclass constrains the class's own variable: "
+                                 f"({sup.name} {arg.name})", sup.type.line,
+                                 sup.type.column)
+        methods, defaults = [], []
+        for member in p[4]:
+            (defaults if member.__class__ is ast.Define else methods).append(member)
+        p[0] = ast.ClassDecl(name, arg.name, context, tuple(methods), tuple(defaults),
+                             line, col)
+
+    @rule("instance : LPAREN INSTANCE head members RPAREN")
+    def p_instance(self, p):
+        line, col = p[1]
+        context, pred = _split_head(p[3], "instance")
+        defines = p[4]
+        for member in defines:
+            if member.__class__ is not ast.Define:
+                raise ParseError(f"an instance holds only (define ...) forms: the type of "
+                                 f"'{member.name}' comes from the class", member.line,
+                                 member.column)
+        p[0] = ast.InstanceDecl(pred.name, pred.type, context, tuple(defines), line, col)
+
+    @rule("head : LPAREN ID types RPAREN")
+    def p_head(self, p):
+        p[0] = (p[2], p[3], p[1], p[4])     # (name, types, '(' place, ')' place)
+
+    @rule("members : ", fast="empty")
+    def p_members_none(self, p):
+        p[0] = []
+
+    @rule("""members : members method
+                     | members define""", fast="append")
+    def p_members_more(self, p):
+        p[0] = p[1]
+        p[0].append(p[2])
+
+    @rule("method : LPAREN ID type RPAREN")
+    def p_method(self, p):
+        line, col = p[1]
+        var = p[2]
+        if is_upper(var.name):
+            raise ParseError(f"a method's name cannot start with an upper-case letter "
+                             f"(those name constructors and types): '{var.name}'",
+                             var.line, var.column)
+        p[0] = ast.MethodSig(var.name, p[3], line, col)   # a TyQual may stand here
+
+    # ---- types ----------------------------------------------------------------------
+
     @rule("type : ID")
     def p_type_name(self, p):
-        name, line, col = p[1].name, p[1].line, p[1].column
-        if name in TYPE_CONSTANTS:
-            p[0] = _TyCon(name, line, col)
-        elif name[0].islower() and name.isidentifier():
-            p[0] = _TyVar(name, line, col)
-        else:
-            raise ParseError(f"unknown type '{name}': expected Int, Double, Bool, String, "
-                             "a lower-case type variable, (List t) or (-> a b)", line, col)
+        p[0] = _type_name(p[1])
 
     @rule("type : LPAREN ID types RPAREN")
     def p_type_apply(self, p):
-        line, col = p[1]
-        head, args = p[2].name, p[3]
-        if head == "List":
-            if len(args) != 1:
-                raise ParseError(f"(List t) takes exactly one type, found {len(args)}",
-                                 *(p[4] if not args else (args[1].line, args[1].column)))
-            p[0] = _TyList(args[0], line, col)
-        elif head == "->":
-            if len(args) < 2:
-                raise ParseError("a function type (-> a b ...) needs at least a parameter "
-                                 "type and a result type", *p[4])
-            p[0] = _TyFun(tuple(args[:-1]), args[-1], line, col)
-        else:
-            raise ParseError(f"unknown type constructor '{head}': expected List or ->",
-                             p[2].line, p[2].column)
+        p[0] = _apply_type(p[2], p[3], p[1], p[4])
 
     @rule("types : ", fast="empty")
     def p_types_none(self, p):
@@ -250,28 +592,199 @@ class Grammar:
         raise _Stuck(tok)
 
 
-def _distinct(params) -> tuple[str, ...]:
+_MIXED_FIELDS = ("the fields of constructor {con} are either all named, (field type) "
+                 "each, or all unnamed types: not a mix")
+
+
+def _distinct(params, what: str = "parameter") -> tuple[str, ...]:
     """The names of the parameter Vars, rejecting repeats."""
     names = []
     for var in params:
         if var.name in names:
-            raise ParseError(f"duplicate parameter name '{var.name}'", var.line, var.column)
+            raise ParseError(f"duplicate {what} name '{var.name}'", var.line, var.column)
         names.append(var.name)
     return tuple(names)
 
 
+def _after(items, count, close):
+    """Where a form with too many or too few items goes wrong: the first item past
+    ``count``, or its closing parenthesis."""
+    if len(items) > count:
+        return items[count].line, items[count].column
+    return close
+
+
+def _check_upper(var, what: str) -> None:
+    if not is_upper(var.name):
+        raise ParseError(f"{what} starts with an upper-case letter (A-Z): "
+                         f"'{var.name}' does not", var.line, var.column)
+
+
+def _type_name(var):
+    """A bare name in a type: a type (upper-case) or a type variable (lower-case)."""
+    name, line, col = var.name, var.line, var.column
+    if is_upper(name):
+        return _TyCon(name, line, col)
+    if is_type_var(name):
+        return _TyVar(name, line, col)
+    raise ParseError(f"unknown type '{name}': a type is a name starting with an "
+                     "upper-case letter (Int, Double, Bool, String, a data type), a "
+                     "lower-case type variable, (List t), (-> a b) or (Name t ...)",
+                     line, col)
+
+
+def _plain(t):
+    """``t``, which must not be a constrained type (those stand only at the top)."""
+    if t.__class__ is ast.TyQual:
+        raise ParseError("a constrained type (=> ...) may stand only at the top of a "
+                         "(the ...) annotation or of a method's type", t.line, t.column)
+    return t
+
+
+def _apply_type(head, args, open_at, close_at):
+    """``(head arg ...)`` in a type: (List t), (-> a ... r), (=> pred ... t), (Name t ...)."""
+    line, col = open_at
+    name = head.name
+    if name == "List":
+        if len(args) != 1:
+            raise ParseError(f"(List t) takes exactly one type, found {len(args)}",
+                             *_after(args, 1, close_at))
+        return _TyList(_plain(args[0]), line, col)
+    if name == "->":
+        if len(args) < 2:
+            raise ParseError("a function type (-> a b ...) needs at least a parameter "
+                             "type and a result type", *close_at)
+        for arg in args:
+            _plain(arg)
+        return _TyFun(tuple(args[:-1]), args[-1], line, col)
+    if name == "=>":
+        if len(args) < 2:
+            raise ParseError("a constrained type (=> (Class type) ... type) needs at least "
+                             "one constraint and the type", *close_at)
+        context = tuple(_pred(t) for t in args[:-1])
+        return ast.TyQual(context, _plain(args[-1]), line, col)
+    if is_upper(name):
+        if not args:
+            raise ParseError(f"a type without parameters is written without parentheses: "
+                             f"{name}, not ({name})", head.line, head.column)
+        for arg in args:
+            _plain(arg)
+        return _TyApp(name, tuple(args), line, col)
+    raise ParseError(f"unknown type constructor '{name}': an applied type is (List t), "
+                     "(-> a b ...) or (Name t ...) with Name starting with an upper-case "
+                     "letter", head.line, head.column)
+
+
+def _pred(t):
+    """A constraint ``(Class type)``, parsed as the type TyApp(Class, (type,))."""
+    if t.__class__ is not ast.TyApp or len(t.args) != 1:
+        raise ParseError("a constraint is (Class type): a class name and one type",
+                         t.line, t.column)
+    return ast.Pred(t.name, t.args[0], t.line, t.column)
+
+
+def _split_head(head, form: str):
+    """The (context, Pred) of a class or instance head ``(C t)`` or ``(=> pred ... (C t))``."""
+    var, types, open_at, close_at = head
+    if var.name == "=>":
+        if len(types) < 2:
+            raise ParseError(f"(=> (C a) ... ({'Name a' if form == 'class' else 'Class type'}"
+                             f")) needs at least one constraint and the {form}'s head",
+                             *close_at)
+        context = tuple(_pred(t) for t in types[:-1])
+        last = types[-1]
+        if last.__class__ is not ast.TyApp or len(last.args) != 1:
+            raise ParseError(_head_message(form), last.line, last.column)
+        return context, ast.Pred(last.name, last.args[0], last.line, last.column)
+    if not is_upper(var.name):
+        raise ParseError(f"a class name starts with an upper-case letter (A-Z): "
+                         f"'{var.name}' does not", var.line, var.column)
+    if len(types) != 1:
+        raise ParseError(_head_message(form), *_after(types, 1, close_at))
+    line, col = open_at
+    return (), ast.Pred(var.name, _plain(types[0]), line, col)
+
+
+def _head_message(form: str) -> str:
+    if form == "class":
+        return "a class is declared as (Name a): its name and one type variable"
+    return "an instance is for (Class type): a class name and one type"
+
+
+def _check_pattern_vars(pattern) -> None:
+    """A variable may occur only once in one pattern."""
+    seen = set()
+    stack = [pattern]
+    while stack:
+        node = stack.pop()
+        kind = node.__class__
+        if kind is ast.PCon:
+            stack.extend(reversed(node.args))
+        elif kind is ast.PVar:
+            if node.name in seen:
+                raise ParseError(f"the variable '{node.name}' occurs twice in one pattern",
+                                 node.line, node.column)
+            seen.add(node.name)
+
+
+# ---- the depth of desugared trees -------------------------------------------------------
+
+def _children_fields():
+    fields = {}
+    for name in dir(ast):
+        cls = getattr(ast, name)
+        if isinstance(cls, type) and hasattr(cls, "__dataclass_fields__"):
+            fields[cls] = tuple(f for f in cls.__dataclass_fields__
+                                if f not in ("line", "column", "inst_type", "con", "form"))
+    fields[ast.PLit] = ()           # a literal pattern is a leaf (as its source is)
+    return fields
+
+
+_CHILDREN = _children_fields()
+# Under a Module, a source of parenthesis depth d gives nodes at most d + 1 deep.
+_MAX_TREE_DEPTH = MAX_NESTING + 1
+
+
+def _check_depth(root, deepest: int | None = None) -> None:
+    """Raise if desugaring made the tree deeper than nesting allows (see module doc)."""
+    extra = _depth.extra
+    _depth.extra = 0
+    if deepest is not None and deepest + extra <= MAX_NESTING:
+        return
+    children = _CHILDREN
+    stack = [(root, 0 if root.__class__ is ast.Module else 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_TREE_DEPTH:
+            raise ParseError(f"nesting too deep (more than {MAX_NESTING} levels, counting "
+                             "each clause of a cond and each element of a list pattern as "
+                             "one)", node.line, node.column)
+        depth += 1
+        for name in children[node.__class__]:
+            value = getattr(node, name)
+            if value.__class__ is tuple:
+                for item in value:
+                    if item.__class__ in children:
+                        stack.append((item, depth))
+            elif value.__class__ in children:
+                stack.append((value, depth))
+
+
 # ---- building (once, lazily) and parsing ----------------------------------------------
 
-_MASTER = None          # (Lexer, LRParser, fast tables) once built
+# The entry points: each is a start symbol of the one grammar, with its own LALR tables.
+ENTRIES = ("module", "declaration", "type")
+_MASTERS: dict = {}     # start symbol -> (Lexer, LRParser, fast tables) once built
+_MODULE_TABLES = None   # _MASTERS["module"]'s fast tables: the hot path's
 _local = threading.local()
 
 _PASS, _EMPTY, _APPEND, _CALL = 1, 2, 3, 4
 
 
-def build(errorlog=None):
+def build(errorlog=None, start: str = "module"):
     """Build the lexer and the LALR tables (no files written); returns (Lexer, LRParser)."""
     lexer = Lexer().build()
-    parser = yacc.yacc(module=Grammar(), start="module", debug=False, write_tables=False,
+    parser = yacc.yacc(module=Grammar(), start=start, debug=False, write_tables=False,
                        tabmodule="exathunk._parsetab_never_written",
                        errorlog=errorlog if errorlog is not None else yacc.NullLogger())
     return lexer, parser
@@ -303,29 +816,38 @@ def _fast_tables(parser):
     return action, goto, prods
 
 
-def _master():
-    global _MASTER
-    if _MASTER is None:
+def _master(entry: str = "module"):
+    global _MODULE_TABLES
+    master = _MASTERS.get(entry)
+    if master is None:
         with BUILD_LOCK:
-            if _MASTER is None:
-                lexer, parser = build()
-                _MASTER = (lexer, parser, _fast_tables(parser))
-    return _MASTER
+            master = _MASTERS.get(entry)
+            if master is None:
+                lexer, parser = build(start=entry)
+                master = (lexer, parser, _fast_tables(parser))
+                _MASTERS[entry] = master
+                if entry == "module":
+                    _MODULE_TABLES = master[2]
+    return master
 
 
-def _thread_state():
-    """This thread's own (PLY lexer, LRParser): PLY keeps parse stacks on both."""
+def _thread_state(entry: str = "module"):
+    """This thread's own (PLY lexer, LRParser) for ``entry``: PLY keeps parse stacks on
+    both."""
     try:
-        return _local.state
+        states = _local.states
     except AttributeError:
-        lexer, parser, _ = _master()
-        state = (lexer.lexer.clone(), copy.copy(parser))
-        _local.state = state
-        return state
+        states = _local.states = {}
+    state = states.get(entry)
+    if state is None:
+        lexer, parser, _ = _master(entry)
+        state = states[entry] = (lexer.lexer.clone(), copy.copy(parser))
+    return state
 
 
 def parse(source: str, filename: str | None = None) -> ast.Module:
-    """Parse a whole program: zero or more defines, then exactly one expression.
+    """Parse a whole program: zero or more top-level forms (define, data, class,
+    instance, in any order), then exactly one expression.
 
     The fast path (one-regex scanner, table-driven loop over PLY's LALR tables, the
     same p_ actions) handles every well-formed program; on any error the PLY lexer and
@@ -333,21 +855,43 @@ def parse(source: str, filename: str | None = None) -> ast.Module:
     """
     if len(source) >= _BIG_SOURCE:
         with _collector_paused():
-            module = _parse_fast(source, filename)
+            module = _parse_fast(source, filename, _MODULE_TABLES or _master()[2])
     else:
-        module = _parse_fast(source, filename)
+        module = _parse_fast(source, filename, _MODULE_TABLES or _master()[2])
     if module is not None:
         return module
-    return parse_with_ply(source, filename)
+    return _parse_ply(source, filename, "module")
 
 
-def _parse_fast(source, filename):
+def parse_declaration(source: str, filename: str | None = None):
+    """Parse exactly one ``(data ...)`` or ``(class ...)`` form: a DataDecl or ClassDecl."""
+    tree = _parse_fast(source, filename, _master("declaration")[2])
+    if tree is None:
+        tree = _parse_ply(source, filename, "declaration")
+    return tree
+
+
+def parse_type(source: str, filename: str | None = None) -> ast.TypeExpr:
+    """Parse exactly one type: ``String``, ``(List a)``, ``(Opt a)``, ``(-> a b)``; at the
+    top, ``(=> (Class a) ... type)`` too."""
+    tree = _parse_fast(source, filename, _master("type")[2])
+    if tree is None:
+        tree = _parse_ply(source, filename, "type")
+    return tree
+
+
+def _parse_fast(source, filename, tables):
     scanned = scan(source)
     if scanned is None:
         return None
+    kinds, values, deepest = scanned
     try:
-        return _drive(scanned[0], scanned[1], (_MASTER or _master())[2])
+        tree = _drive(kinds, values, tables)
+        if _depth.extra and tree is not None:
+            _check_depth(tree, deepest)
+        return tree
     except ParseError as err:
+        _depth.extra = 0
         raise err.with_source(source, filename) from None
 
 
@@ -431,25 +975,38 @@ def _drive(kinds, values, tables):
 def parse_with_ply(source: str, filename: str | None = None) -> ast.Module:
     """Parse with PLY's own lexer and LR loop: the reference path, and the one that
     describes errors."""
-    lexer, parser = _thread_state()
+    return _parse_ply(source, filename, "module")
+
+
+def _parse_ply(source: str, filename: str | None, entry: str):
+    lexer, parser = _thread_state(entry)
     start(lexer, source)
+    _depth.extra = 0
     try:
-        return parser.parse(lexer=lexer)
+        tree = parser.parse(lexer=lexer)
+        if _depth.extra:
+            _check_depth(tree)
+        return tree
     except _Stuck as stuck:
-        err = _syntax_error(stuck.token, parser, lexer, source)
+        err = _syntax_error(stuck.token, parser, lexer, source, entry)
     except ParseError as e:
         err = e
+    _depth.extra = 0
     err.with_source(source, filename)
     raise err from None
 
 
 def parse_expr(source: str) -> ast.Expr:
-    """Parse source that must be a single expression (no defines)."""
+    """Parse source that must be a single expression (no top-level forms)."""
     module = parse(source)
-    if module.defines:
-        d = module.defines[0]
-        raise ParseError("expected a single expression, found a define", d.line, d.column,
-                         source)
+    forms = [(d, "a define") for d in module.defines[:1]] + \
+        [(d, "a data declaration") for d in module.datas[:1]] + \
+        [(d, "a class") for d in module.classes[:1]] + \
+        [(d, "an instance") for d in module.instances[:1]]
+    if forms:
+        form, what = min(forms, key=lambda f: (f[0].line, f[0].column))
+        raise ParseError(f"expected a single expression, found {what}", form.line,
+                         form.column, source)
     return module.body
 
 
@@ -478,13 +1035,15 @@ def _describe_token(tok) -> str:
     return _TOKEN_WORDS.get(kind, kind)
 
 
-def _describe_expected(kinds) -> str:
+def _describe_expected(kinds, start_word: str = "an expression") -> str:
+    """``start_word`` names what the tokens that start an expression start here (an
+    expression, or a pattern, which starts with the same tokens)."""
     kinds = set(kinds)
     words = []
     if EXPR_START <= kinds:
         kinds -= EXPR_START
         kinds -= set(KEYWORDS.values())
-        words.append("an expression")
+        words.append(start_word)
     for kind in ("ID", "LPAREN", "RPAREN", "INT", "DOUBLE", "STRING", "BOOL", "$end"):
         if kind in kinds:
             words.append(_TOKEN_WORDS[kind])
@@ -495,7 +1054,13 @@ def _describe_expected(kinds) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-_CLIMB_AFTER = frozenset({"LAMBDA", "DEFINE", "LET", "THE", "bindings", "types"})
+# A '(' right after one of these is part of the enclosing special form (a parameter
+# list, a binding, a type, a constructor, a pattern, a clause, a member), not an
+# expression of its own; so is a '(' right after "( X" for X in _CLIMB_AFTER_PAREN.
+_CLIMB_AFTER = frozenset({"LAMBDA", "DEFINE", "LET", "THE", "bindings", "types",
+                          "DATA", "dataname", "condecls", "conargs", "alts", "patterns",
+                          "COND", "clauses", "CLASS", "INSTANCE", "members"})
+_CLIMB_AFTER_PAREN = frozenset({"LET", "alts"})
 
 
 def _unclosed(symstack, i):
@@ -514,20 +1079,26 @@ def _unclosed(symstack, i):
 
 
 def _open_form(symstack):
-    """The innermost unclosed '(' and the special form keyword it is part of, if any.
+    """The innermost unclosed '(' and the shape of the special form it is part of (or
+    None).
 
-    A parameter list, a binding list or a type inside a special form counts as part
-    of that form; an expression inside it does not.
+    A parameter list, a binding list, a type, a constructor, a pattern or a clause
+    inside a special form counts as part of that form; an expression inside it does
+    not.  A (list ...) inside a pattern is a list pattern.
     """
     i = _unclosed(symstack, len(symstack) - 1)
     paren = symstack[i] if i else None
     while i:
         after = symstack[i + 1].type if i + 1 < len(symstack) else None
-        if after in FORM_SHAPES:
-            return paren, after
         before = symstack[i - 1].type
-        if not (before in _CLIMB_AFTER or (before == "LPAREN" and i >= 2
-                                           and symstack[i - 2].type == "LET")
+        before_paren = symstack[i - 2].type if i >= 2 and before == "LPAREN" else None
+        if after in FORM_SHAPES:
+            if after != "LIST":
+                return paren, FORM_SHAPES[after]
+            if before == "patterns" or before_paren == "alts":
+                return paren, _LIST_PATTERN_SHAPE
+            return paren, FORM_SHAPES[after]
+        if not (before in _CLIMB_AFTER or before_paren in _CLIMB_AFTER_PAREN
                 or (before == "ID" and i >= 2 and symstack[i - 2].type == "LPAREN")):
             break
         i = _unclosed(symstack, i - 1)
@@ -559,7 +1130,26 @@ def _acceptable_next(parser) -> set[str]:
     return acceptable
 
 
-def _syntax_error(tok, parser, lexer, source) -> ParseError:
+def _wants_pattern(parser) -> bool:
+    """Whether the tokens that start an expression would start a pattern here (they
+    are the same tokens): the state that would shift an integer expects a pattern."""
+    action, goto, productions = parser.action, parser.goto, parser.productions
+    states = list(parser.statestack)
+    for _ in range(len(states) + len(productions) + 10):
+        t = action[states[-1]].get("INT")
+        if t is None:
+            return False
+        if t >= 0:
+            wants = goto.get(states[-1], {})
+            return "pattern" in wants and "expr" not in wants
+        prod = productions[-t]
+        if prod.len:
+            del states[-prod.len:]
+        states.append(goto[states[-1]][prod.name])
+    return False
+
+
+def _syntax_error(tok, parser, lexer, source, entry: str = "module") -> ParseError:
     expected = _acceptable_next(parser)
     symstack = parser.symstack
     found = _describe_token(tok)
@@ -567,31 +1157,45 @@ def _syntax_error(tok, parser, lexer, source) -> ParseError:
         line, col = eof_position(source)
     else:
         line, col = tok.lineno, tok.column
+    paren, shape = _open_form(symstack)
+    kind = tok.type if tok is not None else None
 
-    if tok is not None and tok.type == "DEFINE":
-        return ParseError("'define' is only allowed at the top level, before the result "
-                          "expression", line, col)
-    if expected == {"$end"} and tok is not None:
+    if entry != "module":
+        what = "one type" if entry == "type" else "one (data ...) or (class ...) declaration"
+        if expected == {"$end"} and tok is not None:
+            return ParseError(f"expected {what}, but more follows it", line, col)
+        if tok is None and len(symstack) <= 1:
+            return ParseError(f"empty input: expected {what}", line, col)
+    elif kind in _TOP_FORMS and ("IF" in expected or "ID" not in expected) \
+            and not (kind == "DEFINE" and shape in (FORM_SHAPES["CLASS"],
+                                                    FORM_SHAPES["INSTANCE"])):
+        # a form's keyword where another form could start (not where a name must be)
+        where = ", or inside a class or an instance" if kind == "DEFINE" else ""
+        return ParseError(f"'{tok.value}' is only allowed at the top level, before the "
+                          f"result expression{where}", line, col)
+    elif expected == {"$end"} and tok is not None:
         nxt = _peek(lexer)
-        if nxt is not None and nxt.type == "DEFINE":
-            return ParseError("a define must come before the result expression "
-                              "(a program is defines followed by one expression)",
-                              line, col)
+        if nxt is not None and nxt.type in _TOP_FORMS:
+            return ParseError(f"{_TOP_FORMS[nxt.type]} must come before the result "
+                              "expression (a program is its defines, data types, classes "
+                              "and instances, then one expression)", line, col)
         return ParseError("a program has exactly one result expression, but another "
                           "expression follows it", line, col)
-    if tok is None and lexer.depth == 0:
+    elif tok is None and lexer.depth == 0:
         if len(symstack) <= 2 and not getattr(symstack[-1], "value", None):
             return ParseError("empty program: expected an expression", line, col)
-        return ParseError("expected the result expression after the defines, found end "
-                          "of input", line, col)
+        return ParseError("expected the result expression after the defines and "
+                          "declarations, found end of input", line, col)
 
-    if tok is not None and tok.type in KEYWORDS.values() and "ID" in expected:
+    if kind == "ELSE":
+        message = "'else' may only begin the last clause of a cond, as (else expr)"
+    elif kind in KEYWORDS.values() and "ID" in expected:
         message = f"'{tok.value}' is a reserved word and cannot be used as a name"
     else:
-        message = f"expected {_describe_expected(expected)}, found {found}"
-    paren, keyword = _open_form(symstack)
-    if keyword in FORM_SHAPES:
-        message += f" (the form is {FORM_SHAPES[keyword]})"
+        start_word = "a pattern" if _wants_pattern(parser) else "an expression"
+        message = f"expected {_describe_expected(expected, start_word)}, found {found}"
+    if shape is not None:
+        message += f" (the form is {shape})"
     if tok is None and paren is not None:
         message += (f"; the '(' at line {paren.lineno}, column {paren.column} "
                     "is never closed")

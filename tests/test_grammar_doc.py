@@ -135,3 +135,31 @@ def test_whole_quoted_alternatives_lex_as_their_kind(kind):
     for alt in quoted:
         toks = tokenize(alt[0][1:-1] if kind != "RPAREN" else "()")
         assert toks[-1].type == kind, (kind, alt)
+
+
+def test_every_form_keyword_has_a_shape_for_errors():
+    """A malformed form's error quotes its shape: every keyword that starts a form has
+    one (else only begins a cond's clause, which the cond's shape shows)."""
+    from exathunk.parser import FORM_SHAPES
+    assert set(FORM_SHAPES) == set(KEYWORDS.values()) - {"ELSE"}
+    for kind, shape in FORM_SHAPES.items():
+        word = next(w for w, k in KEYWORDS.items() if k == kind)
+        assert shape.startswith(f"({word}"), shape
+
+
+def test_every_entry_point_builds_without_conflicts():
+    from exathunk.parser import ENTRIES
+
+    class Recorder:
+        def __init__(self):
+            self.messages = []
+
+        def warning(self, msg, *args, **kwargs):
+            self.messages.append(msg % args)
+
+        error = critical = info = debug = warning
+
+    for entry in ENTRIES:
+        log = Recorder()
+        build(errorlog=log, start=entry)
+        assert not [m for m in log.messages if "conflict" in m], (entry, log.messages)

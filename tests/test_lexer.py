@@ -22,7 +22,7 @@ def fast_tokens(source):
     if scanned is None:
         return None
     out = []
-    for kind, value in zip(*scanned):
+    for kind, value in zip(scanned[0], scanned[1]):
         if isinstance(value, (ast.Lit, ast.Var)):
             out.append((kind, plain(value), value.line, value.column))
         elif isinstance(value, tuple):
@@ -123,6 +123,18 @@ LITERALS = [
     ("if", "IF", "if"),
     ("the", "THE", "the"),
     ("list", "LIST", "list"),
+    ("data", "DATA", "data"),
+    ("case", "CASE", "case"),
+    ("class", "CLASS", "class"),
+    ("instance", "INSTANCE", "instance"),
+    ("cond", "COND", "cond"),
+    ("else", "ELSE", "else"),
+    ("=>", "ID", "=>"),
+    ("Opt", "ID", "Opt"),
+    ("_", "ID", "_"),
+    ("datas", "ID", "datas"),
+    ("else?", "ID", "else?"),
+    ("Case", "ID", "Case"),
 ]
 
 
@@ -212,6 +224,14 @@ def test_nesting_at_the_limit_is_fine():
     assert fast_tokens(source) is not None
 
 
+@pytest.mark.parametrize("source,deepest", [
+    ("", 0), ("x", 0), ("()", 1), ("(()) (((a)))", 3), ("(f (g (h)) (i))", 3),
+    ("(" * MAX_NESTING + ")" * MAX_NESTING, MAX_NESTING),
+])
+def test_the_fast_scanner_reports_the_deepest_nesting(source, deepest):
+    assert scan(source)[2] == deepest
+
+
 def test_error_renders_the_line_with_a_caret():
     with pytest.raises(ParseError) as info:
         tokenize('(f 1)\n(g "bad \\q")')
@@ -225,7 +245,8 @@ def test_error_renders_the_line_with_a_caret():
 
 FRAGMENTS = ["(", ")", " ", "\n", "\t", ";c\n", "x", "-", "->", "1", "-7", "2.", "1e3",
              "1e+2", ".5", "inf", "-inf", "nan", "true", "I64:", "DOUBLE:", "BOOL:",
-             "STRING:", "define", "let", "\"", "\\", "\\n", "\\u{41}", "\\q", "#", "a",
+             "STRING:", "define", "let", "data", "case", "class", "instance", "cond",
+             "else", "=>", "Opt", "_", "\"", "\\", "\\n", "\\u{41}", "\\q", "#", "a",
              "9999999999999999999", ":", "é", "\u00a0", "\r"]
 
 

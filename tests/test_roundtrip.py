@@ -1,5 +1,7 @@
 """Round trips: to_source(tree) parses back to an equal tree (hypothesis over generated
-trees), typed literals read back as their plain literals, and to_source's exact text."""
+trees: expressions with cases and nested patterns, types with data types and constraints,
+data declarations, classes, instances, whole modules), typed literals read back as their
+plain literals, and to_source's exact text."""
 
 import math
 import sys
@@ -7,10 +9,12 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from exathunk.ast import (App, Binding, Define, If, Lambda, Let, ListLit, Lit, Module,
-                          The, TyCon, TyFun, TyList, TyVar, Var)
+from exathunk.ast import (Alt, App, Binding, Case, ClassDecl, ConDecl, DataDecl, Define, If,
+                          InstanceDecl, Lambda, Let, ListLit, Lit, MethodSig, Module, PCon,
+                          PLit, PVar, PWild, Pred, The, TyApp, TyCon, TyFun, TyList, TyQual,
+                          TyVar, Var)
 from exathunk.lexer import KEYWORDS, classify_atom
-from exathunk.parser import parse, parse_with_ply
+from exathunk.parser import parse, parse_declaration, parse_type, parse_with_ply
 from exathunk.pretty import to_source
 from exathunk.values import show_double
 
@@ -41,13 +45,58 @@ escapes = st.lists(st.sampled_from(['"', "\\", "\n", "\t", "\r", "\x00", "\x7f",
 bools = st.booleans().map(lambda b: Lit(b, "Bool"))
 atoms = st.one_of(ints, doubles, strings, escapes, bools, names.map(Var))
 
+# Type, constructor and class names: an upper-case first letter ("List" is the list type).
+upper_names = st.from_regex(r"[A-Z][A-Za-z0-9_?-]{0,4}", fullmatch=True).filter(
+    lambda name: name != "List")
+# Field names: a lower-case first letter, then any word characters.
+field_names = names.filter(lambda name: name[0].islower())
+
 type_exprs = st.recursive(
     st.one_of(st.sampled_from(["Int", "Double", "Bool", "String"]).map(TyCon),
+              upper_names.map(TyCon),
               type_vars.map(TyVar)),
     lambda inner: st.one_of(
         inner.map(TyList),
-        st.builds(TyFun, st.lists(inner, min_size=1, max_size=3).map(tuple), inner)),
+        st.builds(TyFun, st.lists(inner, min_size=1, max_size=3).map(tuple), inner),
+        st.builds(TyApp, upper_names, st.lists(inner, min_size=1, max_size=3).map(tuple))),
     max_leaves=6)
+preds = st.builds(Pred, upper_names, type_exprs)
+# A constrained type stands only at the top of an annotation or a method's type.
+top_types = st.one_of(
+    type_exprs,
+    st.builds(TyQual, st.lists(preds, min_size=1, max_size=3).map(tuple), type_exprs))
+
+
+def pattern_vars(pattern):
+    if isinstance(pattern, PVar):
+        return [pattern.name]
+    if isinstance(pattern, PCon):
+        return [v for arg in pattern.args for v in pattern_vars(arg)]
+    return []
+
+
+def distinct_vars(pattern):
+    found = pattern_vars(pattern)
+    return len(found) == len(set(found))
+
+
+def list_pattern(items):
+    tail = PCon("nil", ())
+    for item in reversed(items):
+        tail = PCon("cons", (item, tail))
+    return tail
+
+
+literals = st.one_of(ints, doubles, strings, bools)
+patterns = st.recursive(
+    st.one_of(st.just(PWild()), names.filter(lambda n: n != "_").map(PVar),
+              literals.map(PLit), upper_names.map(lambda n: PCon(n, ())),
+              st.just(PCon("nil", ()))),
+    lambda inner: st.one_of(
+        st.builds(PCon, upper_names, st.lists(inner, min_size=1, max_size=3).map(tuple)),
+        st.builds(lambda h, t: PCon("cons", (h, t)), inner, inner),
+        st.lists(inner, max_size=4).map(list_pattern)),
+    max_leaves=8).filter(distinct_vars)
 
 
 def unique(elements, min_size, max_size):
@@ -62,8 +111,10 @@ def compound(inner):
             lambda ns: st.tuples(*[inner.map(lambda e, n=n: Binding(n, e)) for n in ns])),
             inner),
         st.builds(Lambda, unique(names, 1, 3), inner),
-        st.builds(The, type_exprs, inner),
+        st.builds(The, top_types, inner),
         st.builds(ListLit, st.lists(inner, max_size=4).map(tuple)),
+        st.builds(Case, inner, st.lists(st.builds(Alt, patterns, inner),
+                                        max_size=3).map(tuple)),
     )
 
 
@@ -71,13 +122,39 @@ exprs = st.recursive(atoms, compound, max_leaves=25)
 
 defines = st.builds(Define, names,
                     st.one_of(st.none(), unique(names, 0, 3)), exprs)
+
+
+def constructors():
+    """A constructor: bare, positional, or a record (at least one named field)."""
+    return st.one_of(
+        st.builds(ConDecl, upper_names, st.lists(type_exprs, max_size=3).map(tuple),
+                  st.none()),
+        unique(field_names, 1, 3).flatmap(lambda fs: st.builds(
+            ConDecl, upper_names, st.tuples(*[type_exprs for _ in fs]), st.just(fs))))
+
+
+datas = st.builds(DataDecl, upper_names, unique(type_vars, 0, 3),
+                  st.lists(constructors(), min_size=1, max_size=4).map(tuple))
+small_defines = st.builds(Define, names, st.one_of(st.none(), unique(names, 0, 2)),
+                          st.recursive(atoms, compound, max_leaves=6))
+classes = type_vars.flatmap(lambda a: st.builds(
+    ClassDecl, upper_names, st.just(a),
+    st.lists(upper_names.map(lambda c: Pred(c, TyVar(a))), max_size=2).map(tuple),
+    st.lists(st.builds(MethodSig, names, top_types), max_size=3).map(tuple),
+    st.lists(small_defines, max_size=2).map(tuple)))
+instances = st.builds(InstanceDecl, upper_names, type_exprs,
+                      st.lists(preds, max_size=2).map(tuple),
+                      st.lists(small_defines, max_size=3).map(tuple))
 modules = st.builds(
     Module,
     st.lists(defines, max_size=4, unique_by=lambda d: d.name).map(tuple),
-    exprs)
+    exprs,
+    datas=st.lists(datas, max_size=2).map(tuple),
+    classes=st.lists(classes, max_size=1).map(tuple),
+    instances=st.lists(instances, max_size=1).map(tuple))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(modules)
 def test_module_round_trips(module):
     text = to_source(module)
@@ -92,9 +169,25 @@ def test_expression_round_trips(expr):
 
 
 @settings(max_examples=100, deadline=None)
-@given(type_exprs)
+@given(top_types)
 def test_type_round_trips(t):
     assert parse(f"(the {to_source(t)} x)").body.type == t
+    assert parse_type(to_source(t)) == t
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(datas, classes))
+def test_declaration_round_trips(decl):
+    assert parse_declaration(to_source(decl)) == decl
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.builds(Case, exprs, st.lists(st.builds(Alt, patterns, exprs), min_size=1,
+                                       max_size=4).map(tuple)))
+def test_case_round_trips(case):
+    text = to_source(case)
+    assert parse(text).body == case
+    assert parse_with_ply(text).body == case
 
 
 def typed_forms():
@@ -151,7 +244,50 @@ PRINTED = [
      "(define n 1)\n(define m n)\nm"),
     (TyCon("String"), "String"),
     (TyVar("elem"), "elem"),
+    (TyApp("Opt", (TyList(TyVar("a")), TyCon("Tree"))), "(Opt (List a) Tree)"),
+    (TyQual((Pred("Show", TyVar("a")), Pred("Eq", TyVar("b"))),
+            TyFun((TyVar("a"),), TyVar("b"))), "(=> (Show a) (Eq b) (-> a b))"),
+    (Case(Var("e"), (Alt(PCon("Yes", (PVar("x"),)), Var("x")), Alt(PCon("No", ()), Lit(0, "Int")),
+                     Alt(PWild(), Lit(1, "Int")))),
+     "(case e ((Yes x) x) (No 0) (_ 1))"),
+    (Case(Var("xs"), ()), "(case xs)"),
+    (PCon("cons", (PVar("h"), PCon("cons", (PLit(Lit(-3, "Int")), PCon("nil", ()))))),
+     "(list h -3)"),
+    (PCon("cons", (PVar("h"), PVar("t"))), "(cons h t)"),
+    (PCon("cons", (PVar("h"), PCon("cons", (PVar("i"), PVar("t"))))), "(cons h (cons i t))"),
+    (PCon("nil", ()), "nil"),
+    (PLit(Lit("s", "String")), '"s"'),
+    (DataDecl("Opt", ("a",), (ConDecl("No", (), None), ConDecl("Yes", (TyVar("a"),), None))),
+     "(data (Opt a) No (Yes a))"),
+    (DataDecl("Point", (), (ConDecl("Pt", (TyCon("Double"), TyCon("Double")), ("px", "py")),)),
+     "(data Point (Pt (px Double) (py Double)))"),
+    (ClassDecl("Keyed", "a", (Pred("Eq", TyVar("a")),),
+               (MethodSig("key", TyFun((TyVar("a"),), TyCon("Int"))),),
+               (Define("key", ("x",), Lit(0, "Int")),)),
+     "(class (=> (Eq a) (Keyed a)) (key (-> a Int)) (define (key x) 0))"),
+    (ClassDecl("Size", "a", (), (), ()), "(class (Size a))"),
+    (InstanceDecl("Size", TyList(TyVar("a")), (Pred("Size", TyVar("a")),),
+                  (Define("size", ("xs",), Lit(0, "Int")),)),
+     "(instance (=> (Size a) (Size (List a))) (define (size xs) 0))"),
+    (InstanceDecl("Size", TyCon("String"), (), ()), "(instance (Size String))"),
+    (Module((Define("n", None, Lit(1, "Int")),), Var("n"),
+            datas=(DataDecl("T", (), (ConDecl("A", (), None),)),),
+            classes=(ClassDecl("C", "a", (), (), ()),),
+            instances=(InstanceDecl("C", TyCon("T"), (), ()),)),
+     "(data T A)\n(class (C a))\n(instance (C T))\n(define n 1)\nn"),
 ]
+
+
+def test_a_cond_prints_as_its_ifs():
+    tree = parse("(cond (a 1) (b 2))").body
+    assert to_source(tree) == "(if a 1 (if b 2 (case true)))"
+    assert parse(to_source(tree)).body == tree
+
+
+def test_a_long_list_pattern_prints_flat():
+    items = " ".join(f"x{i}" for i in range(200))
+    tree = parse(f"(case v ((list {items}) 0))")
+    assert to_source(tree) == f"(case v ((list {items}) 0))"
 
 
 @pytest.mark.parametrize("node,text", PRINTED)
