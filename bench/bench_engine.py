@@ -20,7 +20,7 @@ from exathunk.values import show_value
 
 from conftest import ENGINE_LIMITS, at_depth, reference_run, run_c
 
-NAMES = ["fib", "tak", "pipeline", "sharing", "stream"]
+NAMES = ["fib", "tak", "pipeline", "sharing", "stream", "tree"]
 
 
 @pytest.mark.parametrize("name", NAMES)

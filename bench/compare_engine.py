@@ -26,7 +26,7 @@ import exathunk  # noqa: E402
 from exathunk.values import show_value  # noqa: E402
 
 from conftest import (ENGINE_LIMITS, at_depth, best_start_depth, py_fib,  # noqa: E402
-                      py_tak, reference_run, run_c, workloads)
+                      py_tak, py_tree, reference_run, run_c, workloads)
 
 
 def time_per_run(fn, min_seconds: float = 0.05) -> float:
@@ -74,6 +74,8 @@ def main(argv=None) -> int:
         depths["fib"] = best_start_depth(py_fib, (25,), rounds=1)
     if any(w.name == "tak" for w in chosen):
         depths["tak"] = best_start_depth(py_tak, (18, 12, 6), rounds=1)
+    if any(w.name == "tree" for w in chosen):
+        depths["tree"] = best_start_depth(py_tree, (), rounds=1)
     print(f"python {sys.version.split()[0]}; CPython start depths: {depths}")
     print(f"{'workload':<10} {'A':<16} {'A median':>13}  {'B':<26} {'B median':>13}  "
           f"{'n':>3}  {'A/B med':>9}  range")

@@ -1,7 +1,9 @@
 """Shared pieces of the engine benchmarks (bench_engine.py and compare_engine.py).
 
-The five workloads of issue 3 (fib 25, tak 18 12 6, the lazy pipeline, the
-sharing-heavy lazy list, the 10,000,000-element stream), each as: the exathunk program
+The workloads: the five of issue 3 (fib 25, tak 18 12 6, the lazy pipeline, the
+sharing-heavy lazy list, the 10,000,000-element stream) and issue 8's tree (20,000
+insertions into a binary search tree of a data type, then a sum; in CPython, a class
+with __slots__), each as: the exathunk program
 (read from grammar/cases/bench_*.xt, with its expected value), the same computation in
 plain CPython, a scaled-down program for the slow reference interpreter, and for fib
 and tak the gcc -O2 C program (bench/c/*.c, built into bench/.build/ on first use).
@@ -79,6 +81,36 @@ def _py_iterate(f, x):
 
 def py_stream(n=10_000_000):
     return sum(itertools.islice(_py_iterate(lambda x: x + 1, 0), n))
+
+
+class PyNode:
+    """The tree workload's node, as a CPython programmer writes it."""
+    __slots__ = ("left", "value", "right")
+
+    def __init__(self, left, value, right):
+        self.left, self.value, self.right = left, value, right
+
+
+def _py_insert(x, t):
+    if t is None:
+        return PyNode(None, x, None)
+    if x < t.value:
+        return PyNode(_py_insert(x, t.left), t.value, t.right)
+    if x > t.value:
+        return PyNode(t.left, t.value, _py_insert(x, t.right))
+    return t
+
+
+def _py_total(t):
+    return 0 if t is None else _py_total(t.left) + t.value + _py_total(t.right)
+
+
+def py_tree(n=20_000, seed=42):
+    t = None
+    for _ in range(n):
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        t = _py_insert(seed % 1000000, t)
+    return _py_total(t)
 
 
 def at_depth(depth: int, fn: Callable, *args):
@@ -165,12 +197,18 @@ def stream_source(n):
     return f"(sum (take {n} (iterate (lambda (x) (+ x 1)) 0)))"
 
 
+def tree_source(n):
+    source, _ = load_bench_case("tree")
+    return source.replace("(build 20000 42 Leaf)", f"(build {n} 42 Leaf)")
+
+
 def workloads() -> list[Workload]:
     fib_src, fib_exp = load_bench_case("fib25")
     tak_src, tak_exp = load_bench_case("tak")
     pipe_src, pipe_exp = load_bench_case("pipeline")
     share_src, share_exp = load_bench_case("sharing")
     stream_src, stream_exp = load_bench_case("stream")
+    tree_src, tree_exp = load_bench_case("tree")
     return [
         Workload("fib", fib_src, fib_exp, lambda: py_fib(25), True,
                  _program("(fib 20)", FIB_DEF), py_fib(20),
@@ -188,6 +226,8 @@ def workloads() -> list[Workload]:
         Workload("stream", stream_src, stream_exp, py_stream, False,
                  stream_source(20_000), py_stream(20_000),
                  "20,000 elements (500x fewer)"),
+        Workload("tree", tree_src, tree_exp, py_tree, True,
+                 tree_source(2_000), py_tree(2_000), "2,000 insertions (10x fewer)"),
     ]
 
 
@@ -200,7 +240,8 @@ def all_workloads() -> dict[str, Workload]:
 def start_depths() -> dict[str, int]:
     """The best CPython start depth per recursive workload, found once per session."""
     return {"fib": best_start_depth(py_fib, (25,), rounds=1),
-            "tak": best_start_depth(py_tak, (18, 12, 6), rounds=1)}
+            "tak": best_start_depth(py_tak, (18, 12, 6), rounds=1),
+            "tree": best_start_depth(py_tree, (), rounds=1)}
 
 
 def reference_run(source: str):
