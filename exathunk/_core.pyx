@@ -1,14 +1,21 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The graph-reduction engine: runs a verified Program in C memory, call-by-need.
 
-Values are 16-byte tagged cells (Int, Double and Bool unboxed); heap objects (thunks,
-black holes, indirections, cons cells, partial applications, strings) live in a
-copying (Cheney) heap.  The engine keeps its own value stack and control stack of
-frames (code, update, over-application, stop, and the native frames that force to
-normal form, compare lists and call host functions), so program depth never becomes C
-recursion.  A thunk is black-holed on entry and overwritten with an indirection to its
-value on return; the collector short-circuits indirections.  Pure code runs without
-the GIL; it is taken only around host calls, showing Doubles and building results.
+Values are 16-byte tagged cells (Int, Double, Bool and nullary constructors unboxed);
+heap objects (thunks, black holes, indirections, cons cells, partial applications,
+strings, constructors with fields) live in a copying (Cheney) heap.  The engine keeps
+its own value stack and control stack of frames (code, update, over-application, stop,
+and the native frames that force to normal form, compare structures and call host
+functions), so program depth never becomes C recursion.  A thunk is black-holed on
+entry and overwritten with an indirection to its value on return; the collector
+short-circuits indirections.  Pure code runs without the GIL; it is taken only around
+host calls, showing Doubles, %parse-int's error message and building results.
+
+Data values: a nullary constructor is the immediate K_CON (its constructor index), a
+constructor with fields a T_DATA object (fn = constructor index, n = arity, the fields
+lazy).  The image keeps each constructor's arity, tag (its position in its type, which
+Ord compares first) and name.  Comparisons of lists and data run in the F_EQ frame
+(pairs on the value stack, the next on top), stopping at the first difference.
 """
 
 from libc.stdlib cimport malloc, free, realloc
@@ -44,6 +51,7 @@ cdef enum:
     K_UNSET = 6
     K_CLOSE = 7      # render markers (never in the heap)
     K_SPACE = 8
+    K_CON = 9        # a nullary constructor: u.i is its constructor index
 
 cdef enum:
     T_THUNK = 1
@@ -53,6 +61,7 @@ cdef enum:
     T_PAP = 5
     T_STR = 6
     T_FWD = 7
+    T_DATA = 8       # a constructor with fields: fn = constructor index, n = arity
 
 cdef enum:
     F_CODE = 0
@@ -60,7 +69,7 @@ cdef enum:
     F_APPLY = 2
     F_STOP = 3
     F_NF = 4
-    F_EQ = 5
+    F_EQ = 5         # compare pairs of values (EQ NEQ LT LE GT GE: fn is the opcode)
     F_HOST = 6
 
 cdef enum:
@@ -83,6 +92,7 @@ cdef enum:
 cdef enum:
     NF_VALUE = 0
     NF_SHOW = 1
+    NF_JOIN = 2      # the separator at base, the list at base + 1
 
 cdef struct Obj:
     uint32_t tag
@@ -151,6 +161,10 @@ cdef struct Machine:
     int failed
     int32_t err_fn       # the code running when the run failed (for the line table)
     int64_t err_pc
+    int32_t ncons
+    int32_t* con_arity   # per constructor index: its number of fields
+    int32_t* con_tag     # its position within its data type (Ord compares it first)
+    Obj** con_names      # its name as a static string (for show)
 
 DEF_OBJ = 16
 
@@ -203,6 +217,42 @@ cdef inline bint is_str(Val v) noexcept nogil:
 
 cdef inline bint is_cons(Val v) noexcept nogil:
     return v.k == K_PTR and v.u.p.tag == T_CONS
+
+cdef inline bint is_data(Val v) noexcept nogil:
+    return v.k == K_PTR and v.u.p.tag == T_DATA
+
+cdef inline int64_t con_of(Val v) noexcept nogil:
+    """The constructor index of a data value in WHNF, or -1."""
+    if v.k == K_CON:
+        return v.u.i
+    if v.k == K_PTR and v.u.p.tag == T_DATA:
+        return v.u.p.fn
+    return -1
+
+cdef inline bint cmp_holds(int op, int c) noexcept nogil:
+    """Whether comparison op holds for the outcome c (-1, 0, 1, or 3 unordered)."""
+    if op == OP_EQ:
+        return c == 0
+    if op == OP_NEQ:
+        return c != 0
+    if op == OP_LT:
+        return c == -1
+    if op == OP_LE:
+        return c == -1 or c == 0
+    if op == OP_GT:
+        return c == 1
+    return c == 1 or c == 0
+
+
+cdef inline int dbl_cmp(double x, double y) noexcept nogil:
+    """-1, 0, 1, or 3 when unordered (a NaN)."""
+    if x < y:
+        return -1
+    if x > y:
+        return 1
+    if x == y:
+        return 0
+    return 3
 
 
 cdef int fail(Machine* m, int code, const char* msg) noexcept nogil:
@@ -446,6 +496,12 @@ cdef void buf_show_str(Buf* b, Obj* o) noexcept nogil:
     buf_put(b, 34)
 
 
+cdef void buf_name(Buf* b, Obj* o) noexcept nogil:
+    cdef uint32_t i
+    for i in range(o.n):
+        buf_put(b, CHARS(o)[i])
+
+
 cdef void buf_show_double(Buf* b, double d) noexcept nogil:
     with gil:
         text = _show_double(d)
@@ -455,7 +511,7 @@ cdef void buf_show_double(Buf* b, double d) noexcept nogil:
 
 cdef int render(Machine* m, Val root, Buf* b) noexcept nogil:
     """Show a value in normal form into b (iterative over nested lists)."""
-    cdef int64_t cap = 64, n = 0, cnt, i
+    cdef int64_t cap = 64, n = 0, cnt, i, j
     cdef Val* work = <Val*>malloc(cap * sizeof(Val))
     cdef Val* grown
     cdef Val v, cur
@@ -482,6 +538,28 @@ cdef int render(Machine* m, Val root, Buf* b) noexcept nogil:
             buf_ascii(b, "(list)")
         elif is_str(v):
             buf_show_str(b, v.u.p)
+        elif v.k == K_CON:
+            buf_name(b, m.con_names[v.u.i])
+        elif is_data(v):
+            buf_put(b, 40)
+            buf_name(b, m.con_names[v.u.p.fn])
+            cnt = v.u.p.n
+            if n + 2 * cnt + 1 > cap:
+                cap = n + 2 * cnt + 64
+                grown = <Val*>realloc(work, cap * sizeof(Val))
+                if grown == NULL:
+                    free(work)
+                    return fail(m, E_HEAP, "out of memory while showing a value")
+                work = grown
+            work[n].k = K_CLOSE
+            n += 1
+            i = n + 2 * cnt
+            for j in range(cnt):
+                i -= 1
+                work[i].k = K_SPACE
+                i -= 1
+                work[i] = FLD(v.u.p)[j]
+            n += 2 * cnt
         elif is_cons(v):
             buf_ascii(b, "(list")
             cnt = 0
@@ -531,6 +609,270 @@ cdef int push_text(Machine* m, Buf* b) noexcept nogil:
     m.S[m.sp] = mk_ptr(o)
     m.sp += 1
     return 0
+
+
+# ---- string built-ins -----------------------------------------------------------------
+
+cdef enum:
+    CONS_BYTES = 48      # sizeof(Obj) + 2 fields
+
+
+cdef inline Obj* put_cons(char* at, Val head, Val tail) noexcept nogil:
+    cdef Obj* c = <Obj*>at
+    c.tag = T_CONS
+    c.n = 2
+    c.fn = 0
+    c.pad = 0
+    FLD(c)[0] = head
+    FLD(c)[1] = tail
+    return c
+
+
+cdef inline Obj* put_str(char* at, uint32_t* chars, size_t n) noexcept nogil:
+    cdef Obj* o = <Obj*>at
+    o.tag = T_STR
+    o.n = <uint32_t>n
+    o.fn = 0
+    o.pad = 0
+    if n:
+        memcpy(CHARS(o), chars, n * 4)
+    return o
+
+
+cdef char* alloc_block(Machine* m, size_t total) noexcept nogil:
+    """Room for several objects at once (filled in before the next allocation)."""
+    if total > m.max_heap:
+        fail(m, E_HEAP, "the heap limit (max_heap) was exceeded")
+        return NULL
+    return <char*>alloc(m, total)
+
+
+cdef int split_string(Machine* m, int64_t top) noexcept nogil:
+    """S[top-2] = separator (non-empty), S[top-1] = string: S[top-2] becomes the list of
+    pieces between the leftmost non-overlapping occurrences (Python's str.split)."""
+    cdef Obj* sep = m.S[top - 2].u.p
+    cdef Obj* s = m.S[top - 1].u.p
+    cdef uint32_t plen = sep.n, slen = s.n, q = 0, kk, i, ch
+    cdef uint32_t* pat = CHARS(sep)
+    cdef uint32_t* txt = CHARS(s)
+    cdef uint32_t* back = NULL
+    cdef uint32_t* pos = NULL
+    cdef uint32_t* grown
+    cdef int64_t npos = 0, cap = 0, j
+    cdef size_t total, start, end
+    cdef char* blk
+    cdef Obj* piece
+    cdef Val cur
+    if plen <= slen:
+        if plen > 1:
+            back = <uint32_t*>malloc(plen * 4)
+            if back == NULL:
+                return fail(m, E_HEAP, "out of memory")
+            back[0] = 0
+            kk = 0
+            for i in range(1, plen):
+                while kk > 0 and pat[i] != pat[kk]:
+                    kk = back[kk - 1]
+                if pat[i] == pat[kk]:
+                    kk += 1
+                back[i] = kk
+        for i in range(slen):
+            ch = txt[i]
+            while q > 0 and pat[q] != ch:
+                q = back[q - 1]
+            if pat[q] == ch:
+                q += 1
+                if q == plen:
+                    if npos >= cap:
+                        cap = cap * 2 + 16
+                        grown = <uint32_t*>realloc(pos, cap * 4)
+                        if grown == NULL:
+                            free(pos)
+                            free(back)
+                            return fail(m, E_HEAP, "out of memory")
+                        pos = grown
+                    pos[npos] = i + 1 - plen
+                    npos += 1
+                    q = 0
+        free(back)
+    total = <size_t>(npos + 1) * CONS_BYTES
+    for j in range(npos + 1):
+        start = 0 if j == 0 else pos[j - 1] + plen
+        end = pos[j] if j < npos else slen
+        total += str_bytes(end - start)
+    blk = alloc_block(m, total)
+    if blk == NULL:
+        free(pos)
+        return -1
+    txt = CHARS(m.S[top - 1].u.p)        # the collector may have moved it
+    cur.k = K_NIL
+    cur.u.i = 0
+    j = npos
+    while j >= 0:
+        start = 0 if j == 0 else pos[j - 1] + plen
+        end = pos[j] if j < npos else slen
+        piece = put_str(blk, txt + start, end - start)
+        blk += str_bytes(end - start)
+        cur = mk_ptr(put_cons(blk, mk_ptr(piece), cur))
+        blk += CONS_BYTES
+        j -= 1
+    free(pos)
+    m.S[top - 2] = cur
+    return 0
+
+
+cdef int chars_list(Machine* m, int64_t top) noexcept nogil:
+    """S[top-1] = string: it becomes the list of its one-code-point strings."""
+    cdef size_t n = m.S[top - 1].u.p.n, i
+    cdef size_t one = str_bytes(1)
+    cdef char* blk
+    cdef uint32_t* txt
+    cdef Obj* piece
+    cdef Val cur
+    cur.k = K_NIL
+    cur.u.i = 0
+    if n:
+        blk = alloc_block(m, n * (one + CONS_BYTES))
+        if blk == NULL:
+            return -1
+        txt = CHARS(m.S[top - 1].u.p)
+        i = n
+        while i > 0:
+            i -= 1
+            piece = put_str(blk, txt + i, 1)
+            blk += one
+            cur = mk_ptr(put_cons(blk, mk_ptr(piece), cur))
+            blk += CONS_BYTES
+    m.S[top - 1] = cur
+    return 0
+
+
+cdef int parse_int_text(Obj* s, int64_t* out) noexcept nogil:
+    """1 when s is -?[0-9]+ within 64 bits (the value in out), else 0."""
+    cdef uint32_t* c = CHARS(s)
+    cdef uint32_t n = s.n, i = 0
+    cdef int64_t acc = 0
+    cdef bint neg = False
+    if n > 0 and c[0] == 45:
+        neg = True
+        i = 1
+    if i >= n:
+        return 0
+    while i < n:
+        if c[i] < 48 or c[i] > 57:
+            return 0
+        # accumulate negatively, so that INT64_MIN fits
+        if xt_mul(acc, 10, &acc) or xt_sub(acc, <int64_t>(c[i] - 48), &acc):
+            return 0
+        i += 1
+    if not neg:
+        if acc == INT64_MIN_V:
+            return 0
+        acc = -acc
+    out[0] = acc
+    return 1
+
+
+cdef int substring_op(Machine* m, int64_t top) noexcept nogil:
+    """S[top-3] string, S[top-2] start, S[top-1] end (checked): S[top-3] becomes the
+    code points [start, end), both clamped to the string."""
+    cdef int64_t k = m.S[top - 3].u.p.n
+    cdef int64_t x = m.S[top - 2].u.i
+    cdef int64_t y = m.S[top - 1].u.i
+    cdef Obj* o
+    x = 0 if x < 0 else (k if x > k else x)
+    y = x if y < x else (k if y > k else y)
+    if x == 0 and y == k:
+        return 0
+    m.sp = top - 2
+    o = alloc_str(m, <size_t>(y - x))
+    if o == NULL:
+        return -1
+    if y > x:
+        memcpy(CHARS(o), CHARS(m.S[top - 3].u.p) + x, (y - x) * 4)
+    m.S[top - 3] = mk_ptr(o)
+    return 0
+
+
+cdef int compare_shallow(Machine* m, Val v, Val w) noexcept nogil:
+    """The outcome of comparing two lists or data values when one look decides it
+    (-1, 0, 1), 4 when their fields must be compared in a frame, or -2 (error set)."""
+    cdef int64_t x, y
+    if (v.k == K_NIL or is_cons(v)) and (w.k == K_NIL or is_cons(w)):
+        if v.k == K_NIL or w.k == K_NIL:
+            return 0 if v.k == w.k else (-1 if v.k == K_NIL else 1)      # nil < cons
+        return 4
+    x = con_of(v)
+    y = con_of(w)
+    if x < 0 or y < 0:
+        fail(m, E_EVAL, "malformed program: comparison of unlike values")
+        return -2
+    if x != y:
+        return -1 if m.con_tag[x] < m.con_tag[y] else 1                # tags first
+    if v.k == K_CON and w.k == K_CON:
+        return 0
+    return 4
+
+
+# Cold operations are called through these pointers, so that the C compiler does not
+# inline them into the interpreter's loop (which would slow the hot instructions).
+ctypedef int (*top_op)(Machine*, int64_t) noexcept nogil
+ctypedef int (*obj_op)(Machine*, Obj*) noexcept nogil
+ctypedef int (*cmp_op)(Machine*, Val, Val) noexcept nogil
+cdef top_op p_substring = NULL, p_split = NULL, p_chars = NULL
+cdef obj_op p_not_an_int = NULL
+cdef cmp_op p_compare_shallow = NULL
+
+
+cdef int not_an_int(Machine* m, Obj* s) noexcept nogil:
+    """%parse-int's error: not an Int: "s" (the string shown)."""
+    with gil:
+        text = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, CHARS(s), s.n)
+        (<Run>m.run).error_message = "not an Int: " + _show_string(text)
+    return fail(m, E_EVAL, "error")
+
+
+cdef int join_strings(Machine* m, int64_t base) noexcept nogil:
+    """The NF_JOIN frame's end: S[base] the separator, S[base+1] the list in normal
+    form; the joined string becomes the frame's result."""
+    cdef Val sep = resolve(m.S[base])
+    cdef Val cur = resolve(m.S[base + 1])
+    cdef Val e
+    cdef size_t total = 0, count = 0, at = 0
+    cdef Obj* o
+    if not is_str(sep):
+        return fail(m, E_EVAL, "malformed program: join with a non-String separator")
+    while is_cons(cur):
+        e = resolve(FLD(cur.u.p)[0])
+        if not is_str(e):
+            return fail(m, E_EVAL, "malformed program: join of a non-String")
+        total += e.u.p.n
+        count += 1
+        cur = resolve(FLD(cur.u.p)[1])
+    if cur.k != K_NIL:
+        return fail(m, E_EVAL, "malformed program: join of a non-list")
+    if count > 1:
+        total += <size_t>sep.u.p.n * (count - 1)
+    o = alloc_str(m, total)
+    if o == NULL:
+        return -1
+    sep = resolve(m.S[base])              # the collector may have moved them
+    cur = resolve(m.S[base + 1])
+    count = 0
+    while is_cons(cur):
+        if count and sep.u.p.n:
+            memcpy(CHARS(o) + at, CHARS(sep.u.p), sep.u.p.n * 4)
+            at += sep.u.p.n
+        count += 1
+        e = resolve(FLD(cur.u.p)[0])
+        if e.u.p.n:
+            memcpy(CHARS(o) + at, CHARS(e.u.p), e.u.p.n * 4)
+            at += e.u.p.n
+        cur = resolve(FLD(cur.u.p)[1])
+    m.result = mk_ptr(o)
+    m.sp = base
+    m.fp -= 1
+    return 2
 
 
 # ---- the interpreter ------------------------------------------------------------------
@@ -864,6 +1206,8 @@ cdef int interp(Machine* m) noexcept nogil:
                             c = 3
                     elif is_str(v) and is_str(w):
                         c = str_cmp(v.u.p, w.u.p)
+                    elif v.k == K_BOOL and w.k == K_BOOL:
+                        c = <int>(v.u.i - w.u.i)
                     else:
                         fail(m, E_EVAL, "malformed program: comparison of unlike values")
                         mode = M_FAIL
@@ -1011,58 +1355,39 @@ cdef int interp(Machine* m) noexcept nogil:
                     v = S[sp - 2]
                     w = S[sp - 1]
                     pc += 1
-                    c = 2       # 2 = not decided here
+                    c = 2       # -1, 0, 1; 3 unordered (NaN); 4 = compare in a native frame
                     if v.k == K_INT and w.k == K_INT:
                         c = -1 if v.u.i < w.u.i else (1 if v.u.i > w.u.i else 0)
                     elif v.k == K_DBL and w.k == K_DBL:
-                        if v.u.d < w.u.d:
-                            c = -1
-                        elif v.u.d > w.u.d:
-                            c = 1
-                        elif v.u.d == w.u.d:
-                            c = 0
-                        else:
-                            c = 3          # unordered (NaN): every comparison false, /= true
-                    elif v.k == K_BOOL and w.k == K_BOOL and (op == OP_EQ or op == OP_NEQ):
-                        c = 0 if v.u.i == w.u.i else 1
+                        c = dbl_cmp(v.u.d, w.u.d)   # NaN: every comparison false, /= true
+                    elif v.k == K_BOOL and w.k == K_BOOL:
+                        c = <int>(v.u.i - w.u.i)
                     elif is_str(v) and is_str(w):
                         c = str_cmp(v.u.p, w.u.p)
-                    elif (op == OP_EQ or op == OP_NEQ) and (v.k == K_NIL or is_cons(v)) and (w.k == K_NIL or is_cons(w)):
-                        if v.k == K_NIL or w.k == K_NIL:
-                            c = 0 if v.k == w.k else 1
-                        else:
-                            # lists: compare element by element in a native frame
-                            if fp + 2 >= m.fcap:
-                                m.fp = fp
-                                if grow_frames(m) < 0:
-                                    mode = M_FAIL
-                                    break
-                                F = m.F
-                            F[fp].pc = pc
-                            fp += 1
-                            F[fp].kind = F_EQ
-                            F[fp].fn = 1 if op == OP_NEQ else 0
-                            F[fp].pc = 0
-                            F[fp].base = sp - 2
-                            mode = M_NATIVE
-                            break
                     else:
-                        fail(m, E_EVAL, "malformed program: comparison of unlike values")
-                        mode = M_FAIL
+                        # lists and data
+                        c = p_compare_shallow(m, v, w)
+                        if c == -2:
+                            mode = M_FAIL
+                            break
+                    if c == 4:
+                        # lists or data: compare field by field in a native frame
+                        if fp + 2 >= m.fcap:
+                            m.fp = fp
+                            if grow_frames(m) < 0:
+                                mode = M_FAIL
+                                break
+                            F = m.F
+                        F[fp].pc = pc
+                        fp += 1
+                        F[fp].kind = F_EQ
+                        F[fp].fn = op
+                        F[fp].pc = 0
+                        F[fp].base = sp - 2
+                        mode = M_NATIVE
                         break
                     sp -= 1
-                    if op == OP_EQ:
-                        S[sp - 1] = mk_bool(c == 0)
-                    elif op == OP_NEQ:
-                        S[sp - 1] = mk_bool(c != 0)
-                    elif op == OP_LT:
-                        S[sp - 1] = mk_bool(c == -1)
-                    elif op == OP_LE:
-                        S[sp - 1] = mk_bool(c == -1 or c == 0)
-                    elif op == OP_GT:
-                        S[sp - 1] = mk_bool(c == 1)
-                    else:
-                        S[sp - 1] = mk_bool(c == 1 or c == 0)
+                    S[sp - 1] = mk_bool(cmp_holds(op, c))
                 elif op == OP_NOT:
                     v = S[sp - 1]
                     pc += 1
@@ -1108,7 +1433,7 @@ cdef int interp(Machine* m) noexcept nogil:
                 elif op == OP_SHOW:
                     pc += 1
                     v = S[sp - 1]
-                    if v.k == K_NIL or is_cons(v):
+                    if v.k == K_NIL or is_cons(v) or is_data(v):
                         if fp + 2 >= m.fcap:
                             m.fp = fp
                             if grow_frames(m) < 0:
@@ -1196,6 +1521,127 @@ cdef int interp(Machine* m) noexcept nogil:
                         S[sp - 1] = mk_bool(False)
                     else:
                         fail(m, E_EVAL, "malformed program: null? of a non-list")
+                        mode = M_FAIL
+                        break
+                elif op == OP_MKCON:
+                    f = code[pc + 1]
+                    n = code[pc + 2]
+                    if f < 0 or f >= m.ncons or n != m.con_arity[f]:
+                        fail(m, E_EVAL, "malformed program: MKCON of a bad constructor")
+                        mode = M_FAIL
+                        break
+                    pc += 3
+                    if n == 0:
+                        S[sp].k = K_CON
+                        S[sp].u.i = f
+                        sp += 1
+                    else:
+                        m.sp = sp
+                        o = alloc_fields(m, T_DATA, f, n)
+                        if o == NULL:
+                            mode = M_FAIL
+                            break
+                        sp -= n
+                        memcpy(FLD(o), &S[sp], n * sizeof(Val))
+                        S[sp] = mk_ptr(o)
+                        sp += 1
+                elif op == OP_BR_NCON:
+                    k = base + code[pc + 1]
+                    v = S[k]
+                    if v.k == K_PTR:
+                        v = resolve(v)
+                        S[k] = v
+                    x = con_of(v)
+                    if x < 0:
+                        fail(m, E_EVAL, "malformed program: BR_NCON of a value that is not data")
+                        mode = M_FAIL
+                        break
+                    if x == code[pc + 2]:
+                        pc += 4
+                    else:
+                        pc = code[pc + 3]
+                elif op == OP_FIELD:
+                    v = resolve(S[sp - 1])
+                    k = code[pc + 1]
+                    if not is_data(v) or k < 0 or k >= v.u.p.n:
+                        fail(m, E_EVAL, "malformed program: FIELD of a value without that field")
+                        mode = M_FAIL
+                        break
+                    S[sp - 1] = FLD(v.u.p)[k]
+                    pc += 2
+                elif op == OP_SUBSTRING:
+                    pc += 1
+                    if not is_str(S[sp - 3]) or S[sp - 2].k != K_INT or S[sp - 1].k != K_INT:
+                        fail(m, E_EVAL, "malformed program: substring of non-String or non-Int")
+                        mode = M_FAIL
+                        break
+                    m.sp = sp
+                    if p_substring(m, sp) < 0:
+                        mode = M_FAIL
+                        break
+                    sp -= 2
+                elif op == OP_SPLIT:
+                    pc += 1
+                    if not is_str(S[sp - 2]) or not is_str(S[sp - 1]):
+                        fail(m, E_EVAL, "malformed program: split of non-Strings")
+                        mode = M_FAIL
+                        break
+                    if S[sp - 2].u.p.n == 0:
+                        fail(m, E_EVAL, "split: the separator is empty")
+                        mode = M_FAIL
+                        break
+                    m.sp = sp
+                    if p_split(m, sp) < 0:
+                        mode = M_FAIL
+                        break
+                    sp -= 1
+                elif op == OP_CHARS:
+                    pc += 1
+                    if not is_str(S[sp - 1]):
+                        fail(m, E_EVAL, "malformed program: chars of a non-String")
+                        mode = M_FAIL
+                        break
+                    m.sp = sp
+                    if p_chars(m, sp) < 0:
+                        mode = M_FAIL
+                        break
+                elif op == OP_JOIN:
+                    pc += 1
+                    v = S[sp - 1]
+                    if not is_str(S[sp - 2]) or not (v.k == K_NIL or is_cons(v)):
+                        fail(m, E_EVAL, "malformed program: join of a non-String or non-list")
+                        mode = M_FAIL
+                        break
+                    # force the list to normal form in a native frame, then join
+                    if fp + 2 >= m.fcap:
+                        m.fp = fp
+                        if grow_frames(m) < 0:
+                            mode = M_FAIL
+                            break
+                        F = m.F
+                    F[fp].pc = pc
+                    fp += 1
+                    F[fp].kind = F_NF
+                    F[fp].fn = NF_JOIN
+                    F[fp].pc = 0
+                    F[fp].base = sp - 2
+                    mode = M_NATIVE
+                    break
+                elif op == OP_INTP or op == OP_PARSEINT:
+                    pc += 1
+                    v = S[sp - 1]
+                    if not is_str(v):
+                        fail(m, E_EVAL, "malformed program: %int?/%parse-int of a non-String")
+                        mode = M_FAIL
+                        break
+                    c = parse_int_text(v.u.p, &r)
+                    if op == OP_INTP:
+                        S[sp - 1] = mk_bool(c)
+                    elif c:
+                        S[sp - 1] = mk_int(r)
+                    else:
+                        m.sp = sp
+                        p_not_an_int(m, v.u.p)
                         mode = M_FAIL
                         break
                 else:
@@ -1423,22 +1869,26 @@ cdef int native_step(Machine* m) noexcept nogil:
     """Advance the native frame on top: 1 = enter the thunk at the stack top,
     2 = finished (value in m.result, frame popped), -1 = error."""
     cdef Frame* fr = &m.F[m.fp]
-    cdef int64_t base = fr.base
+    cdef int64_t base = fr.base, bottom, ca, cb
     cdef Val v, a, w
     cdef Val* S
+    cdef Obj* o
+    cdef Obj* o2
     cdef int c
     cdef Buf buf
     cdef int32_t h, i, n
     if fr.kind == F_NF:
+        # the root is at S[bottom - 1] (for NF_JOIN the separator lies below it)
+        bottom = base + 2 if fr.fn == NF_JOIN else base + 1
         if fr.pc == 0:
-            # the root is at S[base]; start the work list with it
+            # start the work list with the root
             if grow_stack(m, m.sp + 8) < 0:
                 return -1
-            m.S[m.sp] = m.S[base]
+            m.S[m.sp] = m.S[bottom - 1]
             m.sp += 1
             fr.pc = 1
         S = m.S
-        while m.sp > base + 1:
+        while m.sp > bottom:
             v = resolve(S[m.sp - 1])
             S[m.sp - 1] = v
             if v.k == K_PTR:
@@ -1458,7 +1908,25 @@ cdef int native_step(Machine* m) noexcept nogil:
                     S[m.sp] = FLD(v.u.p)[0]
                     m.sp += 1
                     continue
+                if v.u.p.tag == T_DATA:
+                    # fields in order: field 0 on top, the last in this slot
+                    m.steps += 1
+                    if m.steps > m.max_steps:
+                        return fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                    n = <int32_t>v.u.p.n
+                    if m.sp + n + 4 > m.scap:
+                        if grow_stack(m, m.sp + n + 4) < 0:
+                            return -1
+                        S = m.S
+                    o = v.u.p
+                    S[m.sp - 1] = FLD(o)[n - 1]
+                    for i in range(n - 1):
+                        S[m.sp + i] = FLD(o)[n - 2 - i]
+                    m.sp += n - 1
+                    continue
             m.sp -= 1
+        if fr.fn == NF_JOIN:
+            return join_strings(m, base)
         v = resolve(S[base])
         if fr.fn == NF_SHOW:
             buf.data = NULL
@@ -1478,7 +1946,9 @@ cdef int native_step(Machine* m) noexcept nogil:
         m.fp -= 1
         return 2
     if fr.kind == F_EQ:
-        # pairs (a, b) from base; fr.pc: 0 working, 2/3 awaiting a/b (value on top)
+        # pairs (a, b) from base, the next to compare on top; fr.pc: 0 working, 2/3
+        # awaiting a/b (value on top); fr.fn: the comparison (OP_EQ .. OP_GE).  Stops
+        # at the first pair that differs (or is unordered), forcing nothing beyond it.
         S = m.S
         if fr.pc == 2:
             m.sp -= 1
@@ -1488,6 +1958,7 @@ cdef int native_step(Machine* m) noexcept nogil:
             m.sp -= 1
             S[m.sp - 1] = S[m.sp]
             fr.pc = 0
+        c = 0       # -1, 0, 1, or 3 unordered: the outcome so far
         while m.sp > base:
             a = resolve(S[m.sp - 2])
             w = resolve(S[m.sp - 1])
@@ -1514,34 +1985,61 @@ cdef int native_step(Machine* m) noexcept nogil:
             m.steps += 1
             if m.steps > m.max_steps:
                 return fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
-            c = 1       # 1 = equal so far, 0 = different
             if a.k == K_INT and w.k == K_INT:
-                c = a.u.i == w.u.i
+                c = -1 if a.u.i < w.u.i else (1 if a.u.i > w.u.i else 0)
             elif a.k == K_DBL and w.k == K_DBL:
-                c = a.u.d == w.u.d
+                c = dbl_cmp(a.u.d, w.u.d)
             elif a.k == K_BOOL and w.k == K_BOOL:
-                c = a.u.i == w.u.i
-            elif a.k == K_NIL or w.k == K_NIL:
-                c = a.k == w.k
+                c = <int>(a.u.i - w.u.i)
             elif is_str(a) and is_str(w):
-                c = str_cmp(a.u.p, w.u.p) == 0
+                c = str_cmp(a.u.p, w.u.p)
             elif is_cons(a) and is_cons(w):
-                if grow_stack(m, m.sp + 4) < 0:
-                    return -1
-                S = m.S
+                # heads first, then the tails in their place
+                if m.sp + 4 > m.scap:
+                    if grow_stack(m, m.sp + 4) < 0:
+                        return -1
+                    S = m.S
                 S[m.sp - 2] = FLD(a.u.p)[1]
                 S[m.sp - 1] = FLD(w.u.p)[1]
                 S[m.sp] = FLD(a.u.p)[0]
                 S[m.sp + 1] = FLD(w.u.p)[0]
                 m.sp += 2
                 continue
+            elif (a.k == K_NIL or is_cons(a)) and (w.k == K_NIL or is_cons(w)):
+                c = 0 if a.k == w.k else (-1 if a.k == K_NIL else 1)     # nil < cons
             else:
-                return fail(m, E_EVAL, "malformed program: comparison of unlike values")
-            if not c:
+                ca = con_of(a)
+                cb = con_of(w)
+                if ca < 0 or cb < 0:
+                    return fail(m, E_EVAL, "malformed program: comparison of unlike values")
+                if ca != cb:
+                    c = -1 if m.con_tag[ca] < m.con_tag[cb] else 1    # tags first
+                elif a.k == K_PTR:
+                    if w.k != K_PTR or a.u.p.n != w.u.p.n:
+                        return fail(m, E_EVAL, "malformed program: comparison of unlike values")
+                    # fields left to right: field 0 on top, the last in this pair's place
+                    n = <int32_t>a.u.p.n
+                    if m.sp + 2 * n + 4 > m.scap:
+                        if grow_stack(m, m.sp + 2 * n + 4) < 0:
+                            return -1
+                        S = m.S
+                    o = a.u.p
+                    o2 = w.u.p
+                    S[m.sp - 2] = FLD(o)[n - 1]
+                    S[m.sp - 1] = FLD(o2)[n - 1]
+                    for i in range(n - 1):
+                        S[m.sp + 2 * i] = FLD(o)[n - 2 - i]
+                        S[m.sp + 2 * i + 1] = FLD(o2)[n - 2 - i]
+                    m.sp += 2 * (n - 1)
+                    continue
+                elif w.k == K_PTR:
+                    return fail(m, E_EVAL, "malformed program: comparison of unlike values")
+                else:
+                    c = 0
+            if c != 0:
                 break
             m.sp -= 2
-        c = m.sp <= base      # every pair equal
-        m.result = mk_bool(c if fr.fn == 0 else not c)
+        m.result = mk_bool(cmp_holds(fr.fn, c))
         m.sp = base
         m.fp -= 1
         return 2
@@ -1597,7 +2095,13 @@ cdef class Image:
     cdef int32_t nhosts
     cdef int32_t* host_arity
     cdef char** host_strict
+    cdef int32_t ncons
+    cdef int32_t* con_arity
+    cdef int32_t* con_tag
+    cdef Obj** con_names
     cdef readonly object host_names
+    cdef readonly object con_names_py     # constructor name by index (for to_py)
+    cdef readonly object nullary_py       # the shared Data of each nullary constructor
     cdef readonly object program
 
     def __cinit__(self, program):
@@ -1653,6 +2157,33 @@ cdef class Image:
             for j, flag in enumerate(href.strictness):
                 self.host_strict[i][j] = 1 if flag else 0
         self.host_names = [h.name for h in program.hosts]
+        cons = program.constructors()
+        self.ncons = len(cons)
+        self.con_arity = <int32_t*>malloc((self.ncons + 1) * sizeof(int32_t))
+        self.con_tag = <int32_t*>malloc((self.ncons + 1) * sizeof(int32_t))
+        self.con_names = <Obj**>malloc((self.ncons + 1) * sizeof(Obj*))
+        if self.con_arity == NULL or self.con_tag == NULL or self.con_names == NULL:
+            raise MemoryError()
+        memset(self.con_names, 0, (self.ncons + 1) * sizeof(Obj*))
+        names = []
+        nullary = []
+        for i, (dtype, tag, con) in enumerate(cons):
+            self.con_arity[i] = len(con.field_types)
+            self.con_tag[i] = tag
+            o = <Obj*>malloc(str_bytes(len(con.name)))
+            if o == NULL:
+                raise MemoryError()
+            o.tag = T_STR
+            o.n = len(con.name)
+            o.fn = 0
+            o.pad = 0
+            for j, ch in enumerate(con.name):
+                CHARS(o)[j] = ord(ch)
+            self.con_names[i] = o
+            names.append(con.name)
+            nullary.append(_Data(con.name) if not con.field_types else None)
+        self.con_names_py = names
+        self.nullary_py = nullary
         self.program = program
         self.entry = program.entry
 
@@ -1664,6 +2195,12 @@ cdef class Image:
         if self.host_strict != NULL:
             for i in range(self.nhosts):
                 free(self.host_strict[i])
+        if self.con_names != NULL:
+            for i in range(self.ncons):
+                free(self.con_names[i])
+        free(self.con_names)
+        free(self.con_arity)
+        free(self.con_tag)
         free(self.code)
         free(self.fns)
         free(self.ints)
@@ -1684,17 +2221,38 @@ def _prologue_length(code):
 
 
 cdef object _show_double = None
+cdef object _show_string = None
+cdef object _Data = None
 cdef object _errors = None
 
 
 def _init():
-    global _show_double, _errors
+    global _show_double, _show_string, _Data, _errors
+    global p_substring, p_split, p_chars, p_not_an_int, p_compare_shallow
+    p_substring = substring_op
+    p_split = split_string
+    p_chars = chars_list
+    p_not_an_int = not_an_int
+    p_compare_shallow = compare_shallow
     from . import values, errors
     _show_double = values.show_double
+    _show_string = values.show_string
+    _Data = values.Data
     _errors = errors
 
 
 _init()
+
+
+cdef object _CONS = object()
+
+
+cdef class _MkCon:
+    """push_py's marker: build constructor con from the fields on the stack."""
+    cdef int64_t con
+
+    def __cinit__(self, int64_t con):
+        self.con = con
 
 
 cdef class LazyArg:
@@ -1736,6 +2294,10 @@ cdef class Run:
         m.strs = image.strs
         m.host_arity = image.host_arity
         m.host_strict_flags = image.host_strict
+        m.ncons = image.ncons
+        m.con_arity = image.con_arity
+        m.con_tag = image.con_tag
+        m.con_names = image.con_names
         m.max_heap = max_heap
         m.max_steps = max_steps
         m.fmax = max_depth + 16
@@ -1910,10 +2472,16 @@ cdef class Run:
         return value
 
     cdef object to_py(self, Val v):
-        """A value in normal form as Python (int, float, bool, str, list)."""
+        """A value in normal form as Python (int, float, bool, str, list, Data);
+        iterative, so that deep structures need no recursion."""
         cdef Val cur, e
+        cdef Obj* o
+        cdef uint32_t j
+        names = self.image.con_names_py
+        nullary = self.image.nullary_py
         root = [None]
         work = [(root, 0, v.k, v.u.i)]
+        pending = []     # (holder, index, constructor, fields): made into Data at the end
         while work:
             holder, idx, k, raw = work.pop()
             cur.k = k
@@ -1927,8 +2495,26 @@ cdef class Run:
                 holder[idx] = cur.u.i != 0
             elif cur.k == K_NIL:
                 holder[idx] = []
+            elif cur.k == K_CON:
+                holder[idx] = nullary[cur.u.i]
             elif is_str(cur):
                 holder[idx] = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, CHARS(cur.u.p), cur.u.p.n)
+            elif is_data(cur):
+                o = cur.u.p
+                fields = [None] * o.n
+                pending.append((holder, idx, o.fn, fields))
+                for j in range(o.n):
+                    e = resolve(FLD(o)[j])
+                    if e.k == K_INT:
+                        fields[j] = e.u.i
+                    elif e.k == K_DBL:
+                        fields[j] = e.u.d
+                    elif e.k == K_BOOL:
+                        fields[j] = e.u.i != 0
+                    elif e.k == K_CON:
+                        fields[j] = nullary[e.u.i]
+                    else:
+                        work.append((fields, j, e.k, e.u.i))
             elif is_cons(cur):
                 out = []
                 holder[idx] = out
@@ -1940,6 +2526,8 @@ cdef class Run:
                         out.append(e.u.d)
                     elif e.k == K_BOOL:
                         out.append(e.u.i != 0)
+                    elif e.k == K_CON:
+                        out.append(nullary[e.u.i])
                     else:
                         out.append(None)
                         work.append((out, len(out) - 1, e.k, e.u.i))
@@ -1950,43 +2538,31 @@ cdef class Run:
                 raise _errors.EvaluationError("cannot hand back an unevaluated value")
             else:
                 raise _errors.EvaluationError("cannot hand back a function")
+        # a constructor's fields were all found after it: build the innermost first
+        Data = _Data
+        for holder, idx, con, fields in reversed(pending):
+            holder[idx] = Data(names[con], fields)
         return root[0]
 
     cdef push_py(self, value):
-        """Push a Python value (already conformed to its type) as an engine value."""
+        """Push a Python value (already conformed to its type: a value of a data type
+        is the tuple (constructor index, fields)) as an engine value.  Iterative: the
+        parts wait on the machine's stack, which the collector sees."""
         cdef Machine* m = self.m
         cdef Obj* o
-        cdef int64_t j
+        cdef int64_t j, n, con
         cdef Val nil
-        if grow_stack(m, m.sp + 8) < 0:
-            m.failed = 1
-            self.raise_error()
-        if isinstance(value, bool):
-            m.S[m.sp] = mk_bool(value)
-            m.sp += 1
-        elif isinstance(value, int):
-            m.S[m.sp] = mk_int(value)
-            m.sp += 1
-        elif isinstance(value, float):
-            m.S[m.sp].k = K_DBL
-            m.S[m.sp].u.d = value
-            m.sp += 1
-        elif isinstance(value, str):
-            o = alloc_str(m, len(value))
-            if o == NULL:
+        nil.k = K_NIL
+        nil.u.i = 0
+        # work items: a value to push, or a marker: _CONS (cons the top onto the list
+        # below it) or an int n >= 0 with a constructor index c: (_MKCON, c, n)
+        work = [value]
+        while work:
+            item = work.pop()
+            if m.sp + 8 > m.scap and grow_stack(m, m.sp + 8) < 0:
                 m.failed = 1
                 self.raise_error()
-            for j, ch in enumerate(value):
-                CHARS(o)[j] = ord(ch)
-            m.S[m.sp] = mk_ptr(o)
-            m.sp += 1
-        elif isinstance(value, list):
-            nil.k = K_NIL
-            nil.u.i = 0
-            m.S[m.sp] = nil
-            m.sp += 1
-            for item in reversed(value):
-                self.push_py(item)
+            if item is _CONS:
                 o = alloc_fields(m, T_CONS, 0, 2)
                 if o == NULL:
                     m.failed = 1
@@ -1995,8 +2571,57 @@ cdef class Run:
                 FLD(o)[1] = m.S[m.sp - 2]
                 m.sp -= 1
                 m.S[m.sp - 1] = mk_ptr(o)
-        else:
-            raise _errors.EvaluationError(f"cannot convert {type(value).__name__} to a value")
+            elif isinstance(item, bool):
+                m.S[m.sp] = mk_bool(item)
+                m.sp += 1
+            elif isinstance(item, int):
+                m.S[m.sp] = mk_int(item)
+                m.sp += 1
+            elif isinstance(item, float):
+                m.S[m.sp].k = K_DBL
+                m.S[m.sp].u.d = item
+                m.sp += 1
+            elif isinstance(item, str):
+                o = alloc_str(m, len(item))
+                if o == NULL:
+                    m.failed = 1
+                    self.raise_error()
+                for j, ch in enumerate(item):
+                    CHARS(o)[j] = ord(ch)
+                m.S[m.sp] = mk_ptr(o)
+                m.sp += 1
+            elif isinstance(item, list):
+                # nil, then each element from the last, consed on
+                for x in item:
+                    work.append(_CONS)
+                    work.append(x)
+                m.S[m.sp] = nil
+                m.sp += 1
+            elif isinstance(item, tuple) and len(item) == 2:
+                con = item[0]
+                if not (0 <= con < m.ncons) or len(item[1]) != m.con_arity[con]:
+                    raise _errors.EvaluationError("cannot convert a host value of a data type")
+                if not item[1]:
+                    m.S[m.sp].k = K_CON
+                    m.S[m.sp].u.i = con
+                    m.sp += 1
+                else:
+                    work.append(_MkCon(con))
+                    for x in reversed(item[1]):
+                        work.append(x)
+            elif isinstance(item, _MkCon):
+                con = (<_MkCon>item).con
+                n = m.con_arity[con]
+                o = alloc_fields(m, T_DATA, <int32_t>con, <uint32_t>n)
+                if o == NULL:
+                    m.failed = 1
+                    self.raise_error()
+                m.sp -= n
+                memcpy(FLD(o), &m.S[m.sp], n * sizeof(Val))
+                m.S[m.sp] = mk_ptr(o)
+                m.sp += 1
+            else:
+                raise _errors.EvaluationError(f"cannot convert {type(item).__name__} to a value")
 
 
 def run(Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth):

@@ -2,7 +2,9 @@
 
 Each function prints as a header (name, arity, frame size) and one line per
 instruction: code offset, source line ("|" when unchanged), opcode and operands, with
-constants, function names and jump targets spelled out.
+constants, function names, constructor names (``MKCON Yes/1``: constructor/fields) and
+jump targets spelled out.  The header lists the program's data types, each constructor
+with its index.
 """
 
 from __future__ import annotations
@@ -72,7 +74,27 @@ def _slot_slot_jump(prog, op, ops):
     return f"{op.name:<12} {ops[0]} {ops[1]} -> {ops[2]:04d}"
 
 
+def _con_name(prog, k):
+    cons = prog.constructors()
+    return cons[k][2].name if 0 <= k < len(cons) else f"?{k}"
+
+
+def _con_count(prog, op, ops):
+    return f"{op.name:<12} {_con_name(prog, ops[0])}/{ops[1]}"
+
+
+def _slot_con_jump(prog, op, ops):
+    return f"{op.name:<12} {ops[0]} {_con_name(prog, ops[1])} -> {ops[2]:04d}"
+
+
+def _field(prog, op, ops):
+    return f"{op.name:<12} {ops[0]}"
+
+
 _SHAPES = {
+    ("con", "count"): _con_count,
+    ("slot", "con", "target"): _slot_con_jump,
+    ("field",): _field,
     ("slot", "slot", "target"): _slot_slot_jump,
     ("slot", "int", "target"): _slot_int_jump,
     (): _simple,
@@ -112,5 +134,14 @@ def disassemble(prog) -> str:
     for i, h in enumerate(prog.hosts):
         flags = "".join("S" if s else "L" for s in h.strictness)
         head.append(f"; host {i}: {h.name} {h.signature} [{flags}]")
+    index = 0
+    for d in prog.datatypes:
+        name = f"({d.name} {' '.join(d.params)})" if d.params else d.name
+        alts = []
+        for c in d.constructors:
+            fields = [f"({n} {t})" if n else t for t, n in zip(c.field_types, c.field_names)]
+            alts.append(f"{index}:" + (f"({c.name} {' '.join(fields)})" if fields else c.name))
+            index += 1
+        head.append(f"; data {name} = {' | '.join(alts)}")
     body = [disassemble_function(prog, i) for i in range(len(prog.functions))]
     return "\n".join(head) + "\n\n" + "\n\n".join(body) + "\n"

@@ -7,7 +7,12 @@ it with a magic and a format version; ``from_bytes`` reads it back and verifies 
 (bounds, operand ranges, arities, jump targets, stack heights) so that hostile bytes
 raise ExathunkError and never reach the engine ill-formed.  ``digest`` hashes the
 canonical encoding without names and line tables, so whitespace, comments and
-positions do not change it.  ``run`` hands the program to the Cython engine.
+positions do not change it (the names of data types, constructors and fields do: a
+run shows them to users).  ``run`` hands the program to the Cython engine.
+
+Format version 2 adds the data types (``datatypes``: name, parameters, and per
+constructor its name, field types as text and field names) after ``functions_used``;
+constructor operands (kind "con") index their flattened constructor list.
 
 Run limits and their defaults (override per run):
   DEFAULT_MAX_STEPS  reductions (function calls, applications and thunk entries, plus
@@ -28,7 +33,7 @@ from dataclasses import InitVar, dataclass, field
 from .errors import ExathunkError, UnknownFunctionError
 from .opcodes import BRANCHES, OPERANDS, STACK, TERMINATORS, Op
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"XTHK"
 
 DEFAULT_MAX_STEPS = 250_000_000
@@ -41,6 +46,10 @@ MAX_FRAME = 65536
 MAX_CODE = 1 << 24
 MAX_FUNCTIONS = 1 << 20
 MAX_STACK = 1 << 16
+MAX_DATATYPES = 1 << 16
+MAX_CONSTRUCTORS = 1 << 20
+MAX_PARAMS = 256
+MAX_NAME = 4096
 
 _OPS = {int(op): op for op in Op}
 
@@ -50,6 +59,32 @@ class HostRef:
     name: str
     signature: str
     strictness: tuple
+
+
+@dataclass
+class Constructor:
+    """One constructor of a DataType: its name, each field's type as text over the
+    type's parameters ("a", "(List a)", "Tree"), and the record field names ("" for a
+    positional field)."""
+    name: str
+    field_types: tuple
+    field_names: tuple
+
+    @property
+    def arity(self) -> int:
+        return len(self.field_types)
+
+
+@dataclass
+class DataType:
+    """A data type a program builds, matches or receives from a host function.
+
+    Constructor operands of the code index the flattened list of every DataType's
+    constructors, in order (``Program.constructors()``); a constructor's position
+    within its own type is its tag (derived Ord compares tags first)."""
+    name: str
+    params: tuple
+    constructors: tuple
 
 
 @dataclass
@@ -73,6 +108,7 @@ class Program:
     entry: int
     type: str
     functions_used: list = field(default_factory=list)
+    datatypes: list = field(default_factory=list)
     # Only the compiler passes True: its output is well-formed by construction (the
     # tests verify it for every golden and generated program), and it has set each
     # function's max_stack itself, so the verifier's pass is skipped.  Every Program
@@ -99,6 +135,10 @@ class Program:
     @property
     def host_functions(self) -> list:
         return [h.name for h in self.hosts]
+
+    def constructors(self) -> list:
+        """(DataType, tag, Constructor) for every constructor, by constructor index."""
+        return [(d, tag, c) for d in self.datatypes for tag, c in enumerate(d.constructors)]
 
     def __eq__(self, other):
         return isinstance(other, Program) and self.to_bytes() == other.to_bytes()
@@ -170,6 +210,7 @@ def _bind_hosts(prog: Program, library):
     if library is None:
         from .library import default_library
         library = default_library()
+    table = _data_table(prog)
     bound = []
     for h in prog.hosts:
         spec = library.lookup(h.name)
@@ -180,94 +221,219 @@ def _bind_hosts(prog: Program, library):
                 f"host function {h.name!r} has a different signature here "
                 f"({spec.signature}, not {h.signature})")
         bound.append((spec.fn, tuple(bool(s) for s in h.strictness),
-                      _result_checker(h.name, h.signature)))
+                      _result_checker(h.name, h.signature, table)))
     return bound
 
 
 def _parse_sexpr(text):
+    """A type's text as nested tuples of atoms ("(List Int)" -> ("List", "Int"))."""
     tokens = text.replace("(", " ( ").replace(")", " ) ").split()
+    if len(tokens) > 10000:
+        raise ExathunkError(f"bad signature {text[:100]!r}")
     stack = [[]]
-    for tok in tokens[:10000]:
+    for tok in tokens:
         if tok == "(":
             stack.append([])
         elif tok == ")":
             if len(stack) < 2:
-                raise ExathunkError(f"bad signature {text!r}")
+                raise ExathunkError(f"bad signature {text[:100]!r}")
             done = stack.pop()
-            stack[-1].append(done)
+            stack[-1].append(tuple(done))
         else:
             stack[-1].append(tok)
     if len(stack) != 1 or len(stack[0]) != 1:
-        raise ExathunkError(f"bad signature {text!r}")
+        raise ExathunkError(f"bad signature {text[:100]!r}")
     return stack[0][0]
 
 
+def _type_text(t) -> str:
+    if isinstance(t, tuple):
+        return "(" + " ".join(_type_text(x) for x in t) + ")"
+    return t
+
+
 def _result_type(signature: str):
-    text = signature.split("=>", 1)[1] if "=>" in signature else signature
-    t = _parse_sexpr(text.strip())
-    if isinstance(t, list) and t and t[0] == "->":
+    text = signature.strip()
+    if text.startswith("(=>"):                              # (=> pred ... type)
+        t = _parse_sexpr(text)[-1]
+    else:                                                   # "Num a => type"
+        t = _parse_sexpr(text.split("=>", 1)[1].strip() if "=>" in text else text)
+    if isinstance(t, tuple) and t and t[0] == "->":
         return t[-1]
     return t
 
 
-def _result_checker(name, signature):
+class _DataTable:
+    """A program's data types as the host-value checker needs them: per type its
+    parameters and constructors (flat constructor index, name, parsed field types),
+    and every constructor by name (for a result whose declared type is a variable)."""
+
+    def __init__(self, datatypes):
+        self.types = {}          # type name -> (params, {con name: (index, fields)})
+        self.by_con = {}         # con name -> (type name, index, fields)
+        self._subst = {}
+        index = 0
+        for d in datatypes:
+            cons = {}
+            for c in d.constructors:
+                fields = tuple(_parse_sexpr(t) for t in c.field_types)
+                cons[c.name] = (index, fields)
+                self.by_con.setdefault(c.name, (d.name, index, fields))
+                index += 1
+            self.types.setdefault(d.name, (tuple(d.params), cons))
+
+    def fields(self, index, fields, params, args):
+        """The constructor's field types with the type's parameters replaced by args."""
+        key = (index, args)
+        got = self._subst.get(key)
+        if got is None:
+            env = dict(zip(params, args))
+
+            def sub(t):
+                if isinstance(t, tuple):
+                    return tuple(sub(x) for x in t)
+                return env.get(t, t)
+            got = tuple(sub(t) for t in fields)
+            if len(self._subst) < 4096:
+                self._subst[key] = got
+        return got
+
+
+_NO_DATA = None
+
+
+def _data_table(prog) -> _DataTable:
+    table = getattr(prog, "_data_table", None)
+    if table is None:
+        table = _DataTable(prog.datatypes)
+        prog._data_table = table
+    return table
+
+
+def _result_checker(name, signature, table=None):
     rtype = _result_type(signature)
+    if table is None:
+        global _NO_DATA
+        if _NO_DATA is None:
+            _NO_DATA = _DataTable(())
+        table = _NO_DATA
 
     def check(value):
-        return _conform(value, rtype, name)
+        return _conform(value, rtype, name, table)
     return check
 
 
-def _conform(value, t, name):
-    """The host result as the engine expects it for declared type t, or EvaluationError."""
+_BASE = frozenset(("Int", "Double", "Bool", "String"))
+
+
+def _conform(value, t, name, table):
+    """The host result as the engine expects it for declared type t, or EvaluationError.
+
+    Iterative.  Ints, Doubles, Bools and Strings come back as themselves, a list as a
+    new list, a value of a data type as the tuple (constructor index, [fields]) (a
+    tuple never is a host value, so the engine can tell it apart)."""
     from .errors import EvaluationError
+    from .values import Data
 
     def bad(what):
         return EvaluationError(f"host function {name!r} returned {what}, "
                                f"not a value of its declared result type")
-    # iterative over nested lists
     root = [None]
     work = [(value, t, root, 0)]
-    for _ in range(100_000_000):
-        if not work:
-            break
+    while work:
         v, ty, holder, i = work.pop()
-        if ty == "Int":
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise bad(type(v).__name__)
-            if not -(1 << 63) <= v < (1 << 63):
-                raise EvaluationError(f"host function {name!r} returned an Int out of range")
-            holder[i] = v
-        elif ty == "Double":
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise bad(type(v).__name__)
-            holder[i] = float(v)
-        elif ty == "Bool":
-            if not isinstance(v, bool):
-                raise bad(type(v).__name__)
-            holder[i] = v
-        elif ty == "String":
-            if not isinstance(v, str):
-                raise bad(type(v).__name__)
-            holder[i] = v
-        elif isinstance(ty, list) and len(ty) == 2 and ty[0] == "List":
-            if not isinstance(v, (list, tuple)):
-                raise bad(type(v).__name__)
-            out = [None] * len(v)
-            holder[i] = out
-            for j, item in enumerate(v):
-                work.append((item, ty[1], out, j))
-        elif isinstance(ty, str) and ty[:1].islower():
-            # a type variable: take the value's own type
-            for pytype, tname in ((bool, "Bool"), (int, "Int"), (float, "Double"),
-                                  (str, "String"), ((list, tuple), ["List", "a"])):
-                if isinstance(v, pytype):
-                    work.append((v, tname, holder, i))
-                    break
-            else:
-                raise bad(type(v).__name__)
+        if ty.__class__ is str:
+            if ty == "Int":
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise bad(type(v).__name__)
+                if not -(1 << 63) <= v < (1 << 63):
+                    raise EvaluationError(f"host function {name!r} returned an Int out of range")
+                holder[i] = int(v)
+                continue
+            if ty == "Double":
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise bad(type(v).__name__)
+                holder[i] = float(v)
+                continue
+            if ty == "Bool":
+                if not isinstance(v, bool):
+                    raise bad(type(v).__name__)
+                holder[i] = v
+                continue
+            if ty == "String":
+                if not isinstance(v, str):
+                    raise bad(type(v).__name__)
+                holder[i] = str(v)
+                continue
+            if ty[:1].islower():
+                # a type variable: take the value's own type
+                if isinstance(v, bool):
+                    holder[i] = v
+                elif isinstance(v, int):
+                    work.append((v, "Int", holder, i))
+                elif isinstance(v, float):
+                    holder[i] = v
+                elif isinstance(v, str):
+                    holder[i] = str(v)
+                elif isinstance(v, list):
+                    work.append((v, ("List", "a"), holder, i))
+                elif isinstance(v, Data):
+                    found = table.by_con.get(v.constructor)
+                    if found is None:
+                        raise bad(f"the constructor {v.constructor!r}, which the program "
+                                  f"does not know,")
+                    params = table.types[found[0]][0]
+                    work.append((v, (found[0],) + params if params else found[0], holder, i))
+                elif isinstance(v, tuple):
+                    raise EvaluationError(f"host function {name!r} returned a tuple; "
+                                          f"a list is a Python list")
+                else:
+                    raise bad(type(v).__name__)
+                continue
+            head, args = ty, ()
+        elif ty and ty[0] == "List" and len(ty) == 2:
+            if isinstance(v, list):
+                out = [None] * len(v)
+                holder[i] = out
+                elem = ty[1]
+                for j, item in enumerate(v):
+                    work.append((item, elem, out, j))
+                continue
+            if isinstance(v, tuple):
+                raise EvaluationError(f"host function {name!r} returned a tuple; "
+                                      f"a {_type_text(ty)} is a Python list")
+            raise bad(type(v).__name__)
+        elif ty and ty[0].__class__ is str and ty[0][:1].isupper():
+            head, args = ty[0], ty[1:]
         else:
             raise bad(type(v).__name__)
+        # a data type
+        info = table.types.get(head)
+        if info is None or len(info[0]) != len(args) or head in _BASE:
+            raise EvaluationError(f"host function {name!r} has a result type "
+                                  f"{_type_text(ty)} that the program does not declare")
+        if not isinstance(v, Data):
+            if isinstance(v, tuple):
+                raise EvaluationError(f"host function {name!r} returned a tuple; a value "
+                                      f"of {_type_text(ty)} is an exathunk.Data")
+            raise bad(type(v).__name__)
+        con = info[1].get(v.constructor)
+        if con is None:
+            raise bad(f"the constructor {v.constructor!r}")
+        index, fields = con
+        if len(v.fields) != len(fields):
+            raise EvaluationError(
+                f"host function {name!r} returned {v.constructor} with {len(v.fields)} "
+                f"field{'' if len(v.fields) == 1 else 's'}; {v.constructor} has {len(fields)}")
+        if not fields:
+            holder[i] = (index, ())
+            continue
+        out = [None] * len(fields)
+        holder[i] = (index, out)
+        if args:
+            fields = table.fields(index, fields, info[0], args)
+        for j, item in enumerate(v.fields):
+            work.append((item, fields[j], out, j))
     return root[0]
 
 
@@ -304,6 +470,19 @@ def _encode(prog: Program, canonical: bool) -> bytes:
     out += u32(len(prog.functions_used))
     for n in prog.functions_used:
         s(n)
+    out += u32(len(prog.datatypes))
+    for d in prog.datatypes:
+        s(d.name)
+        out += u32(len(d.params))
+        for p in d.params:
+            s(p)
+        out += u32(len(d.constructors))
+        for c in d.constructors:
+            s(c.name)
+            out += u32(len(c.field_types))
+            for t, fname in zip(c.field_types, c.field_names):
+                s(t)
+                s(fname)
     out += u32(len(prog.functions))
     for f in prog.functions:
         s("" if canonical else f.name)
@@ -372,6 +551,26 @@ def _decode(data: bytes) -> Program:
         hosts.append(HostRef(name, sig, tuple(bool(b) for b in flags)))
     n = r.count(4, 1 << 16)
     used = [r.str() for _ in range(n)]
+    n = r.count(12, MAX_DATATYPES)
+    datatypes = []
+    total = 0
+    for _ in range(n):
+        dname = r.str()
+        params = tuple(r.str() for _ in range(r.count(4, MAX_PARAMS)))
+        ncons = r.count(8, MAX_CONSTRUCTORS)
+        total += ncons
+        if total > MAX_CONSTRUCTORS:
+            raise ExathunkError("program bytes hold too many constructors")
+        cons = []
+        for _ in range(ncons):
+            cname = r.str()
+            nfields = r.count(8, MAX_ARITY)
+            types, names = [], []
+            for _ in range(nfields):
+                types.append(r.str())
+                names.append(r.str())
+            cons.append(Constructor(cname, tuple(types), tuple(names)))
+        datatypes.append(DataType(dname, params, tuple(cons)))
     n = r.count(16, MAX_FUNCTIONS)
     functions = []
     for _ in range(n):
@@ -382,7 +581,8 @@ def _decode(data: bytes) -> Program:
         functions.append(Function(name, arity, frame, code, lines))
     if r.pos != len(data):
         raise ExathunkError("program bytes have trailing garbage")
-    return Program(version, functions, ints, doubles, strings, hosts, entry, rtype, used)
+    return Program(version, functions, ints, doubles, strings, hosts, entry, rtype, used,
+                   datatypes)
 
 
 # ---- verification ------------------------------------------------------------------
@@ -420,6 +620,7 @@ def verify(prog: Program) -> None:
         raise ExathunkError("malformed program: bad functions_used")
     if not isinstance(prog.entry, int) or not isinstance(prog.type, str):
         raise ExathunkError("malformed program: bad entry or type")
+    con_arities = _verify_datatypes(prog.datatypes)
     arities = []
     for f in fns:
         if not (isinstance(f, Function) and type(f.arity) is int and type(f.frame_size) is int
@@ -437,7 +638,69 @@ def verify(prog: Program) -> None:
             raise ExathunkError(f"malformed program: function {f.name!r} has bad code")
         arities.append(f.arity)
     for f in fns:
-        f.max_stack = _verify_code(prog, f, arities)
+        f.max_stack = _verify_code(prog, f, arities, con_arities)
+
+
+def _name_ok(text, allow_empty=False) -> bool:
+    """A name a program may carry: a str of printable characters, no parentheses."""
+    if not isinstance(text, str) or len(text) > MAX_NAME or (not text and not allow_empty):
+        return False
+    for ch in text:
+        if ch in "()" or ch.isspace() and ch != " " or not ch.isprintable() and ch != " ":
+            return False
+    return True
+
+
+def _type_ok(text) -> bool:
+    """A field type's text: a well-formed s-expression of names."""
+    if not isinstance(text, str) or not text or len(text) > MAX_NAME:
+        return False
+    if any(not ch.isprintable() and ch != " " for ch in text):
+        return False
+    try:
+        _parse_sexpr(text)
+    except ExathunkError:
+        return False
+    return True
+
+
+def _verify_datatypes(datatypes) -> list:
+    """Check the data types; the arity of every constructor, by constructor index."""
+    def bad(why):
+        return ExathunkError(f"malformed program: {why}")
+    if not isinstance(datatypes, list) or len(datatypes) > MAX_DATATYPES:
+        raise bad("bad datatypes")
+    arities = []
+    type_names = set()
+    con_names = set()
+    for d in datatypes:
+        if not (isinstance(d, DataType) and _name_ok(d.name)
+                and isinstance(d.params, (tuple, list))
+                and isinstance(d.constructors, (tuple, list))):
+            raise bad("bad data type record")
+        if d.name in type_names:
+            raise bad(f"data type {d.name!r} declared twice")
+        type_names.add(d.name)
+        if len(d.params) > MAX_PARAMS or len(set(d.params)) != len(d.params) or not all(
+                _name_ok(p) and " " not in p for p in d.params):
+            raise bad(f"data type {d.name!r} has bad parameters")
+        for c in d.constructors:
+            if not (isinstance(c, Constructor) and _name_ok(c.name)
+                    and isinstance(c.field_types, (tuple, list))
+                    and isinstance(c.field_names, (tuple, list))):
+                raise bad(f"data type {d.name!r} has a bad constructor record")
+            if c.name in con_names:
+                raise bad(f"constructor {c.name!r} declared twice")
+            con_names.add(c.name)
+            if len(c.field_types) > MAX_ARITY or len(c.field_names) != len(c.field_types):
+                raise bad(f"constructor {c.name!r} has bad fields")
+            if not all(_type_ok(t) for t in c.field_types) or not all(
+                    _name_ok(n, allow_empty=True) for n in c.field_names):
+                raise bad(f"constructor {c.name!r} has bad field types or names")
+            arities.append(len(c.field_types))
+            if len(arities) > MAX_CONSTRUCTORS:
+                raise bad("too many constructors")
+    return arities
 
 
 # Per-opcode tables indexed by int, so that verification does no enum look-ups.
@@ -448,14 +711,15 @@ _BRANCH = frozenset(int(op) for op in BRANCHES)
 _EXACT = frozenset(int(op) for op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC_THUNK))
 _PARTIAL = frozenset(int(op) for op in (Op.MKPAP, Op.ALLOC_PAP))
 _APPLIES = frozenset(int(op) for op in (Op.APPLY, Op.TAILAPPLY))
-_FUN, _CAF, _HOST = int(Op.FUN), int(Op.CAF), int(Op.HOST)
+_FUN, _CAF, _HOST, _MKCON = int(Op.FUN), int(Op.CAF), int(Op.HOST), int(Op.MKCON)
 
 
-def _verify_code(prog, f, arities) -> int:
+def _verify_code(prog, f, arities, con_arities=()) -> int:
     code = f.code
     ncode = len(code)
     nints, ndbls, nstrs, nhosts = len(prog.ints), len(prog.doubles), len(prog.strings), len(prog.hosts)
     nfn = len(arities)
+    ncons = len(con_arities)
     frame = f.frame_size
     decoded = []
     starts = set()
@@ -472,7 +736,7 @@ def _verify_code(prog, f, arities) -> int:
         decoded.append((pc, op, code[pc + 1:pc + 1 + k], kinds))
         pc += 1 + k
     for pc, op, ops, kinds in decoded:
-        fn_arg = count = None
+        fn_arg = count = con_arg = None
         for kind, v in zip(kinds, ops):
             if kind == "slot":
                 ok = 0 <= v < frame
@@ -494,6 +758,9 @@ def _verify_code(prog, f, arities) -> int:
                 ok = v == 0 or v == 1
             elif kind == "host":
                 ok = 0 <= v < nhosts
+            elif kind == "con":
+                ok = 0 <= v < ncons
+                con_arg = v
             else:                   # field
                 ok = 0 <= v < MAX_ARITY
             if not ok:
@@ -516,6 +783,10 @@ def _verify_code(prog, f, arities) -> int:
         elif op == _HOST:
             if len(prog.hosts[ops[0]].strictness) != count:
                 raise _bad(f, pc, "HOST call with the wrong number of arguments")
+        elif op == _MKCON:
+            if con_arities[con_arg] != count:
+                raise _bad(f, pc, f"MKCON with {count} fields for a constructor of arity "
+                                  f"{con_arities[con_arg]}")
     # stack heights: every path agrees, never underflows, never falls off the end
     heights = {0: 0}
     max_h = 0

@@ -69,6 +69,21 @@ def run(src, library=None, **limits):
     ("(define (g x y) (if (< x y) (- y x) (- x y))) (g (+ 1 1) (* 3 3))", 7),
     ('(define (g x y) (if (< x y) x y)) (g "b" "a")', "a"),
     ("(define (g x y) (if (>= x y) x y)) (g 2.5 1.5)", 2.5),
+    # Ord on Bool (false < true) and on lists (lexicographic, nil first, lazy, NaN unordered)
+    ("(list (< false true) (< true false) (<= true true) (>= false true))", [True, False, True, False]),
+    ("(define (g x y) (if (< x y) 1 2)) (g false true)", 1),
+    ("(list (< (list 1 2) (list 1 3)) (< nil (list 0)) (> (list 2) (list 1 9)))", [True, True, True]),
+    ("(< (cons 1 bottom) (cons 2 bottom))", True),
+    ("(list (< (list 1.0 (/ 0.0 0.0)) (list 1.0 2.0)) (>= (list (/ 0.0 0.0)) (list 1.0)))", [False, False]),
+    # the string built-ins
+    ('(join "|" (split "," "a,b,,c"))', "a|b||c"),
+    ('(split "ab" "ab")', ["", ""]),
+    ('(join "-" nil)', ""),
+    ('(chars "h\\u{e9}")', ["h", "\u00e9"]),
+    ('(list (%parse-int "-12") (%parse-int "007"))', [-12, 7]),
+    ('(list (%int? "9223372036854775808") (%int? "-9223372036854775808") (%int? "+1"))',
+     [False, True, False]),
+    ('(list (substring "hello" -3 2) (substring "hello" 3 1))', ["he", ""]),
 ])
 def test_values(src, expected):
     got = run(src)
@@ -93,6 +108,10 @@ def test_values(src, expected):
     ("(let ((x (+ x 1))) x)", "depends on itself"),
     ("(let ((a (+ b 1)) (b (* a 2))) a)", "depends on itself"),
     ("(nth (list 1 2) 5)", "out of range"),
+    ('(split "" "abc")', "split: the separator is empty"),
+    ('(%parse-int "4x2")', 'not an Int: "4x2"'),
+    ('(join "," (list "a" bottom))', "bottom"),
+    ("(< (cons 1 bottom) (cons 1 bottom))", "bottom"),
 ])
 def test_errors(src, needle):
     with pytest.raises(EvaluationError) as info:
@@ -324,6 +343,9 @@ def test_ctrl_c_interrupts_a_long_run_and_the_process_stays_usable():
     "(let ((xs (map (lambda (x) (* 2 x)) (range 0 30000))))"
     " (= xs (map (lambda (x) (+ x x)) (range 0 30000))))",
     "(sum (map (lambda (x) (truncate (* 1.5 (to-double x)))) (range 0 50000)))",
+    '(length (split "," (join "," (map show (range 0 30000)))))',
+    '(length (chars (join "" (map show (range 0 10000)))))',
+    "(< (map (lambda (x) (* 2 x)) (range 0 30000)) (map (lambda (x) (+ x x)) (range 0 30001)))",
 ])
 def test_results_survive_many_collections(src):
     prog = prog_of(src)
