@@ -20,9 +20,11 @@ import struct
 import threading
 
 from . import ast, typecheck
-from .errors import ExathunkError
+from .errors import ExathunkError, no_match_message
 from .library import BUILTINS, SPECIALISED, Library, specialise
-from .program import FORMAT_VERSION, Function, HostRef, Program, stack_need
+from .program import (FORMAT_VERSION, Constructor, DataType, Function, HostRef, Program,
+                      stack_need)
+from .types import TCon, TData, TFun, iter_type, prune
 from .opcodes import BRANCH_FUSED, BRANCH_LOCALS, FUSED, OPERANDS, PRIMITIVES, Op
 
 _BUILTIN_SPECS = {s.name: s for s in BUILTINS}
@@ -60,6 +62,7 @@ def _define_params(d: ast.Define):
 
 # AST nodes are exact classes (never subclassed), so the hot paths test e.__class__
 _The, _Var, _App, _Lit = ast.The, ast.Var, ast.App, ast.Lit
+_Case, _PVar, _PWild, _PLit, _PCon = ast.Case, ast.PVar, ast.PWild, ast.PLit, ast.PCon
 _EMPTY = frozenset()
 
 
@@ -96,6 +99,96 @@ def _elem_type(var: ast.Var):
         if text.startswith(f"(-> (List {elem})"):
             return elem
     return None
+
+
+# result types that hold no data type (compile() then skips data_types())
+_PLAIN = frozenset((TCon, type(None)))
+_SCALARS = frozenset(("Int", "Double", "String", "Bool"))
+
+
+def _scalar_operands(var: ast.Var) -> bool:
+    """Whether the comparison operator ``var`` is used at Int, Double, String or Bool
+    (the types BR_*_LL compare; lists and data need the general instruction)."""
+    t = var.inst_type
+    if t is None:
+        return False
+    t = prune(t)
+    if t.__class__ is not TFun:
+        return False
+    a = prune(t.arg)
+    return a.__class__ is TCon and a.name in _SCALARS
+
+
+# ---- patterns -----------------------------------------------------------------------
+
+def _pattern_vars(p) -> list:
+    """The variables a pattern binds, left to right."""
+    out = []
+    stack = [p]
+    while stack:
+        p = stack.pop()
+        cls = p.__class__
+        if cls is _PVar:
+            out.append(p.name)
+        elif cls is _PCon:
+            stack.extend(reversed(p.args))
+    return out
+
+
+def _refutable(p) -> bool:
+    """A literal or constructor pattern: it forces its value and may fail."""
+    return p.__class__ is _PCon or p.__class__ is _PLit
+
+
+def _live_alts(alts):
+    """The alternatives that can be tried: up to the first irrefutable one."""
+    for i, a in enumerate(alts):
+        if not _refutable(a.pattern):
+            return alts[:i + 1]
+    return alts
+
+
+def _test_key(p):
+    """For a top-level pattern that fails only on its own test (its sub-patterns are
+    all irrefutable): what it tests, as a key of _universe(p); else None."""
+    cls = p.__class__
+    if cls is _PCon:
+        for a in p.args:
+            if a.__class__ is not _PVar and a.__class__ is not _PWild:
+                return None
+        return p.con.name if p.con is not None else p.name
+    if cls is _PLit and (p.lit.type == "Bool" or isinstance(p.lit.value, bool)):
+        return bool(p.lit.value)
+    return None
+
+
+def _universe(p) -> set:
+    """Every key _test_key can give for the type of refutable pattern p."""
+    if p.__class__ is _PCon:
+        if p.con is not None:
+            return {c.name for c in p.con.data.constructors}
+        return {"nil", "cons"}
+    return {True, False}
+
+
+def _exhaustive(alts) -> bool:
+    """Whether the (live) alternatives certainly match every value: one irrefutable,
+    or each constructor (nil/cons, true/false) caught with irrefutable sub-patterns."""
+    covered: set = set()
+    universe = None
+    for a in alts:
+        p = a.pattern
+        if not _refutable(p):
+            return True
+        k = _test_key(p)
+        if k is None:
+            continue
+        covered.add(k)
+        if universe is None:
+            universe = _universe(p)
+        if covered >= universe:
+            return True
+    return False
 
 
 # ---- strictness analysis ------------------------------------------------------------
@@ -207,6 +300,9 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
         if fn.__class__ is _Var:
             if fn.name in locals_:
                 return frozenset((fn.name,))
+            # a constructor (lazy in every field) resolves to None here: the
+            # typechecker gives a name to a constructor only when no local, define
+            # or library function has it (see _Compiler.resolve)
             g = scope.resolve(fn.name, fn)
             if g is None:
                 return _EMPTY
@@ -225,7 +321,38 @@ def _strict_vars(e, locals_, scope: _Scope, strictness) -> frozenset:
                 return out
             return _strict_args(args, spec.strictness, locals_, scope, strictness)
         return _strict_vars(fn, locals_, scope, strictness)
+    if cls is _Case:
+        return _strict_case(e, locals_, scope, strictness)
     return _EMPTY
+
+
+def _strict_case(e, locals_, scope, strictness) -> frozenset:
+    """A case forces its scrutinee's strict locals when its first pattern forces it,
+    and, when it certainly matches (no fall-through error, whose message must not
+    change), what every alternative's body forces (its pattern variables aside; a
+    variable bound to the whole scrutinee stands for it)."""
+    alts = _live_alts(e.alts)
+    if not alts:
+        return _EMPTY
+    scrut = _strict_vars(e.scrutinee, locals_, scope, strictness)
+    out = scrut if _refutable(alts[0].pattern) else _EMPTY
+    if not _exhaustive(alts):
+        return out
+    common = None
+    for a in alts:
+        pv = _pattern_vars(a.pattern)
+        if pv:
+            f = _strict_vars(a.body, locals_ | frozenset(pv), scope, strictness)
+            p = a.pattern
+            if p.__class__ is _PVar and p.name in f:
+                f = f | scrut
+            f = f - frozenset(pv)
+        else:
+            f = _strict_vars(a.body, locals_, scope, strictness)
+        common = f if common is None else common & f
+        if not common:
+            break
+    return out | common
 
 
 def _strict_args(args, flags, locals_, scope, strictness) -> frozenset:
@@ -254,7 +381,7 @@ def _global_refs(e, scope: _Scope, out: set) -> None:
         e = stack.pop()
         cls = e.__class__
         if cls is _Var:
-            g = scope.resolve(e.name, e)
+            g = scope.resolve(e.name, e)        # None for a constructor
             if g is not None and g.kind in (_USER, _PRELUDE):
                 out.add((g.kind, g.name))
         elif cls is _App:
@@ -269,6 +396,9 @@ def _global_refs(e, scope: _Scope, out: set) -> None:
             stack.append(e.body if isinstance(e, ast.Lambda) else e.expr)
         elif isinstance(e, ast.ListLit):
             stack.extend(e.items)
+        elif cls is _Case:
+            stack.append(e.scrutinee)
+            stack.extend(a.body for a in e.alts)
 
 
 def _analyse(defs: dict, namespace, scope: _Scope, strictness: dict) -> None:
@@ -406,15 +536,29 @@ def _free_vars(e, bound: frozenset, out: set, locals_) -> None:
     elif isinstance(e, ast.ListLit):
         for a in e.items:
             _free_vars(a, bound, out, locals_)
+    elif isinstance(e, ast.Case):
+        _free_vars(e.scrutinee, bound, out, locals_)
+        for a in e.alts:
+            pv = _pattern_vars(a.pattern)
+            _free_vars(a.body, bound | frozenset(pv) if pv else bound, out, locals_)
 
 
 class _Compiler:
+    # data types, in order of first use: a type's constructors take consecutive
+    # indices from its base (Program.constructors() order)
+    datatypes: list = ()             # DataInfo
+    data_base: dict = {}             # data type name -> index of its first constructor
+    n_cons = 0
+    con_infos: dict = {}             # constructor name -> ConInfo (for wrappers)
+    noted_types: list = ()           # host functions' types at their uses
+
     def __init__(self, checked, library: Library, image=None, prelude_scope=None):
         self.library = library
         self.image = image               # the prelude compiled once (see _prelude_image)
         self.image_map: dict = {}        # image function index -> index here
         self.module = checked.module
         self.result_type = checked.result_type_text
+        self.checked = checked
         self.user_defs = {d.name: d for d in self.module.defines}
         self.prelude_defs, prelude_strictness = _prelude_info()
         self.scopes = {
@@ -439,6 +583,8 @@ class _Compiler:
         self.host_index: dict = {}
         self.used: set[str] = set()
         self.lifted = 0
+        # data types (datatypes, data_base, n_cons, con_infos, noted_types): the class
+        # attributes below until a program uses one, so that the rest pay nothing
 
     # -- pools
     def int_const(self, v: int) -> int:
@@ -463,12 +609,72 @@ class _Compiler:
             self.strings.append(v)
         return k
 
-    def host_ref(self, spec) -> int:
+    def host_ref(self, spec, var=None) -> int:
         k = self.host_index.get(spec.name)
         if k is None:
             k = self.host_index[spec.name] = len(self.hosts)
             self.hosts.append(HostRef(spec.name, spec.signature, tuple(spec.strictness)))
+        if var is not None and var.inst_type is not None:
+            self.note_later(var.inst_type)
         return k
+
+    def note_later(self, t) -> None:
+        if not self.noted_types:
+            self.noted_types = []
+        self.noted_types.append(t)
+
+    # -- data types
+    def con_index(self, con) -> int:
+        """The constructor operand of ConInfo ``con`` (its type joins the table)."""
+        base = self.data_base.get(con.data.name)
+        if base is None:
+            base = self.add_data(con.data)
+        return base + con.tag
+
+    def add_data(self, info) -> int:
+        if not self.datatypes:
+            self.datatypes, self.data_base = [], {}
+        base = self.data_base[info.name] = self.n_cons
+        self.datatypes.append(info)
+        self.n_cons += len(info.constructors)
+        return base
+
+    def con_wrapper(self, con) -> int:
+        """The supercombinator building ``con`` from its arguments (constructor values)."""
+        if not self.con_infos:
+            self.con_infos = {}
+        self.con_infos[con.name] = con
+        return self.global_fn(("con", con.name))
+
+    def note_type(self, t) -> None:
+        """Add the data types occurring in type t to the table."""
+        if t is None or t.__class__ is TCon:
+            return
+        for node in iter_type(t):
+            if node.__class__ is TData and node.info.name not in self.data_base:
+                self.add_data(node.info)
+
+    def data_types(self) -> list:
+        """Program.datatypes: the types built or matched, those of the host functions'
+        signatures and of the result, closed under the types in their fields."""
+        self.note_type(getattr(self.checked, "result_type", None))
+        if self.hosts and self.library is not None:
+            for h in self.hosts:
+                try:
+                    scheme = typecheck.library_scheme(self.library, h.name)
+                except ExathunkError:
+                    scheme = None
+                if scheme is not None:
+                    self.note_type(scheme.type)
+        for t in self.noted_types:
+            self.note_type(t)
+        i = 0
+        while i < len(self.datatypes):
+            for r in self.datatypes[i].referenced():
+                if r.name not in self.data_base:
+                    self.add_data(r)
+            i += 1
+        return _data_table(self.datatypes)
 
     # -- global functions
     def global_fn(self, key) -> int:
@@ -489,7 +695,7 @@ class _Compiler:
         kind, name = key
         if kind == _PRELUDE and name in self.user_defs:
             return "prelude:" + name
-        if kind in ("builtin", "host"):
+        if kind in ("builtin", "host", "con"):
             return f"%{kind}:{name}"
         return name
 
@@ -510,7 +716,10 @@ class _Compiler:
         # trusted: well-formed by construction, so the Program skips the verifier
         # (tests/test_compiler_output.py verifies the output of every golden program)
         return Program(FORMAT_VERSION, functions, self.ints, self.doubles, self.strings,
-                       self.hosts, entry, self.result_type, sorted(self.used), trusted=True)
+                       self.hosts, entry, self.result_type, sorted(self.used),
+                       datatypes=self.data_types() if self.datatypes or self.hosts
+                       or getattr(self.checked, "result_type", None).__class__ not in _PLAIN
+                       else [], trusted=True)
 
     def drain(self):
         """Compile (or copy from the prelude image) every function still pending."""
@@ -546,20 +755,17 @@ class _Compiler:
         img = self.image
         src = img.functions[j]
         code = list(src.code)
-        pc, n = 0, len(code)
-        while pc < n:
-            kinds = _KINDS[code[pc]]
-            for t, kind in enumerate(kinds, 1):
-                v = code[pc + t]
-                if kind == "fn":
-                    code[pc + t] = self.image_fn(v)
-                elif kind == "int":
-                    code[pc + t] = self.int_const(img.ints[v])
-                elif kind == "dbl":
-                    code[pc + t] = self.dbl_const(img.doubles[v])
-                elif kind == "str":
-                    code[pc + t] = self.str_const(img.strings[v])
-            pc += 1 + len(kinds)
+        for at, kind, v in img.relocations[j]:     # in code order
+            if kind == "fn":
+                code[at] = self.image_fn(v)
+            elif kind == "int":
+                code[at] = self.int_const(img.ints[v])
+            elif kind == "str":
+                code[at] = self.str_const(img.strings[v])
+            elif kind == "dbl":
+                code[at] = self.dbl_const(img.doubles[v])
+            else:
+                code[at] = self.con_index(img.cons[v])
         name = src.name
         if name.split("/")[0] in self.user_defs:
             name = "prelude:" + name
@@ -572,6 +778,16 @@ class _Compiler:
 
     def compile_global(self, key) -> _FnBuilder:
         kind, name = key
+        if kind == "con":
+            con = self.con_infos.get(name)
+            if con is None:                 # a wrapper the prelude image refers to
+                con = self.image.con_infos[name]
+            fb = _FnBuilder(self.fn_name(key), con.arity)
+            for i in range(con.arity):
+                fb.emit(Op.LOCAL, i)
+            fb.emit(Op.MKCON, self.con_index(con), con.arity)
+            fb.emit(Op.RET)
+            return fb
         if kind in (_USER, _PRELUDE):
             d = (self.user_defs if kind == _USER else self.prelude_defs)[name]
             params, body = _define_params(d)
@@ -610,6 +826,10 @@ class _Compiler:
             return _Global("host", name, spec=ns[1])
         g = self.scopes[ns].resolve(name, var)
         if g is None:
+            # a data constructor: the typechecker resolves a name to one (setting
+            # var.con) only when no local, define or library function has that name
+            if var is not None and var.con is not None:
+                return _Global("con", name, spec=var.con)
             raise CompileError(f"unknown name {name!r}", line=var.line if var else None,
                                column=var.column if var else None)
         if ns == _USER and g.kind != _USER:
@@ -663,6 +883,8 @@ class _Compiler:
         if cls is ast.ListLit:
             self.c_list(fb, e, env, ns)
             return self.ret(fb, tail)
+        if cls is _Case:
+            return self.c_case(fb, e, env, ns, tail)
         raise CompileError(f"cannot compile {type(e).__name__}")
 
     def c_lazy(self, fb, e, env, ns):
@@ -679,7 +901,8 @@ class _Compiler:
                 return
             g = self.resolve(e.name, e, env, ns)
             if g.kind in (_USER, _PRELUDE) or (g.kind == "builtin" and g.spec.arity > 0) \
-                    or (g.kind == "host" and g.spec.arity > 0) or g.name == "nil":
+                    or (g.kind == "host" and g.spec.arity > 0) or g.name == "nil" \
+                    or g.kind == "con":
                 return self.c_var(fb, e, env, ns, False, strict=False)
             return self.c_thunk(fb, e, env, ns)
         if isinstance(e, ast.Lambda):
@@ -701,6 +924,8 @@ class _Compiler:
                         return
                 if g.kind in (_USER, _PRELUDE) and 0 < len(args) < self.global_arity(g):
                     return self.c_app(fb, e, env, ns, False)
+                if g.kind == "con":        # a constructor is lazy: built, not delayed
+                    return self.c_app(fb, e, env, ns, False)
         return self.c_thunk(fb, e, env, ns)
 
     def fusable(self, name, args, env):
@@ -719,6 +944,8 @@ class _Compiler:
         e = _strip(e)
         if isinstance(e, ast.Var):
             return {e.name} if e.name in env else set()
+        if e.__class__ is _Case:
+            return self.guard_forced_case(e, env, ns)
         if isinstance(e, ast.If):
             e = self.without_not(e, env, ns)
             return self.guard_forced(e.cond, env, ns) | (
@@ -744,6 +971,29 @@ class _Compiler:
             if strict:
                 out |= self.guard_forced(a, env, ns)
         return out
+
+    def guard_forced_case(self, e: ast.Case, env, ns) -> set:
+        """The scrutinee's when the first pattern forces it, and what every
+        alternative's body forces (the code after a case is reached only through one;
+        a fall-through raises)."""
+        alts = _live_alts(e.alts)
+        if not alts:
+            return set()
+        out = self.guard_forced(e.scrutinee, env, ns) if _refutable(alts[0].pattern) \
+            else set()
+        common = None
+        for a in alts:
+            pv = _pattern_vars(a.pattern)
+            inner = env
+            if pv:
+                inner = dict(env)
+                for n in pv:
+                    inner[n] = _Local(-1)
+            f = self.guard_forced(a.body, inner, ns).difference(pv)
+            common = f if common is None else common & f
+            if not common:
+                break
+        return out | common
 
     def branch_envs(self, cond, env, ns):
         """The environments of the two branches of an if on cond."""
@@ -794,7 +1044,7 @@ class _Compiler:
                     if fused is not None:
                         return fb.emit(BRANCH_FUSED[PRIMITIVES[g.name]], fused[0], fused[1], 0)
                 if g.kind == "builtin" and PRIMITIVES.get(g.name) in BRANCH_LOCALS \
-                        and len(args) == 2:
+                        and len(args) == 2 and _scalar_operands(fn):
                     a, b = _strip(args[0]), _strip(args[1])
                     if all(isinstance(x, ast.Var) and x.name in env and env[x.name].evaluated
                            for x in (a, b)):
@@ -841,12 +1091,203 @@ class _Compiler:
             else:
                 fb.emit(Op.FUN, self.global_fn(("builtin", g.name)))
             return self.ret(fb, tail)
+        if g.kind == "con":
+            self.c_con(fb, g.spec, (), env, ns)
+            return self.ret(fb, tail)
         # host
         if g.spec.arity == 0:
-            fb.emit(Op.HOST, self.host_ref(g.spec), 0)
+            fb.emit(Op.HOST, self.host_ref(g.spec, e), 0)
         else:
+            if e.inst_type is not None:
+                self.note_later(e.inst_type)
             fb.emit(Op.FUN, self.global_fn(("host", g.name)))
         return self.ret(fb, tail)
+
+    def c_con(self, fb, con, args, env, ns):
+        """A constructor applied to args (lazy fields): built when saturated, else a
+        partial application of (or the bare) wrapper; a nullary one is immediate."""
+        n = con.arity
+        if len(args) == n:
+            for a in args:
+                self.c_lazy(fb, a, env, ns)
+            fb.emit(Op.MKCON, self.con_index(con), n)
+        elif not args:
+            fb.emit(Op.FUN, self.con_wrapper(con))
+        elif len(args) < n:
+            for a in args:
+                self.c_lazy(fb, a, env, ns)
+            fb.emit(Op.MKPAP, self.con_wrapper(con), len(args))
+        else:
+            raise CompileError(f"constructor {con.name} applied to {len(args)} arguments "
+                               f"(it has {n} fields)")
+
+    # -- case
+    def c_case(self, fb, e: ast.Case, env, ns, tail):
+        """Alternatives as chains of tests jumping forward to the next on failure; the
+        scrutinee is evaluated (into a slot) only when the first pattern forces it."""
+        alts = _live_alts(e.alts)
+        saved = fb.next_slot
+        if not alts or not _refutable(alts[0].pattern):
+            if not alts:
+                self.c_no_match(fb, e, tail)
+                return
+            a = alts[0]
+            p = a.pattern
+            inner = env
+            if p.__class__ is _PVar:      # bound as it is, unevaluated and shared
+                inner = dict(env)
+                scrut = _strip(e.scrutinee)
+                if scrut.__class__ is _Var and scrut.name in env:
+                    inner[p.name] = env[scrut.name]
+                else:
+                    self.c_lazy(fb, scrut, env, ns)
+                    loc = _Local(fb.new_slot(),
+                                 isinstance(scrut, (ast.Lambda, ast.Lit, ast.ListLit)))
+                    fb.emit(Op.STORE, loc.slot)
+                    inner[p.name] = loc
+            self.c_strict(fb, a.body, inner, ns, tail)
+            fb.next_slot = saved
+            return
+        # the scrutinee in WHNF in a slot: a local's own slot, or a new one
+        scrut = _strip(e.scrutinee)
+        name = None
+        top_env = env
+        if scrut.__class__ is _Var and scrut.name in env:
+            name = scrut.name
+            top = env[name]
+            if not top.evaluated:
+                fb.emit(Op.LOCAL_EVAL, top.slot)
+                fb.emit(Op.STORE, top.slot)
+                top = _Local(top.slot, True, top.cons)
+                top_env = dict(env)
+                top_env[name] = top
+        else:
+            self.c_strict(fb, scrut, env, ns)
+            top = _Local(fb.new_slot(), True)
+            fb.emit(Op.STORE, top.slot)
+        alt_saved = fb.next_slot
+        excluded: set = set()         # what the alternatives tried so far have caught
+        fall: list = []               # failing tests of the previous alternative
+        ends: list = []
+        for a in alts:
+            p = a.pattern
+            key = _test_key(p) if _refutable(p) else None
+            if key is not None and key in excluded:
+                continue              # an earlier alternative catches all of these
+            here = len(fb.code)
+            for j in fall:
+                fb.patch_target(j, here)
+            fall = []
+            inner = dict(top_env)
+            pv = _pattern_vars(p)
+            used = None
+            if pv:
+                used = set()
+                _free_vars(a.body, frozenset(), used, frozenset(pv))
+            refined = self.c_match(fb, p, top, inner, fall, used, excluded)
+            if name is not None and name not in pv:
+                inner[name] = refined
+            self.c_strict(fb, a.body, inner, ns, tail)
+            if not tail:
+                ends.append(fb.emit(Op.JUMP, 0))
+            fb.next_slot = alt_saved
+            if key is not None:
+                excluded.add(key)
+            if not fall:
+                break                 # it always matches: the rest is unreachable
+        if fall:
+            for j in fall:
+                fb.patch_target(j, len(fb.code))
+            self.c_no_match(fb, e, tail)
+        elif ends:
+            # the last alternative's jump to the end would jump to the next instruction
+            at = ends.pop()
+            del fb.code[at:]
+            del fb.lines[at:]
+        for j in ends:
+            fb.patch_target(j, len(fb.code))
+        fb.next_slot = saved
+
+    def c_no_match(self, fb, e: ast.Case, tail):
+        fb.line = e.line
+        fb.emit(Op.STR, self.str_const(no_match_message(e.form, e.line, e.column)))
+        fb.emit(Op.ERROR)
+        self.ret(fb, tail)
+
+    def c_match(self, fb, p, loc, env, fall, used, excluded=None):
+        """Emit the tests of pattern p against the value in local ``loc`` (forced here
+        if p needs it), binding p's variables (those in ``used``) in env; failing tests
+        append their jumps to ``fall``.  ``excluded`` (top level only): the keys earlier
+        alternatives caught, so a test that cannot fail is left out.  Returns what is
+        then known of loc."""
+        cls = p.__class__
+        if cls is _PWild:
+            return loc
+        if cls is _PVar:
+            env[p.name] = loc
+            return loc
+        slot = loc.slot
+        if not loc.evaluated:
+            fb.emit(Op.LOCAL_EVAL, slot)
+            fb.emit(Op.STORE, slot)
+            loc = _Local(slot, True, loc.cons)
+        test = True
+        if excluded:
+            key = _test_key(p)
+            if key is None:
+                key = p.con.name if cls is _PCon and p.con is not None else \
+                    (p.name if cls is _PCon else None)
+            if key is not None and _universe(p) - excluded == {key}:
+                test = False          # the only value left
+        if cls is _PLit:
+            lit = p.lit
+            if lit.type == "Bool" or isinstance(lit.value, bool):
+                if test:
+                    fb.emit(Op.LOCAL, slot)
+                    if not lit.value:
+                        fb.emit(Op.NOT)
+                    fall.append(fb.emit(Op.JUMPF, 0))
+            elif lit.type == "Int":
+                fall.append(fb.emit(Op.BR_EQ_LI, slot, self.int_const(int(lit.value)), 0))
+            else:
+                fb.emit(Op.LOCAL, slot)
+                self.c_lit(fb, lit)
+                fb.emit(Op.EQ)
+                fall.append(fb.emit(Op.JUMPF, 0))
+            return loc
+        con = p.con
+        if con is None:               # nil or cons
+            if test:
+                fb.emit(Op.LOCAL, slot)
+                fb.emit(Op.NULLP)
+                if p.name == "cons":
+                    fb.emit(Op.NOT)
+                fall.append(fb.emit(Op.JUMPF, 0))
+            if p.name != "cons":
+                return loc
+            loc = _Local(slot, True, True)
+            fields = ((Op.HEAD,), (Op.TAIL,))
+        else:
+            index = self.con_index(con)
+            if test and len(con.data.constructors) > 1:
+                fall.append(fb.emit(Op.BR_NCON, slot, index, 0))
+            fields = [(Op.FIELD, k) for k in range(con.arity)]
+        for sub, read in zip(p.args, fields):
+            c = sub.__class__
+            if c is _PWild or (c is _PVar and used is not None and sub.name not in used):
+                continue
+            fb.emit(Op.LOCAL, slot)
+            fb.emit(*read)
+            if c is _PVar:
+                s = fb.new_slot()
+                fb.emit(Op.STORE, s)
+                env[sub.name] = _Local(s)
+            else:
+                fb.emit(Op.EVAL)
+                s = fb.new_slot()
+                fb.emit(Op.STORE, s)
+                self.c_match(fb, sub, _Local(s, True), env, fall, used)
+        return loc
 
     def c_list(self, fb, e: ast.ListLit, env, ns):
         fb.emit(Op.NIL)
@@ -980,6 +1421,9 @@ class _Compiler:
                 return
             fb.emit(Op.CALL, idx, arity)
             return self.c_apply_rest(fb, args[arity:], env, ns, tail)
+        if g.kind == "con":
+            self.c_con(fb, g.spec, args, env, ns)
+            return self.ret(fb, tail)
         spec = g.spec
         if len(args) < spec.arity or spec.arity == 0:
             self.c_var(fb, fn, env, ns, False, strict=True)
@@ -987,7 +1431,7 @@ class _Compiler:
         rest = args[spec.arity:]
         if g.kind == "host":
             self.c_args(fb, args[:spec.arity], spec.strictness, env, ns)
-            fb.emit(Op.HOST, self.host_ref(spec), spec.arity)
+            fb.emit(Op.HOST, self.host_ref(spec, fn), spec.arity)
         else:
             done = self.c_builtin(fb, g.name, args[:spec.arity], env, ns, tail and not rest)
             if done:
@@ -1057,6 +1501,11 @@ class _PreludeImage:
         self.strings = compiler.strings
         self.fn_index = dict(compiler.fn_index)
         self.key_of = {i: k for k, i in compiler.fn_index.items()}
+        # constructor operand -> ConInfo (relocated by the constructor's type and tag)
+        self.cons = [c for info in compiler.datatypes for c in info.constructors]
+        self.con_infos = dict(compiler.con_infos)
+        # per function: (position, kind, image value) of every operand a copy relocates
+        self.relocations = [_relocations(f.code) for f in self.functions]
         # the prelude's name resolution, shared by every compilation (it caches)
         self.prelude_scope = _Scope(_PRELUDE, {}, compiler.prelude_defs, None)
         # verified once here, so that programs copying these functions need not be
@@ -1064,9 +1513,35 @@ class _PreludeImage:
         from .program import Function, _verify_code
         funcs = [Function(f.name, f.arity, f.nslots, f.code, f.lines) for f in self.functions]
         arities = [f.arity for f in funcs]
+        datatypes = _data_table(compiler.datatypes)
         pools = SimpleNamespace(ints=self.ints, doubles=self.doubles, strings=self.strings,
-                                hosts=[])
-        self.max_stacks = [_verify_code(pools, f, arities) for f in funcs]
+                                hosts=[], datatypes=datatypes)
+        con_arities = [len(c.field_types) for d in datatypes for c in d.constructors]
+        self.max_stacks = [_verify_code(pools, f, arities, con_arities) for f in funcs]
+
+
+_RELOCATED = frozenset(("fn", "int", "dbl", "str", "con"))
+
+
+def _relocations(code) -> list:
+    out = []
+    pc, n = 0, len(code)
+    while pc < n:
+        kinds = _KINDS[code[pc]]
+        for t, kind in enumerate(kinds, 1):
+            if kind in _RELOCATED:
+                out.append((pc + t, kind, code[pc + t]))
+        pc += 1 + len(kinds)
+    return out
+
+
+def _data_table(infos) -> list:
+    """Program.datatypes for these DataInfos, in order."""
+    return [DataType(info.name, info.params,
+                     tuple(Constructor(c.name, info.field_type_texts(c),
+                                       c.field_names or ("",) * c.arity)
+                           for c in info.constructors))
+            for info in infos]
 
 
 class _EmptyModule:
