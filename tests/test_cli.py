@@ -96,6 +96,22 @@ def test_check_file_and_unknown_function(tmp_path):
     assert "UnknownFunctionError" in res.stderr and f"{f}:3:6" in res.stderr
 
 
+def test_check_warns_of_a_case_that_misses_values(tmp_path):
+    f = tmp_path / "opt.xt"
+    f.write_text("(data (Opt a) (No) (Yes a))\n"
+                 "(define (get o) (case o ((Yes (Yes x)) x) ((Yes No) 0)))\n"
+                 "(get (Yes (Yes 1)))\n")
+    res = run("check", str(f))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "Int"
+    lines = res.stderr.splitlines()
+    assert f"{f}:2:17: warning: this case does not cover every value: No is not matched" \
+        in lines[0]
+    assert lines[2].index("^") == lines[1].index("(case")
+    clean = run("check", "-e", "(case 1 (0 true) (_ false))")
+    assert clean.returncode == 0 and clean.stderr == ""
+
+
 def test_check_missing_file_is_a_clear_error(tmp_path):
     res = run("check", str(tmp_path / "nope.xt"))
     assert res.returncode != 0 and "cannot read" in res.stderr
