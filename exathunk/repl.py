@@ -2,26 +2,32 @@
 
 Line editing and history come from readline (history in ~/.exathunk_history).  Input
 continues over several lines until its parentheses balance.  A ``define`` is kept and
-seen by every later input; anything else is evaluated and its value printed.
+seen by every later input, as are ``data``, ``class`` and ``instance`` declarations;
+anything else is evaluated and its value printed.
 Commands: ``:type EXPR``, ``:defs``, ``:reset``, ``:help``, ``:quit``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from .errors import ExathunkError
 from .values import show_value
 
 HELP = """\
-Enter an expression to evaluate it, or (define ...) to add a definition.
+Enter an expression to evaluate it, or (define ...), (data ...), (class ...) or
+(instance ...) to add a definition.
 Input continues on the next line while parentheses are open.
   :type EXPR   show the type of EXPR
   :defs        list the definitions entered so far
   :reset       forget all definitions
   :help        this text
   :quit        leave (or Ctrl-D)"""
+
+
+_DEFINITION = re.compile(r"\(\s*(define|data|class|instance)[\s()]")
 
 
 def paren_balance(text: str) -> int:
@@ -122,7 +128,7 @@ class Repl:
                 self.defines.clear()
                 return "definitions cleared"
             return f"unknown command {command}; :help lists them"
-        if stripped.startswith("(define"):
+        if _DEFINITION.match(stripped):
             return self.define(stripped)
         return self.evaluate(stripped)
 

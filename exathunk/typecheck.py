@@ -968,6 +968,13 @@ class _Checker:
     def finish(self, body_type, body, allow_function: bool = False):
         final = _final
         setattr_ = object.__setattr__
+        if allow_function:
+            # a type to show, not a program to run: the result's constrained variables
+            # stay variables ("Num a => (-> a a a)"), as ghci's :type shows them
+            from .types import free_vars
+            for v in free_vars(body_type):
+                if not v.rigid:
+                    v.level = GENERIC
         for node, t in self.var_types:
             setattr_(node, "inst_type", final(t, node, [MAX_TYPE_SIZE]))
         result = final(body_type, body, [MAX_TYPE_SIZE])
@@ -976,7 +983,7 @@ class _Checker:
             raise TypeCheckError(
                 "a function cannot be handed back to the host: the result has type "
                 f"{show_type(result)}", body.line, body.column)
-        if self.uses:
+        if self.uses and not allow_function:
             self.resolve_uses()
         return result
 

@@ -157,9 +157,27 @@ def test_repl_session_from_a_pipe():
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "defined" in out and "144" in out
-    assert out.splitlines().count("(-> Int Int)") == 2   # types of functions, not errors
+    # types of functions, with their constraints (sq takes any number)
+    assert out.splitlines().count("Num a => (-> a a)") == 2
     assert "TypeCheckError" in out
     assert "(define (sq x)" in out
+
+
+def test_repl_keeps_data_class_and_instance_declarations():
+    session = "\n".join([
+        "(data (Opt a) (No) (Yes a))",
+        "(class (Size a) (size (-> a Int)))",
+        "(instance (Size String) (define (size s) (len s)))",
+        '(list (Yes (size "abc")) No)',
+        ":type size",
+        ":quit",
+    ]) + "\n"
+    res = run("repl", stdin=session)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert out.count("defined") == 3, res.stdout
+    assert "(list (Yes 3) No)" in out
+    assert "Size a => (-> a Int)" in out
 
 
 def test_serve_eval_remote_status_and_sigterm(server_process):
