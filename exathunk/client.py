@@ -267,7 +267,13 @@ class Client:
         fetching (getFuncDefs) each name the local library does not know."""
         from .driver import compile as compile_source
         if self._remote_library is None:
-            self._remote_library = self._library or Library()
+            lib = self._library or Library()
+            # The node's data types, classes and instances first: its functions' types
+            # and a program's instances name them.
+            defs = self.class_defs()
+            if defs is not None:
+                wire.library_from_defs((), defs, lib)
+            self._remote_library = lib
         lib = self._remote_library
         fetched = set()
         for _ in range(256):                # each round learns at least one new name
@@ -290,6 +296,16 @@ class Client:
         """FuncDefs (name, typeText, typeNodes, strictness, arity, origin, doc) of the named
         functions, or of every function the node offers when ``names`` is empty."""
         return self._invoke("getFuncDefs", funcIds=[T.FuncId(name=n) for n in names])
+
+    def class_defs(self):
+        """The node's ClassDefs (data types, classes, instances), or None from a node
+        that predates getClassDefs."""
+        try:
+            return self._invoke("getClassDefs")
+        except RemoteError as err:
+            if "unknown method" in (err.message or ""):
+                return None
+            raise
 
     def evaluate(self, program, **limits):
         """Evaluate source text (or a Program) on the node and return its value.

@@ -227,6 +227,8 @@ class ExecutionHandler:
         self._plans: dict = {}
         self._func_defs: dict | None = None
         self._func_defs_key = None
+        self._class_defs = None
+        self._class_defs_key = None
         # Evaluation slots as tokens in a C-implemented queue: cheaper to take and give
         # back than a threading.Semaphore, and get() takes a timeout.
         self._slots: queue.SimpleQueue = queue.SimpleQueue()
@@ -777,6 +779,14 @@ class ExecutionHandler:
                 raise UnknownFunctionError(f"unknown function {name!r}")
             out.append(d)
         return out
+
+    def getClassDefs(self):
+        lib = self.library
+        key = (lib.id, lib.version)
+        if self._class_defs_key != key:
+            self._class_defs = wire.class_defs(lib)
+            self._class_defs_key = key
+        return self._class_defs
 
     def submitEvalRequest(self, evalRequest):
         return self._handle(self._start(evalRequest, failed_thunk_on_error=False,

@@ -1,10 +1,15 @@
 """The wire mapping: exathunk objects <-> the Thrift structs of grammar/exathunk.thrift.
 
 Owns loading the IDL (once, as thriftpy2 module ``exathunk_thrift``), the flat encodings
-of recursive things (values as ValueNode lists, types as TypeNode lists, programs as
-ProgramGraph), errors <-> declared exceptions, FuncSpec -> FuncDef and back to a Library,
-and the bounded frame validator that both ends run on every frame before thriftpy2
-decodes it (thriftpy2 has no decode limits: DESIGN §8).  Every walk here is iterative.
+of recursive things (values as ValueNode lists, data values included; types as TypeNode
+lists; programs as ProgramGraph, data types included), errors <-> declared exceptions,
+FuncSpec -> FuncDef, a Library's data types, classes and instances -> ClassDefs, and both
+back to a client-side Library (``library_from_defs``), and the bounded frame validator
+that both ends run on every frame before thriftpy2 decodes it (thriftpy2 has no decode
+limits: DESIGN §8).  Every walk here is iterative.
+
+Values: int, float, bool, str, list and ``exathunk.Data`` travel; a Python tuple is
+never taken for a list (an ExathunkError says so: a pair is ``Data("Pair", (a, b))``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from thriftpy2.transport import TCyMemoryBuffer
 
 from .errors import ExathunkError, LimitExceeded, RemoteError, error_class
 from .library import LAZY, STRICT, FuncSpec, Library
+from .values import Data
 
 
 def _load_idl():
@@ -34,19 +40,23 @@ Service = thrift.RemoteExecutionService
 ValueNode = thrift.ValueNode
 VarCont = thrift.VarCont
 RunStats = thrift.RunStats
-_INT, _DOUBLE, _BOOL, _STRING, _LIST = (thrift.ValueKind.INT, thrift.ValueKind.DOUBLE,
-                                       thrift.ValueKind.BOOL, thrift.ValueKind.STRING,
-                                       thrift.ValueKind.LIST)
+_INT, _DOUBLE, _BOOL, _STRING, _LIST, _DATA = (
+    thrift.ValueKind.INT, thrift.ValueKind.DOUBLE, thrift.ValueKind.BOOL,
+    thrift.ValueKind.STRING, thrift.ValueKind.LIST, thrift.ValueKind.DATA)
+_TK = thrift.TypeKind
+_BASE_TYPES = frozenset(("Int", "Double", "Bool", "String"))
 
 # ----------------------------------------------------------------------------------------
 # Values
 
 
 def value_to_nodes(value) -> tuple[list, int]:
-    """A host value (int, float, bool, str, nested lists) as (ValueNode list, root index).
+    """A host value (int, float, bool, str, lists and exathunk.Data, nested) as
+    (ValueNode list, root index).
 
     Breadth-first, so every child index is greater than its parent's: a reader can
     rebuild the value in one backward pass and a cycle is impossible by construction.
+    A tuple (or any other Python type) is an ExathunkError.
     """
     nodes = []
     pending = [value]
@@ -62,10 +72,19 @@ def value_to_nodes(value) -> tuple[list, int]:
             nodes.append(ValueNode(kind=_DOUBLE, doubleValue=v))
         elif t is str:
             nodes.append(ValueNode(kind=_STRING, stringValue=v))
-        elif t is list or t is tuple:
+        elif t is list:
             start = len(pending)
             pending.extend(v)
             nodes.append(ValueNode(kind=_LIST, children=list(range(start, len(pending)))))
+        elif t is Data or isinstance(v, Data):
+            start = len(pending)
+            pending.extend(v.fields)
+            nodes.append(ValueNode(kind=_DATA, constructor=v.constructor,
+                                   children=list(range(start, len(pending)))))
+        elif t is tuple:
+            raise ExathunkError("cannot send a Python tuple: a list is a Python list, a "
+                                "value of a data type an exathunk.Data (a pair is "
+                                "Data('Pair', (a, b)))")
         else:
             raise ExathunkError(f"cannot send a value of Python type {t.__name__}")
         i += 1
@@ -84,17 +103,25 @@ def nodes_to_value(nodes, root: int):
     # one backward pass enough and rules out cycles without a visited set.
     for i in range(n - 1, -1, -1):
         node = nodes[i]
-        if node.kind == _LIST:
+        kind = node.kind
+        if kind == _LIST or kind == _DATA:
             kids = node.children or ()
             out = []
             for c in kids:
                 if not (i < c < n):
                     raise RemoteError(f"value node {i}: child index {c} out of order or range")
                 out.append(built[c])
-            built[i] = out
+            built[i] = out if kind == _LIST else Data(_constructor(node, i), out)
         else:
             built[i] = _scalar(node, i)
     return built[root]
+
+
+def _constructor(node, i) -> str:
+    name = node.constructor
+    if not isinstance(name, str) or not name:
+        raise RemoteError(f"value node {i}: a data value without its constructor")
+    return name
 
 
 def _scalar(node, i):
@@ -111,6 +138,10 @@ def _scalar(node, i):
         if node.children:
             raise RemoteError(f"value node {i}: list with children as a lone node")
         return []
+    elif kind == _DATA:
+        if node.children:
+            raise RemoteError(f"value node {i}: data with fields as a lone node")
+        return Data(_constructor(node, i))
     else:
         raise RemoteError(f"value node {i}: unknown kind {kind!r}")
     if v is None:
@@ -208,10 +239,12 @@ def split_signature(sig: str) -> tuple[list[tuple[str, str]], str]:
 
 
 def type_text_to_nodes(text: str) -> list:
-    """A type written as text ("(-> a (List a) Int)") as a pre-order TypeNode list."""
+    """A type written as text ("(-> a (List a) Int)", "(Maybe (Pair a Tree))") as a
+    pre-order TypeNode list: base types are CON, other upper-case names DATA (a data
+    type with its arguments as children), lower-case names VAR."""
     tokens = text.replace("(", " ( ").replace(")", " ) ").split()
     nodes = []
-    # Each open form is [node index, head seen?, children]; iterative, no recursion.
+    # Each open form is [node index, kind, children]; iterative, no recursion.
     stack: list[list] = []
     pos = 0
 
@@ -231,20 +264,28 @@ def type_text_to_nodes(text: str) -> list:
             head = tokens[pos]
             pos += 1
             if head == "->":
-                kind = thrift.TypeKind.FUNCTION
+                node = thrift.TypeNode(kind=_TK.FUNCTION, children=[])
             elif head == "List":
-                kind = thrift.TypeKind.LIST
+                node = thrift.TypeNode(kind=_TK.LIST, children=[])
+            elif head[:1].isupper() and head not in _BASE_TYPES:
+                node = thrift.TypeNode(kind=_TK.DATA, name=head, children=[])
             else:
                 raise ExathunkError(f"bad type {text!r}: unknown constructor {head!r}")
-            idx = add(thrift.TypeNode(kind=kind, children=[]))
-            stack.append([idx, kind, nodes[idx].children])
+            idx = add(node)
+            stack.append([idx, node.kind, node.children])
         elif tok == ")":
             if not stack:
                 raise ExathunkError(f"bad type {text!r}: unbalanced")
             stack.pop()
         else:
-            kind = thrift.TypeKind.VAR if tok[0].islower() else thrift.TypeKind.CON
-            add(thrift.TypeNode(kind=kind, name=tok))
+            if tok[:1].islower() or tok[:1] == "_":
+                add(thrift.TypeNode(kind=_TK.VAR, name=tok))
+            elif tok in _BASE_TYPES:
+                add(thrift.TypeNode(kind=_TK.CON, name=tok))
+            elif tok[:1].isupper() and tok != "List":
+                add(thrift.TypeNode(kind=_TK.DATA, name=tok, children=[]))
+            else:
+                raise ExathunkError(f"bad type {text!r}: unexpected {tok!r}")
         if not stack:
             break
     if stack or pos != len(tokens) or not nodes:
@@ -270,11 +311,31 @@ def type_nodes_to_text(nodes, root: int = 0) -> str:
         if not 0 <= item < n:
             raise RemoteError(f"type node index {item} out of range")
         node = nodes[item]
-        if node.kind in (thrift.TypeKind.CON, thrift.TypeKind.VAR):
-            out.append(node.name or "?")
+        kind = node.kind
+        if kind in (_TK.CON, _TK.VAR):
+            if not node.name:
+                raise RemoteError(f"type node {item}: a name is missing")
+            out.append(node.name)
             continue
-        head = "->" if node.kind == thrift.TypeKind.FUNCTION else "List"
         kids = list(node.children or [])
+        if kind == _TK.DATA:
+            if not node.name or not node.name[:1].isupper():
+                raise RemoteError(f"type node {item}: a data type without a proper name")
+            if not kids:
+                out.append(node.name)
+                continue
+            head = node.name
+        elif kind == _TK.FUNCTION:
+            if len(kids) < 2:
+                raise RemoteError(f"type node {item}: a function type needs at least two "
+                                  "parts")
+            head = "->"
+        elif kind == _TK.LIST:
+            if len(kids) != 1:
+                raise RemoteError(f"type node {item}: a list type has one element type")
+            head = "List"
+        else:
+            raise RemoteError(f"type node {item}: unknown kind {kind!r}")
         seq: list = ["(" + head]
         for k in kids:
             seq.append(" ")
@@ -284,17 +345,38 @@ def type_nodes_to_text(nodes, root: int = 0) -> str:
     return "".join(out)
 
 
+def type_tree(text: str):
+    """A type's text as the IDL's TypeTree (nodes root first, root 0)."""
+    return thrift.TypeTree(nodes=type_text_to_nodes(text), root=0)
+
+
+def type_tree_text(tree) -> str:
+    """The text of a TypeTree from the wire (malformed: RemoteError)."""
+    if tree is None:
+        raise RemoteError("a type tree is missing")
+    return type_nodes_to_text(tree.nodes or [], tree.root or 0)
+
+
+def _scope(library):
+    if library is None:
+        return None
+    from .typecheck import library_world
+    return library_world(library).scope
+
+
 def func_def(spec: FuncSpec, library: Library | None = None):
-    """The FuncDef a node advertises for one of its functions."""
+    """The FuncDef a node advertises for one of its functions (or instance methods)."""
     sig = spec.signature
     constraints, body = split_signature(sig)
     strictness = spec.strictness
     arity = len(strictness)
     if spec.kind == "prelude" and not strictness:
         # Prelude functions are written in exathunk: the arity comes from the type and
-        # each parameter is lazy unless the compiler proves otherwise.
+        # each parameter is lazy unless the compiler proves otherwise.  Their types may
+        # name the prelude's data types (Pair, Maybe), hence the scope.
         from .types import arity_of, parse_signature
-        arity = arity_of(parse_signature(sig))
+        scope = _scope(library or _default_library())
+        arity = arity_of(parse_signature(sig, scope))
         strictness = (LAZY,) * arity
     return thrift.FuncDef(
         name=spec.name, typeText=sig, typeNodes=type_text_to_nodes(body), typeRoot=0,
@@ -304,25 +386,242 @@ def func_def(spec: FuncSpec, library: Library | None = None):
         arity=arity, origin=spec.kind, doc=spec.doc or None)
 
 
+def _default_library():
+    from .library import default_library
+    return default_library()
+
+
+# ----------------------------------------------------------------------------------------
+# Data types, classes and instances (getClassDefs)
+
+def data_decl_text(info) -> str:
+    """A DataInfo's declaration as the language writes it (parses back to the same type):
+    "(data (Maybe a) (Nothing) (Just a))", "(data Point (Pt (px Double) (py Double)))"."""
+    head = f"({info.name} {' '.join(info.params)})" if info.params else info.name
+    parts = [f"(data {head}"]
+    for con in info.constructors:
+        texts = info.field_type_texts(con)
+        if con.field_names is not None and texts:
+            fields = " ".join(f"({n} {t})" for n, t in zip(con.field_names, texts))
+            parts.append(f" ({con.name} {fields})")
+        elif texts:
+            parts.append(f" ({con.name} {' '.join(texts)})")
+        else:
+            parts.append(f" ({con.name})")
+    parts.append(")")
+    return "".join(parts)
+
+
+def data_type_def(info):
+    """A DataInfo as the DataTypeDef of ClassDefs (origin, text and trees included)."""
+    from .types import class_names
+    cons = []
+    for con in info.constructors:
+        texts = list(info.field_type_texts(con))
+        names = list(con.field_names) if con.field_names is not None else [""] * len(texts)
+        cons.append(thrift.ConstructorDef(name=con.name, fieldTypes=texts, fieldNames=names,
+                                          fieldTypeTrees=[type_tree(t) for t in texts]))
+    return thrift.DataTypeDef(name=info.name, params=list(info.params), constructors=cons,
+                              origin=info.origin, declText=data_decl_text(info),
+                              derives=class_names(info.derives))
+
+
+def class_decl_text(info) -> str:
+    from .pretty import to_source
+    return to_source(info.decl) if info.decl is not None else (info.decl_text or "")
+
+
+def class_def(info):
+    """A ClassInfo as the IDL's ClassDef."""
+    from .types import show_type
+    methods = []
+    for m in info.method_order:
+        text = show_type(info.methods[m])
+        constraints, body = split_signature(text)
+        methods.append(thrift.MethodDef(
+            name=m, typeText=text, type=type_tree(body),
+            constraints=[thrift.TypeConstraint(className=c, typeVar=v)
+                         for c, v in constraints],
+            hasDefault=m in info.defaults))
+    return thrift.ClassDef(name=info.name, param=info.param,
+                           superclasses=list(info.supers), methods=methods,
+                           origin=info.origin, declText=class_decl_text(info))
+
+
+def instance_def(spec, cinfo, library: Library | None = None):
+    """A Library's InstanceSpec as the IDL's InstanceDef (``cinfo``: its ClassInfo)."""
+    order = [m for m in cinfo.method_order if m in spec.methods] if cinfo is not None         else sorted(spec.methods)
+    return thrift.InstanceDef(
+        className=spec.class_name, typeText=spec.type_text, type=type_tree(spec.type_text),
+        head=spec.head, origin="host", methods=order,
+        methodDefs=[func_def(spec.methods[m], library) for m in order],
+        declText=f"(instance ({spec.class_name} {spec.type_text}))")
+
+
+def class_defs(library: Library):
+    """The ClassDefs a node advertises: the prelude's and the library's data types, the
+    library's classes and the instances it implements in Python."""
+    from .typecheck import library_world
+    world = library_world(library)
+    datas = [data_type_def(info) for info in world.data.values()
+             if info.origin in ("prelude", "library")]
+    classes = [class_def(info) for info in world.classes.values()
+               if info.origin == "library"]
+    _, _, instances = library.declarations()
+    insts = [instance_def(spec, world.classes.get(spec.class_name), library)
+             for spec in instances]
+    return thrift.ClassDefs(dataTypes=datas, classes=classes, instances=insts)
+
+
 def _unavailable_here(name):
     def stub(*args):
         raise ExathunkError(f"{name} is a remote host function and runs only on its node")
     return stub
 
 
-def library_from_func_defs(defs, base: Library | None = None) -> Library:
+def _flags_of(strictness) -> list:
+    return [s != thrift.Strictness.LAZY for s in (strictness or [])]
+
+
+def library_from_func_defs(defs, base: Library | None = None,
+                           conflicts: list | None = None) -> Library:
     """A client-side Library in which the remote node's host functions are known by type.
 
     Built-ins and prelude functions are the client's own; a remote host function gets a
     stub that cannot run here (the client only typechecks and compiles against it).
+    Signatures naming the node's data types or classes need them declared first
+    (``library_from_defs`` does both).  ``conflicts``: a list that takes the name of
+    every function ``base`` already has with another type (or cannot take), which is then
+    skipped; without it such a function is an ExathunkError.
     """
     lib = base or Library()
     for d in defs:
         if d.origin != "host" and d.name in lib:
             continue
-        flags = [s != thrift.Strictness.LAZY for s in (d.strictness or [])]
-        lib.register(d.name, d.typeText, _unavailable_here(d.name), strict=flags)
+        if d.origin == "host" and "@" in (d.name or ""):
+            continue                  # an instance method: comes with its instance
+        old = lib.lookup(d.name)
+        if old is not None and old.kind == "host" and old.signature == d.typeText \
+                and tuple(old.strictness) == tuple(_flags_of(d.strictness)):
+            continue
+        if conflicts is not None and old is not None:
+            conflicts.append(d.name)
+            continue
+        try:
+            lib.register(d.name, d.typeText, _unavailable_here(d.name),
+                         strict=_flags_of(d.strictness))
+        except ExathunkError:
+            if conflicts is None:
+                raise
+            conflicts.append(d.name)
     return lib
+
+
+def library_from_defs(func_defs=(), defs=None, base: Library | None = None,
+                      conflicts: list | None = None) -> Library:
+    """A client-side Library that knows a node's data types, classes, instances and host
+    functions, from its FuncDefs and ClassDefs, so that programs typecheck and compile
+    here exactly as on the node.
+
+    Data types and classes are declared with their declaration texts (the prelude's are
+    the client's own); a name ``base`` already declares the same way is skipped, a
+    different declaration of it is an ExathunkError.  Host functions and instance
+    methods get stubs that raise "runs only on its node": the client never runs them.
+    ``conflicts`` (a broker merging many nodes): a list that takes the name of every
+    data type, class, function or instance ``base`` has differently or cannot take, which
+    is then skipped instead of raising.
+    """
+    from .typecheck import library_world
+    lib = base or Library()
+    if defs is not None:
+        for d in defs.dataTypes or []:
+            if d.origin == "prelude":
+                continue
+            world = library_world(lib)
+            have = world.data.get(d.name)
+            try:
+                if have is not None:
+                    if data_decl_text(have) != _data_text_of(d):
+                        raise ExathunkError(f"the node's data type {d.name} is declared "
+                                            f"differently here ({data_decl_text(have)})")
+                    continue
+                lib.declare_data(d.declText)
+            except ExathunkError:
+                if conflicts is None:
+                    raise
+                conflicts.append(d.name)
+        for c in defs.classes or []:
+            world = library_world(lib)
+            have = world.classes.get(c.name)
+            try:
+                if have is not None:
+                    if _same_class(have, c):
+                        continue
+                    raise ExathunkError(f"the node's class {c.name} is declared "
+                                        f"differently here ({class_decl_text(have)})")
+                lib.declare_class(c.declText)
+            except ExathunkError:
+                if conflicts is None:
+                    raise
+                conflicts.append(c.name)
+    library_from_func_defs(func_defs, lib, conflicts)
+    if defs is not None:
+        for inst in defs.instances or []:
+            world = library_world(lib)
+            if (inst.className, inst.head) in world.instances:
+                continue
+            methods = {m: _unavailable_here(f"{m}@{inst.className} {inst.head}")
+                       for m in (inst.methods or [])}
+            try:
+                lib.register_instance(inst.className, inst.typeText,
+                                      strict=_instance_strictness(inst), **methods)
+            except ExathunkError:
+                if conflicts is None:
+                    raise
+                conflicts.append(f"{inst.className} {inst.head}")
+    return lib
+
+
+def _instance_strictness(inst):
+    """The ``strict`` a node passed to register_instance, recovered from the methods'
+    FuncDefs (one flag for every parameter, or one flag per parameter of every method)."""
+    flags = [tuple(_flags_of(m.strictness)) for m in (inst.methodDefs or [])]
+    nonempty = [f for f in flags if f]
+    if not nonempty:
+        return True
+    if all(f == nonempty[0] for f in flags):
+        return list(nonempty[0])
+    if all(len(set(f)) == 1 for f in nonempty) and len({f[0] for f in nonempty}) == 1:
+        return nonempty[0][0]
+    raise ExathunkError(f"the instance {inst.className} {inst.typeText}: its methods "
+                        "differ in strictness, which register_instance cannot express")
+
+
+def _data_text_of(d) -> str:
+    """The canonical declaration text of a DataTypeDef (as data_decl_text writes it)."""
+    head = f"({d.name} {' '.join(d.params)})" if d.params else d.name
+    parts = [f"(data {head}"]
+    for c in d.constructors or []:
+        texts = list(c.fieldTypes or [])
+        names = list(c.fieldNames or [])
+        if texts and names and all(names):
+            parts.append(f" ({c.name} " + " ".join(f"({n} {t})" for n, t in
+                                                  zip(names, texts)) + ")")
+        elif texts:
+            parts.append(f" ({c.name} {' '.join(texts)})")
+        else:
+            parts.append(f" ({c.name})")
+    parts.append(")")
+    return "".join(parts)
+
+
+def _same_class(info, c) -> bool:
+    from .types import show_type
+    if info.param != c.param or list(info.supers) != list(c.superclasses or []):
+        return False
+    mine = [(m, show_type(info.methods[m]), m in info.defaults) for m in info.method_order]
+    theirs = [(m.name, m.typeText, bool(m.hasDefault)) for m in (c.methods or [])]
+    return mine == theirs
 
 
 # ----------------------------------------------------------------------------------------
@@ -369,12 +668,18 @@ def program_to_graph(program):
                                               strictness=_strictness(h.strictness))
                        for h in program.hosts],
         entry=program.entry, resultType=program.type,
-        functionsUsed=list(program.functions_used))
+        functionsUsed=list(program.functions_used),
+        dataTypes=[thrift.DataTypeDef(
+            name=d.name, params=list(d.params),
+            constructors=[thrift.ConstructorDef(name=c.name, fieldTypes=list(c.field_types),
+                                                fieldNames=list(c.field_names))
+                          for c in d.constructors])
+            for d in getattr(program, "datatypes", None) or []])
 
 
 def graph_to_program(graph, library: Library | None = None):
     """A ProgramGraph from the wire as a verified Program (ill-formed: ExathunkError)."""
-    from .program import FORMAT_VERSION, Function, HostRef, Program
+    from .program import FORMAT_VERSION, Constructor, DataType, Function, HostRef, Program
     if graph.formatVersion != FORMAT_VERSION:
         raise ExathunkError(f"unsupported program format version {graph.formatVersion} "
                             f"(this node reads version {FORMAT_VERSION})")
@@ -384,10 +689,16 @@ def graph_to_program(graph, library: Library | None = None):
         hosts = [HostRef(h.name or "", h.signature or "",
                          tuple(s != thrift.Strictness.LAZY for s in (h.strictness or [])))
                  for h in (graph.hostFunctions or [])]
+        datatypes = [DataType(d.name or "", tuple(d.params or ()),
+                              tuple(Constructor(c.name or "", tuple(c.fieldTypes or ()),
+                                                tuple(c.fieldNames or ()))
+                                    for c in (d.constructors or ())))
+                     for d in (graph.dataTypes or [])]
         return Program(graph.formatVersion, functions, list(graph.intConstants or []),
                        [float(d) for d in (graph.doubleConstants or [])],
                        list(graph.stringConstants or []), hosts, int(graph.entry),
-                       graph.resultType or "", list(graph.functionsUsed or []))
+                       graph.resultType or "", list(graph.functionsUsed or []),
+                       datatypes)
     except ExathunkError:
         raise
     except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:

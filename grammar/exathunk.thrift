@@ -44,6 +44,11 @@ enum ValueKind {
   BOOL = 3,    // boolValue
   STRING = 4,  // stringValue (UTF-8)
   LIST = 5,    // a list: children holds the indices of its elements, in order
+  DATA = 6,    // a value of a data type: constructor names its constructor (e.g. "Just",
+               // "Pt", "Nothing") and children holds the indices of its fields, in the
+               // constructor's declared order (record fields by position too; empty for a
+               // nullary constructor).  Each index is greater than the node's own, as for
+               // LIST.  A Pair is DATA "Pair" with two children: the wire has no tuples.
 }
 
 // The kind of one node of a flat type tree (see TypeNode).
@@ -52,6 +57,9 @@ enum TypeKind {
   VAR = 2,       // a type variable: name is a, b, c...
   LIST = 3,      // (List a): children holds exactly one index, the element type
   FUNCTION = 4,  // (-> a b ... r): children holds the parameter types then the result type
+  DATA = 5,      // a data type applied to its arguments: name is the type's name (Maybe,
+                 // Pair, Tree, a node's own types) and children holds one index per type
+                 // argument, in order ((Maybe Int): one child; Tree: none)
 }
 
 // Where a remote computation stands (reported by NotDone and by the stats).
@@ -82,19 +90,32 @@ struct FuncId {
 // One node of a type written as a flat tree: the tree's root is named by an index
 // (FuncDef.typeRoot) and each node names its children by index in the same list.
 struct TypeNode {
-  // What the node is: a base type, a type variable, a list or a function type.
+  // What the node is: a base type, a type variable, a list, a function type or a data
+  // type.
   1: TypeKind kind,
-  // For CON the base type's name; for VAR the variable's name; unset otherwise.
+  // For CON the base type's name; for VAR the variable's name; for DATA the data type's
+  // name; unset otherwise.
   2: optional string name,
-  // For LIST the element type; for FUNCTION the parameter types then the result type:
-  // indices into the same TypeNode list (exathunk writes it in pre-order, root first,
-  // and a reader must not assume more than that every index is in range and acyclic).
+  // For LIST the element type; for FUNCTION the parameter types then the result type;
+  // for DATA the type arguments (empty or unset when it has none): indices into the same
+  // TypeNode list (exathunk writes it in pre-order, root first, and a reader must not
+  // assume more than that every index is in range and acyclic).
   3: optional list<i32> children,
 }
 
-// A typeclass constraint on a type variable of a signature, e.g. Num a.
+// One type on its own as a flat tree (TypeNode list and its root), where a struct needs
+// several types (the fields of a constructor, an instance's type, a method's type).
+struct TypeTree {
+  // The nodes, root first as exathunk writes them.
+  1: list<TypeNode> nodes,
+  // Index of the root node in nodes (0 as written by exathunk).
+  2: i32 root,
+}
+
+// A typeclass constraint on a type variable of a signature, e.g. Num a, Hashable b.
 struct TypeConstraint {
-  // The class: Num, Eq, Ord or Show.
+  // The class: a built-in one (Num, Eq, Ord, Show) or a class the node declares (see
+  // ClassDef).
   1: string className,
   // The constrained type variable's name, as it appears in the TypeNodes.
   2: string typeVar,
@@ -108,7 +129,9 @@ struct FuncDef {
   // The function's name.
   1: string name,
   // The type in the library's signature syntax, constraints included, e.g.
-  // "Num a => (-> a a a)"; exathunk.types.parse_signature reads it back.
+  // "Num a => (-> a a a)", "(-> (List (Pair a b)) (Maybe b))", "Hashable a => (-> a
+  // String)"; exathunk.types.parse_signature reads it back (with a TypeScope that knows
+  // the data types and classes of getClassDefs when it names them).
   2: string typeText,
   // The same type (without constraints) as a flat tree, root first.
   3: list<TypeNode> typeNodes,
@@ -125,6 +148,133 @@ struct FuncDef {
   8: string origin,
   // One line of documentation, when the node has one.
   9: optional string doc,
+}
+
+// ---------------------------------------------------------------------------------------
+// Data types (in programs, and advertised by getClassDefs)
+
+// One constructor of a data type.
+struct ConstructorDef {
+  // The constructor's name, e.g. "Just", "Node", "Pt" (upper-case initial).
+  1: string name,
+  // Each field's type as text over the data type's parameters, in order: "a",
+  // "(List a)", "Tree", "(Maybe Int)" (empty for a nullary constructor).
+  2: list<string> fieldTypes,
+  // Each field's record name, parallel to fieldTypes: "" for a positional field (a
+  // record constructor names every field, and each name is an accessor function).
+  3: list<string> fieldNames,
+  // The same field types as flat trees, parallel to fieldTypes (the parameters are VAR
+  // nodes named as in DataTypeDef.params).  Set in ClassDefs; unset in a ProgramGraph,
+  // where the text is the contract (it is what Program.datatypes holds).
+  4: optional list<TypeTree> fieldTypeTrees,
+}
+
+// A data type: its name, parameters and constructors.  In a ProgramGraph it mirrors
+// exathunk.program.DataType field for field (constructor operands of the code index the
+// flattened list of every type's constructors, in order; a constructor's position in its
+// type is its tag).  In ClassDefs it also says where the type comes from and how it is
+// written.
+struct DataTypeDef {
+  // The type's name, e.g. "Maybe", "Tree", "Point".
+  1: string name,
+  // The type parameters' names, in order ("a" "b" for (Pair a b); empty for Tree).
+  2: list<string> params,
+  // The constructors, in declaration order.
+  3: list<ConstructorDef> constructors,
+  // ClassDefs only: "prelude" (Pair, Maybe, Either: every node has them) or "library"
+  // (declared by the node, Library.declare_data).
+  4: optional string origin,
+  // ClassDefs only: the declaration as written in the language, e.g.
+  // "(data (Maybe a) (Nothing) (Just a))"; exathunk.parser.parse_declaration reads it
+  // and Library.declare_data takes it as it is.
+  5: optional string declText,
+  // ClassDefs only: the built-in classes derived for the type (Eq, Ord, Show: those
+  // every field type has, given the parameters have them).
+  6: optional list<string> derives,
+}
+
+// ---------------------------------------------------------------------------------------
+// Classes and instances: the typed contracts a node offers besides its functions
+
+// One method of a class.
+struct MethodDef {
+  // The method's name, e.g. "hash": in a program it is called like a function.
+  1: string name,
+  // Its type in the library's signature syntax, the class's own constraint included and
+  // variables named a, b, ... in order of appearance, e.g. "Hashable a => (-> a Int)".
+  2: string typeText,
+  // The same type (without constraints) as a flat tree.
+  3: TypeTree type,
+  // The constraints on its type variables (the class's own first among them, as text
+  // order gives them).
+  4: list<TypeConstraint> constraints,
+  // True when the class gives a default definition (an instance may then leave the
+  // method out).
+  5: bool hasDefault,
+}
+
+// A class a node declares (Library.declare_class); the built-in Num, Eq, Ord and Show are
+// not listed (every node has them).
+struct ClassDef {
+  // The class's name, e.g. "Hashable".
+  1: string name,
+  // The name of its type variable as declared, e.g. "a".
+  2: string param,
+  // Its superclasses' names (built-in or declared), e.g. ["Eq"] for
+  // (class (=> (Eq a) (Keyed a)) ...).
+  3: list<string> superclasses,
+  // Its methods, in declaration order.
+  4: list<MethodDef> methods,
+  // Where it comes from: "library" (declared by the node).
+  5: string origin,
+  // The declaration as written in the language (default methods included), e.g.
+  // "(class (Hashable a) (hash (-> a Int)))"; Library.declare_class takes it as it is.
+  6: string declText,
+}
+
+// An instance a node offers: a class implemented for one type by Python functions on the
+// node (Library.register_instance).  A program that uses it runs only on a node that
+// offers it.
+struct InstanceDef {
+  // The class, e.g. "Hashable".
+  1: string className,
+  // The instance's type as written, e.g. "String", "Point", "(List a)" (an instance for
+  // every element type).
+  2: string typeText,
+  // The same type as a flat tree.
+  3: TypeTree type,
+  // The type's head, by which instances are keyed and named: "String", "List", "Point".
+  // "className head" ("Hashable String") names the instance everywhere (CheckedModule,
+  // error messages, the broker's routing).
+  4: string head,
+  // Where it comes from: "host" (implemented in Python by the node).
+  5: string origin,
+  // The methods the node implements, in the class's order; the others take the class's
+  // default.
+  6: list<string> methods,
+  // The host function behind each implemented method, parallel to methods: named
+  // "method@Class Head" (e.g. "hash@Hashable String"), with its type at this instance
+  // ("(-> String Int)") and its strictness.  A compiled program calls them as host
+  // functions (HostFunctionRef).
+  7: list<FuncDef> methodDefs,
+  // The instance's head as a declaration without bodies, e.g.
+  // "(instance (Hashable String))": for display; the bodies are the node's.
+  8: string declText,
+}
+
+// What getClassDefs advertises: every data type, class and instance a program compiled
+// against the node may use beyond the built-ins.  With getFuncDefs it is all a client
+// needs to typecheck and compile locally (exathunk's own client builds a Library from
+// both: declare_data and declare_class with the texts, then the functions, then
+// register_instance with stubs that run only on the node).
+struct ClassDefs {
+  // The data types: the prelude's first, then the node's, in declaration order (a type
+  // names only types before it or itself).
+  1: list<DataTypeDef> dataTypes,
+  // The node's classes, in declaration order (superclasses first).
+  2: list<ClassDef> classes,
+  // The node's instances, in registration order.
+  3: list<InstanceDef> instances,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -148,7 +298,9 @@ struct GraphFunction {
 }
 
 // A host function a program calls: the node that runs it must export a function of that
-// name with that exact signature and strictness, or the request is refused.
+// name with that exact signature and strictness, or the request is refused.  A method of
+// an instance the node implements in Python is a host function too, named
+// "method@Class Type" (e.g. "hash@Hashable String").
 struct HostFunctionRef {
   // Name of the host function.
   1: string name,
@@ -179,9 +331,14 @@ struct ProgramGraph {
   7: i32 entry,
   // The program's result type as text, e.g. "(List Int)"; what the VarCont will carry.
   8: string resultType,
-  // Every library name the program calls (built-ins, prelude and host functions): a
-  // broker routes the request only to workers that offer all of them.
+  // Every library name the program calls (built-ins, prelude and host functions,
+  // instance methods such as "hash@Hashable String" included): a broker routes the
+  // request only to workers that offer all of them.
   9: list<string> functionsUsed,
+  // The data types the program builds, matches or receives (formatVersion 2 and later;
+  // unset reads as none): constructor operands of the code index their flattened
+  // constructor list.
+  10: optional list<DataTypeDef> dataTypes,
 }
 
 // One evaluation request.  Exactly one of source, graph and programBytes is set.
@@ -225,8 +382,9 @@ struct RemoteThunk {
 // ---------------------------------------------------------------------------------------
 // Results
 
-// One node of a value written as a flat tree: the tree's root is VarCont.root and a LIST
-// node names its elements by index in the same list.  Exactly the field for its kind is set.
+// One node of a value written as a flat tree: the tree's root is VarCont.root; a LIST
+// node names its elements and a DATA node its fields by index in the same list.  Exactly
+// the field for its kind is set (for DATA: constructor, and children).
 struct ValueNode {
   // Which field holds the value.
   1: ValueKind kind,
@@ -238,10 +396,15 @@ struct ValueNode {
   4: optional bool boolValue,
   // For STRING.
   5: optional string stringValue,
-  // For LIST: the indices of the elements, in order (empty for the empty list).  Each
-  // index is greater than this node's own index (a reader rebuilds the value in one
-  // backward pass, and no cycle can be written); breadth-first order satisfies it.
+  // For LIST: the indices of the elements, in order (empty for the empty list); for
+  // DATA: the indices of the fields, in the constructor's order (empty or unset for a
+  // nullary constructor).  Each index is greater than this node's own index (a reader
+  // rebuilds the value in one backward pass, and no cycle can be written); breadth-first
+  // order satisfies it.
   6: optional list<i32> children,
+  // For DATA: the constructor's name ("Just", "Pair", "Leaf"); the value's type
+  // (VarCont.typeText) says which data type it belongs to.
+  7: optional string constructor,
 }
 
 // Measurements of one evaluation (what it cost and where the time went).  An answer
@@ -521,6 +684,12 @@ service RemoteExecutionService {
 
   // Health and statistics.
   ServiceStats getStats() throws (1: ExathunkException err),
+
+  // The data types, classes and instances the node offers (see ClassDefs): with
+  // getFuncDefs, what a client needs to typecheck and compile against them locally.  A
+  // broker answers with the union of its live workers' (one declaration per name: the
+  // one most of them offer) and the instances any of them offers.
+  ClassDefs getClassDefs() throws (1: ExathunkException err),
 
   // A worker's price and latency estimate for a request, asked for by a broker (the
   // market).  Compiles the request (cached) but does not run it.

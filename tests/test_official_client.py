@@ -61,6 +61,8 @@ def value_of(vc, ttypes):
         n = vc.nodes[i]
         if n.kind == K.LIST:
             built[i] = [built[c] for c in n.children or []]
+        elif n.kind == K.DATA:
+            built[i] = (n.constructor, *[built[c] for c in n.children or []])
         else:
             built[i] = {K.INT: n.intValue, K.DOUBLE: n.doubleValue, K.BOOL: n.boolValue,
                         K.STRING: n.stringValue}[n.kind]
@@ -148,3 +150,22 @@ def test_compiled_graph_through_the_generated_client(official):
     assert value_of(vc, t) == 6
     prog = exathunk.compile("(* 6 7)")
     assert value_of(client.evaluate(t.EvalRequest(programBytes=prog.to_bytes())), t) == 42
+
+
+def test_data_values_and_class_defs_through_the_generated_client(official):
+    client, t = official
+    vc = client.evaluate(t.EvalRequest(source="(list (Just (pair 1 \"a\")) Nothing)"))
+    assert vc.typeText == "(List (Maybe (Pair Int String)))"
+    assert value_of(vc, t) == [("Just", ("Pair", 1, "a")), ("Nothing",)]
+    vc = client.evaluate(t.EvalRequest(source=(
+        "(data Tree (Leaf) (Node Tree Int Tree))\n"
+        "(Node (Leaf) 3 (Node (Leaf) 4 (Leaf)))")))
+    assert vc.typeText == "Tree"
+    assert value_of(vc, t) == ("Node", ("Leaf",), 3, ("Node", ("Leaf",), 4, ("Leaf",)))
+    defs = client.getClassDefs()
+    maybe = next(d for d in defs.dataTypes if d.name == "Maybe")
+    assert maybe.params == ["a"] and [c.name for c in maybe.constructors] == ["Nothing", "Just"]
+    assert maybe.declText == "(data (Maybe a) (Nothing) (Just a))" and maybe.origin == "prelude"
+    (fields,) = [c.fieldTypeTrees for c in maybe.constructors if c.name == "Just"]
+    assert fields[0].nodes[0].kind == t.TypeKind.VAR and fields[0].nodes[0].name == "a"
+    assert defs.classes == [] and defs.instances == []

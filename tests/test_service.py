@@ -476,3 +476,64 @@ def test_the_inline_run_keeps_a_smaller_max_steps_of_the_request():
             assert c.submit("(+ 1 2)", no_cache=True).result(timeout=30) == 3
     finally:
         handle.stop(10)
+
+
+@pytest.fixture(scope="module")
+def shapes_node():
+    """A node that declares a data type and a class, and implements instances in Python."""
+    from exathunk import Data
+    lib = Library()
+    lib.declare_data("(data Shape (Circle (radius Double)) (Rect Double Double))")
+    lib.declare_class("(class (Area a) (area (-> a Double)) (describe (-> a String))"
+                      ' (define (describe x) (++ "area " (show (area x)))))')
+
+    def area(shape):
+        if shape.constructor == "Circle":
+            return 3.0 * shape.fields[0] ** 2
+        return shape.fields[0] * shape.fields[1]
+
+    lib.register_instance("Area", "Shape", area=area)
+    lib.register("unit-square", "Shape", lambda: Data("Rect", (1.0, 1.0)))
+    lib.register("scale", "(-> Double Shape Shape)",
+                 lambda k, s: Data(s.constructor, tuple(k * f for f in s.fields)))
+    handle = server.start(library=lib)
+    yield handle
+    handle.stop(5)
+
+
+@pytest.mark.parametrize("mode", ["source", "graph", "graph-struct"])
+def test_node_data_types_classes_and_instances_in_every_mode(shapes_node, mode):
+    with connect(shapes_node.host, shapes_node.port, mode=mode) as c:
+        assert c.evaluate("(area (Circle 2.0))") == 12.0              # host instance
+        assert c.evaluate("(describe (scale 2.0 (unit-square)))") == "area 4.0"   # default
+        v = c.evaluate("(list (scale 3.0 (Rect 1.0 2.0)) (Circle (radius (Circle 1.5))))")
+        assert [str(x) for x in v] == ["(Rect 3.0 6.0)", "(Circle 1.5)"]
+        # An instance written in the program beside the node's.
+        assert c.evaluate("(instance (Area Int) (define (area n) (to-double n)))\n"
+                          "(+ (area 4) (area (Rect 1.0 1.0)))") == 5.0
+        with pytest.raises(TypeCheckError) as info:
+            c.evaluate('(area "round")')
+        assert "no instance Area String" in info.value.message
+        assert c.evaluate("(case (unit-square) ((Circle _) 0) ((Rect w _) 1))") == 1
+
+
+def test_class_defs_describe_the_node(shapes_node):
+    with connect(shapes_node.host, shapes_node.port) as c:
+        defs = c.class_defs()
+    shape = next(d for d in defs.dataTypes if d.name == "Shape")
+    assert shape.origin == "library" and [k.name for k in shape.constructors] == \
+        ["Circle", "Rect"]
+    assert shape.constructors[0].fieldNames == ["radius"]
+    assert shape.constructors[1].fieldTypes == ["Double", "Double"]
+    (area,) = defs.classes
+    assert [m.name for m in area.methods] == ["area", "describe"]
+    assert [m.hasDefault for m in area.methods] == [False, True]
+    assert area.methods[0].typeText == "Area a => (-> a Double)"
+    (inst,) = defs.instances
+    assert (inst.className, inst.head, inst.methods) == ("Area", "Shape", ["area"])
+    assert inst.methodDefs[0].name == "area@Area Shape"
+    assert inst.methodDefs[0].typeText == "(-> Shape Double)"
+    # The client rebuilds a Library from the defs that compiles like the node's.
+    from exathunk import wire
+    lib = wire.library_from_defs((), defs)
+    assert exathunk.compile("(area (Circle 1.0))", library=lib).type == "Double"
