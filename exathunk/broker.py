@@ -3,14 +3,16 @@ over worker nodes, checking their answers and tracking their reputation.
 
 Owns the network glue around ``exathunk.market`` (the pure scheduling and reputation
 core, shared with ``bench/market_sim.py``) and ``exathunk.reputation`` (its SQLite
-store): learning each worker's functions, dispatching, retries, the result cache, the
+store): learning what each worker offers (functions, data types, classes and
+instances), dispatching, retries, the result cache, the
 thunk table, bids, ``start``/``serve``/``join``.
 
 How a request goes:
 - The broker checks the request itself: source text is parsed and typechecked against
-  a Library assembled from the workers' FuncDefs (each worker's host functions are stubs
-  there, which cannot run); a compiled program is loaded and validated against the same
-  Library.  So parse, type and name errors come back at submit time, and a function no
+  a Library assembled from the workers' FuncDefs and ClassDefs (each worker's host
+  functions and instance methods are stubs there, which cannot run); a compiled program
+  is loaded and validated against the same Library.  A request is routed only to the
+  workers that offer every host function and instance it uses, at the type it uses.  So parse, type and name errors come back at submit time, and a function no
   live worker offers is an ``UnknownFunctionError`` at once.  Source then travels on as
   source (a worker compiles it as for any client: compiling on the broker too would
   cost more than the check), compiled programs as compiled bytes; with
@@ -116,12 +118,6 @@ def _parse_address(worker) -> tuple[str, int]:
     return host, int(port)
 
 
-def _unavailable_here(name):
-    def stub(*args):
-        raise ExathunkError(f"{name} is a worker's host function; the broker runs nothing")
-    return stub
-
-
 class _WorkerLink:
     """The broker's connection to one worker, and the functions it offers."""
 
@@ -131,7 +127,9 @@ class _WorkerLink:
         self.timeout = timeout
         self._client = None
         self._lock = threading.Lock()
-        self.func_defs: dict = {}
+        self.func_defs: list = []          # its FuncDefs, as getFuncDefs gave them
+        self.class_defs = None             # its ClassDefs (None: a node without them)
+        self.library: Library | None = None  # checks programs as this worker would
 
     def client(self):
         c = self._client
@@ -151,6 +149,70 @@ class _WorkerLink:
                 c.close()
             except Exception:
                 pass
+
+
+def _key(spec) -> str:
+    """The routing key of a host function or instance method: its name and its type."""
+    return f"{spec.name} :: {spec.signature}"
+
+
+def _describe(keys) -> str:
+    """Routing keys as a reader wants them: instance methods as their instance."""
+    out = []
+    for key in sorted(keys):
+        name, _, sig = key.partition(" :: ")
+        if name.startswith(("data ", "class ")):
+            out.append(name.replace("data ", "data type ", 1))
+        elif "@" in name:
+            out.append(f"instance {name.partition('@')[2]}")
+        else:
+            out.append(f"{name!r} at {sig}")
+    return ", ".join(dict.fromkeys(out))
+
+
+_declaration_key_cache: dict = {}
+
+
+def _declaration_keys(library: Library) -> dict:
+    """Every name a node's own data types and classes define (type, constructor, field,
+    class and method names) -> the routing key of its declaration ("data Point :: (data
+    Point (Pt ...))"): a worker can run a program that names one only if it declares it
+    the same way."""
+    cache_key = (library.id, library.version)
+    keys = _declaration_key_cache.get(cache_key)
+    if keys is not None:
+        return keys
+    from .typecheck import library_world
+    world = library_world(library)
+    keys = {}
+    for info in world.data.values():
+        if info.origin == "library":
+            key = f"data {info.name} :: {wire.data_decl_text(info)}"
+            for name in [info.name] + [c.name for c in info.constructors] + \
+                    [f for c in info.constructors for f in (c.field_names or ())]:
+                keys[name] = key
+    for info in world.classes.values():
+        if info.origin == "library":
+            key = f"class {info.name} :: {wire.class_decl_text(info)}"
+            for name in [info.name] + list(info.method_order):
+                keys[name] = key
+    if len(_declaration_key_cache) > 64:
+        _declaration_key_cache.clear()
+    _declaration_key_cache[cache_key] = keys
+    return keys
+
+
+def _used(program) -> list:
+    """The library names a compiled program uses: its functions and its data types."""
+    return list(program.functions_used) + [d.name for d in
+                                           getattr(program, "datatypes", None) or ()]
+
+
+def _declaration_texts(class_defs) -> tuple:
+    if class_defs is None:
+        return ()
+    return (tuple(d.declText or "" for d in class_defs.dataTypes or []),
+            tuple(d.declText or "" for d in class_defs.classes or []))
 
 
 # Every token of a source that could name a function (routing needs only host names).
@@ -206,7 +268,8 @@ class BrokerHandler:
         self._lock = threading.RLock()  # the market, the links, the thunk table
         self._links: dict[str, _WorkerLink] = {}
         self._pending_workers: dict[str, tuple[str, int]] = {}
-        self._func_defs: dict = {}
+        self._profiles: dict = {}          # what a worker offers -> its Library
+        self._conflicts: set = set()       # names workers offer differently
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._thunks: collections.OrderedDict[str, _Request] = collections.OrderedDict()
         self._finished = threading.Condition(threading.Lock())
@@ -242,29 +305,40 @@ class BrokerHandler:
 
     # ---------------------------------------------------------------- workers
     def add_worker(self, host: str, port: int) -> str:
-        """Connect to a worker, learn its functions (getFuncDefs) and enter it in the
-        market; a known address keeps its reputation.  Raises RemoteError."""
+        """Connect to a worker, learn what it offers (getFuncDefs, getClassDefs) and
+        enter it in the market; a known address keeps its reputation.  Raises
+        RemoteError.
+
+        What a worker offers is a set of routing keys, one per host function and per
+        instance method, each with its type ("hash@Hashable String :: (-> String Int)"):
+        the same name at another type is another function.  Its declarations also go
+        into the broker's own Library (the first declaration of a name wins there) and
+        into a Library of its own, shared by the workers that offer exactly the same, in
+        which requests the broker's Library cannot check are tried again.
+        """
         link = _WorkerLink(host, port, self.options.dispatch_timeout)
-        defs = link.client().func_defs()
-        offered = set()
+        c = link.client()
+        link.func_defs = list(c.func_defs())
+        link.class_defs = c.class_defs()
+        own: list = []
+        lib = wire.library_from_defs(link.func_defs, link.class_defs, conflicts=own)
+        for name in own:
+            log.warning("worker %s: cannot use %r (its definitions contradict each other)",
+                        link.address, name)
+        offered = frozenset([_key(spec) for spec in lib.host_functions()
+                             + lib.instance_methods()]
+                            + list(_declaration_keys(lib).values()))
+        profile = (offered, _declaration_texts(link.class_defs))
         with self._lock:
-            for d in defs:
-                name = d.name
-                spec = self.library.lookup(name)
-                if spec is None and d.origin == "host":
-                    try:
-                        flags = [s != T.Strictness.LAZY for s in (d.strictness or [])]
-                        self.library.register(name, d.typeText, _unavailable_here(name),
-                                              strict=flags)
-                        spec = self.library.lookup(name)
-                    except ExathunkError as err:
-                        log.warning("worker %s: cannot use %r: %s", link.address, name,
-                                    err.message)
-                        continue
-                # The same name with another type elsewhere is a different function.
-                if spec is not None and spec.signature == d.typeText:
-                    offered.add(name)
-                    self._func_defs.setdefault(name, d)
+            link.library = self._profiles.setdefault(profile, lib)
+            conflicts: list = []
+            wire.library_from_defs(link.func_defs, link.class_defs, base=self.library,
+                                   conflicts=conflicts)
+            if conflicts:
+                log.info("worker %s offers %s differently from another worker: requests "
+                         "needing its version are checked against its own definitions",
+                         link.address, ", ".join(sorted(set(conflicts))))
+                self._conflicts.update(conflicts)
             old = self._links.get(link.address)
             self._links[link.address] = link
             self._pending_workers.pop(link.address, None)
@@ -272,7 +346,8 @@ class BrokerHandler:
                                    trusted=link.address in self._oracle_addresses())
         if old is not None:
             old.reset()
-        log.info("worker %s joined: %d functions", link.address, len(offered))
+        log.info("worker %s joined: %d functions and instance methods", link.address,
+                 len(offered))
         return link.address
 
     def _oracle_addresses(self) -> set:
@@ -285,14 +360,34 @@ class BrokerHandler:
         if link is not None:
             link.reset()
 
-    def _needs(self, used) -> frozenset:
-        """Of the names a program uses, those not every worker has: host functions."""
+    def _needs(self, used, library: Library, instances=()) -> frozenset:
+        """The routing keys of a program: of the names it uses, the host functions and
+        instance methods (every worker has the built-ins and the prelude), each with the
+        type ``library`` gave it; ``instances``: the node instances ("Hashable String")
+        a source request uses (its method names are not in its text)."""
         needs = set()
+        declared = _declaration_keys(library)
         for name in used:
-            spec = self.library.lookup(name)
+            spec = library.lookup(name)
             if spec is not None and spec.kind == "host":
-                needs.add(name)
+                needs.add(_key(spec))
+            key = declared.get(name)
+            if key is not None:
+                needs.add(key)
+        if instances:
+            wanted = set(instances)
+            for spec in library.instance_methods():
+                if spec.name.partition("@")[2] in wanted:
+                    needs.add(_key(spec))
         return frozenset(needs)
+
+    def _libraries(self) -> list:
+        """The Libraries a request is checked against, in order: the broker's own, then
+        (when workers offer a name differently) each distinct worker profile."""
+        if not self._conflicts:
+            return [self.library]
+        with self._lock:
+            return [self.library] + list(self._profiles.values())
 
     # ---------------------------------------------------------------- requests
     def _compile(self, req):
@@ -302,7 +397,10 @@ class BrokerHandler:
         compile-time error comes back now, with its place), and, unless ``forward`` is
         "compiled", travels on as source: a worker compiles it exactly as it would for a
         client calling it directly, and the broker skips the compile.  A compiled
-        program is loaded and validated here, and forwarded as compiled bytes.
+        program is loaded and validated here, and forwarded as compiled bytes.  A
+        request that does not check against the broker's Library is tried against each
+        worker profile's (two workers offering ``hash`` at different types are both
+        usable); the first error is the one reported when none accepts it.
         """
         if req is None:
             raise ExathunkError("missing evalRequest")
@@ -310,27 +408,40 @@ class BrokerHandler:
         if given != 1:
             raise ExathunkError("an EvalRequest needs exactly one of source, graph and "
                                 "programBytes")
+        first = None
+        for library in self._libraries():
+            try:
+                return self._check_against(req, library)
+            except ParseError:
+                raise
+            except ExathunkError as err:
+                if first is None:
+                    first = err
+        raise first
+
+    def _check_against(self, req, library: Library):
         source = req.source
         if source is not None:
             from . import driver
             if self.options.forward == "compiled":
-                program = driver.compile(source, library=self.library)
+                program = driver.compile(source, library=library)
                 return _Checked(program, program.digest, program.type,
-                                self._needs(program.functions_used), len(source))
-            checked = driver.check(source, library=self.library)
+                                self._needs(_used(program), library), len(source))
+            checked = driver.check(source, library=library)
             digest = "source:" + hashlib.blake2b(source.encode("utf-8", "surrogatepass"),
                                                  digest_size=16).hexdigest()
             return _Checked(source, digest, checked.result_type_text,
-                            self._needs(_WORDS.findall(source)), len(source))
+                            self._needs(_WORDS.findall(source), library,
+                                        checked.instances_used), len(source))
         from .program import Program
         if req.programBytes is not None:
-            program = Program.from_bytes(req.programBytes, library=self.library)
+            program = Program.from_bytes(req.programBytes, library=library)
             size = len(req.programBytes)
         else:
-            program = wire.graph_to_program(req.graph, library=self.library)
+            program = wire.graph_to_program(req.graph, library=library)
             size = len(program.to_bytes())
         return _Checked(program, program.digest, program.type,
-                        self._needs(program.functions_used), size)
+                        self._needs(_used(program), library), size)
 
     def _submit(self, evalRequest, inline: bool = False, thunk: bool = True) -> _Request:
         """Check a request and start it; ``thunk``: keep it in the thunk table (for
@@ -355,10 +466,7 @@ class BrokerHandler:
         r.deadline = _mono() + timeout_ms / 1e3 + self.options.dispatch_timeout
         r.compile_ms = (_perf() - t0) * 1e3
         with self._lock:
-            missing = self.market.missing_functions(r.needs)
-            if missing:
-                raise UnknownFunctionError(
-                    "no worker offers %s" % ", ".join(repr(n) for n in sorted(missing)))
+            self._check_offered(r.needs)
             if thunk:
                 self._register_thunk(r)
             hit = None if r.no_cache else self._cache.get(r.digest)
@@ -377,6 +485,28 @@ class BrokerHandler:
                 self._conclude(r)
         self._launch(r, addresses, inline)
         return r
+
+    def _check_offered(self, needs) -> None:
+        """UnknownFunctionError unless one live worker offers every key in ``needs``
+        (under the lock): a program cannot yet be split across nodes."""
+        if not needs:
+            return
+        market = self.market
+        missing = market.missing_functions(needs)
+        if missing:
+            raise UnknownFunctionError("no worker offers " + _describe(missing))
+        if any(w.alive and w.offers(needs) for w in market.workers.values()):
+            return
+        live = [w for w in market.workers.values() if w.alive]
+        where = []
+        for key in sorted(needs):
+            at = sorted(w.address for w in live if key in (w.functions or ()))
+            if len(at) < len(live):          # what everybody offers is not the problem
+                where.append(f"{_describe([key])} (at {', '.join(at)})")
+        raise UnknownFunctionError(
+            "no single worker offers everything this program uses: "
+            + "; ".join(dict.fromkeys(where))
+            + " (a program does not yet run across several nodes)")
 
     def _launch(self, r: _Request, addresses, inline: bool = False) -> None:
         if not addresses:
@@ -513,11 +643,18 @@ class BrokerHandler:
         r.done.wait(max(0.0, min(seconds, r.deadline - _mono() + 0.001)))
 
     # ---------------------------------------------------------------- the service
-    def getFuncDefs(self, funcIds):
+    def _live_links(self) -> list:
         with self._lock:
-            live = {n for link in self._links.values() for n in
-                    (self.market.workers[link.address].functions or ())}
-            defs = {n: d for n, d in self._func_defs.items() if n in live}
+            return [link for link in self._links.values()
+                    if self.market.workers[link.address].alive]
+
+    def getFuncDefs(self, funcIds):
+        """The live workers' functions: one FuncDef per name (the first worker's, when
+        workers offer a name at different types)."""
+        defs: dict = {}
+        for link in self._live_links():
+            for d in link.func_defs:
+                defs.setdefault(d.name, d)
         if not funcIds:
             return list(defs.values())
         out = []
@@ -527,6 +664,25 @@ class BrokerHandler:
                 raise UnknownFunctionError(f"unknown function {getattr(fid, 'name', None)!r}")
             out.append(d)
         return out
+
+    def getClassDefs(self):
+        """The live workers' data types and classes (one declaration per name: the first
+        worker's) and every instance any of them offers (one per class and type)."""
+        datas, classes, instances = {}, {}, {}
+        for link in self._live_links():
+            d = link.class_defs
+            if d is None:
+                continue
+            for x in d.dataTypes or []:
+                datas.setdefault(x.name, x)
+            for x in d.classes or []:
+                classes.setdefault(x.name, x)
+            for x in d.instances or []:
+                instances.setdefault((x.className, x.head), x)
+        if not datas:
+            datas = {x.name: x for x in wire.class_defs(self.library).dataTypes}
+        return T.ClassDefs(dataTypes=list(datas.values()), classes=list(classes.values()),
+                           instances=list(instances.values()))
 
     def submitEvalRequest(self, evalRequest):
         r = self._submit(evalRequest)
@@ -650,7 +806,8 @@ class BrokerHandler:
         needs, kind = checked.needs, kind_of(checked.size)
         now = time.time()
         with self._lock:
-            missing = sorted(self.market.missing_functions(needs))
+            missing = sorted({_describe([k]) for k in
+                              self.market.missing_functions(needs)})
             eligible = [w for w in self.market.workers.values()
                         if self.market.eligible(w, needs, now)]
             cached = self._cache.get(checked.digest) is not None

@@ -318,3 +318,91 @@ def test_a_cancelled_request_is_let_go_once_its_workers_answer(cluster):
         time.sleep(0.02)
     assert not b.handler._in_flight          # concluded, not stuck in flight
     assert b.handler.drain(1.0)              # so a drain does not wait for it
+
+
+HASHABLE = "(class (Hashable a) (hash (-> a Int)))"
+
+
+def offering(type_text, fn, extra=None):
+    """A Library that declares Hashable and implements it in Python for one type."""
+    lib = Library()
+    lib.declare_class(HASHABLE)
+    lib.register_instance("Hashable", type_text, hash=fn)
+    if extra:
+        extra(lib)
+    return lib
+
+
+def test_each_instance_goes_to_the_worker_that_offers_it(cluster):
+    worker, start_broker, connect = cluster
+    strings = worker(library=offering("String", len), seed=1)
+    ints = worker(library=offering("Int", lambda n: 2 * n), seed=2)
+    b = start_broker([strings, ints], hedge=False)
+    c = connect(b)
+    for i in range(6):
+        assert c.evaluate(f'(hash "{"x" * i}")') == i
+        assert c.evaluate(f"(hash {i})") == 2 * i
+    assert strings.handler.served == 6 and ints.handler.served == 6
+    # A program's own instance needs only the class, which both declare.
+    mine = ("(instance (Hashable Bool) (define (hash b) (if b 1 0)))\n"
+            "(+ (hash true) (hash false))")
+    assert c.evaluate(mine) == 1
+    assert strings.handler.served + ints.handler.served >= 13   # (and perhaps checked)
+    # Both instances in one program: no worker has both, and the error says where each is.
+    with pytest.raises(UnknownFunctionError) as info:
+        c.evaluate('(+ (hash "ab") (hash 3))')
+    msg = info.value.message
+    assert "instance Hashable String (at %s)" % address(strings) in msg
+    assert "instance Hashable Int (at %s)" % address(ints) in msg
+    # The broker advertises the class once and both instances.
+    defs = c.class_defs()
+    assert [k.name for k in defs.classes] == ["Hashable"]
+    assert sorted(i.head for i in defs.instances) == ["Int", "String"]
+    # An instance no worker offers is the program's type error, at its place.
+    from exathunk.errors import TypeCheckError
+    with pytest.raises(TypeCheckError) as info:
+        c.evaluate("(hash 2.5)")
+    assert "no instance Hashable Double" in info.value.message
+    assert (info.value.line, info.value.column) == (1, 7)     # the argument
+
+
+def test_one_function_name_at_two_types_on_two_workers(cluster):
+    worker, start_broker, connect = cluster
+    a = Library()
+    a.register("digest", "(-> String Int)", len)
+    b = Library()
+    b.register("digest", "(-> Int Int)", lambda n: n + 100)
+    wa, wb = worker(library=a, seed=1), worker(library=b, seed=2)
+    broker_handle = start_broker([wa, wb], hedge=False)
+    c = connect(broker_handle)
+    assert c.evaluate('(digest "abcd")') == 4
+    assert c.evaluate("(digest 1)") == 101
+    assert c.evaluate("(+ (digest 2) (digest 3))") == 205
+    assert wa.handler.served == 1 and wb.handler.served == 2
+    # A type error that fits neither reports against the first declaration.
+    from exathunk.errors import TypeCheckError
+    with pytest.raises(TypeCheckError):
+        c.evaluate("(digest true)")
+
+
+def test_a_node_data_type_travels_through_the_broker(cluster):
+    worker, start_broker, connect = cluster
+
+    def points(lib):
+        lib.declare_data("(data Point (Pt (px Int) (py Int)))")
+        from exathunk import Data
+        lib.register("origin", "Point", lambda: Data("Pt", (0, 0)))
+
+    w = worker(library=offering("Int", abs, points), seed=3)
+    plain = worker(seed=4)
+    b = start_broker([w, plain], hedge=False)
+    c = connect(b)
+    value = c.evaluate("(Pt (+ (px (origin)) 1) (hash -5))")
+    assert value.constructor == "Pt" and value.fields == (1, 5)
+    assert str(value) == "(Pt 1 5)"
+    # Naming only the node's data type is enough to need that node.
+    for i in range(4):
+        assert c.evaluate(f"(py (Pt 1 {i}))") == i
+    assert plain.handler.served == 0
+    # Prelude data types run anywhere.
+    assert c.evaluate("(from-maybe 0 (lookup 2 (zip (list 1 2) (list 10 20))))") == 20

@@ -36,10 +36,12 @@ def wrong_value(nodes, root):
     """A copy of a flat value tree with a plausible wrong value (same type)."""
     nodes = [T.ValueNode(kind=n.kind, intValue=n.intValue, doubleValue=n.doubleValue,
                          boolValue=n.boolValue, stringValue=n.stringValue,
+                         constructor=n.constructor,
                          children=list(n.children) if n.children is not None else None)
              for n in nodes]
     target = root
-    while nodes[target].kind == T.ValueKind.LIST and nodes[target].children:
+    while nodes[target].kind in (T.ValueKind.LIST, T.ValueKind.DATA) \
+            and nodes[target].children:
         target = nodes[target].children[0]
     n = nodes[target]
     if n.kind == T.ValueKind.INT:
@@ -50,6 +52,8 @@ def wrong_value(nodes, root):
         n.boolValue = not n.boolValue
     elif n.kind == T.ValueKind.STRING:
         n.stringValue = n.stringValue + "x"
+    elif n.kind == T.ValueKind.DATA:       # a nullary constructor: another name
+        n.constructor = n.constructor + "x"
     else:                                  # the empty list: one element of nothing
         return [T.ValueNode(kind=T.ValueKind.LIST, children=[1]),
                 T.ValueNode(kind=T.ValueKind.INT, intValue=0)], 0
