@@ -1,7 +1,8 @@
 """``exathunk demo``: the README's main job, end to end on one machine.
 
 Starts a RemoteExecutionService on a free loopback port, ships a handful of whole
-programs to it (arithmetic, laziness, recursion, a lazy pipeline, errors with their
+programs to it (arithmetic, laziness, recursion, a lazy pipeline, a data type with case,
+the prelude's Maybe, an instance the node implements in Python, errors with their
 caret, a limit), prints each result with its round-trip time, and stops the server.
 Exits non-zero if any program does not give the outcome it should.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 
 from .errors import ExathunkError, LimitExceeded, TypeCheckError
-from .values import show_value
+from .values import Data, show_value
 
 FIB = """(define (fib n)
   (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
@@ -21,6 +22,34 @@ PIPELINE = """; the sum of the squares of the multiples of 3 below 300,000
 (sum (map (lambda (x) (* x x))
           (filter (lambda (x) (= 0 (mod x 3)))
                   (range 0 300000))))"""
+
+TREE = """(data Tree (Leaf) (Node Tree Int Tree))
+(define (insert t k)
+  (case t
+    ((Leaf) (Node (Leaf) k (Leaf)))
+    ((Node l x r) (cond ((< k x) (Node (insert l k) x r))
+                        ((> k x) (Node l x (insert r k)))
+                        (else t)))))
+(define (to-list t)
+  (case t ((Leaf) nil) ((Node l x r) (append (to-list l) (cons x (to-list r))))))
+(to-list (foldl insert (Leaf) (list 5 2 8 1 9 3)))"""
+
+# The node's own contract: a class, and an instance of it implemented in Python.
+HASHABLE = "(class (Hashable a) (hash (-> a Int)) (hash-all (-> (List a) Int)))"
+HASHABLE_DEFAULT = "(define (hash-all xs) (foldl (lambda (h x) (+ (* 31 h) (hash x))) 7 xs))"
+
+
+def _crc32(text: str) -> int:
+    import zlib
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _expected_hash_all(words) -> int:
+    h = 7
+    for w in words:
+        h = 31 * h + _crc32(w)
+    return h
+
 
 # (title, source, limits, expected value or error class)
 PROGRAMS = [
@@ -32,10 +61,26 @@ PROGRAMS = [
     ("a lazy pipeline through map/filter/range", PIPELINE, {},
      sum(x * x for x in range(0, 300000, 3))),
     ("show", '(show (list 1.5 -0.0 (/ 1.0 0.0)))', {}, "(list 1.5 -0.0 inf)"),
+    ("a data type and case: a binary search tree", TREE, {}, [1, 2, 3, 5, 8, 9]),
+    ("the prelude's Maybe and Pair", '(lookup 2 (zip (list 1 2 3) (list "a" "b" "c")))', {},
+     Data("Just", ("b",))),
+    ("an instance the node implements in Python (Hashable String)",
+     '(hash-all (split " " "mobile computation"))', {},
+     _expected_hash_all(["mobile", "computation"])),
     ("a type error, with its caret", "(* 4 true)", {}, TypeCheckError),
     ("a program that never stops, under max_steps",
      "(length (iterate (lambda (x) x) 0))", {"max_steps": 1_000_000}, LimitExceeded),
 ]
+
+
+def demo_library():
+    """The demo node's Library: the built-ins and prelude, plus a class Hashable whose
+    String instance is Python's CRC-32 (a default method builds on it)."""
+    from .library import Library
+    lib = Library()
+    lib.declare_class(HASHABLE[:-1] + " " + HASHABLE_DEFAULT + ")")
+    lib.register_instance("Hashable", "String", hash=_crc32)
+    return lib
 
 
 def run_demo(verbose: bool = True) -> int:
@@ -44,7 +89,7 @@ def run_demo(verbose: bool = True) -> int:
 
     out = print
     started = time.perf_counter()
-    handle = server.start(host="127.0.0.1", port=0)
+    handle = server.start(host="127.0.0.1", port=0, library=demo_library())
     failures = 0
     try:
         out(f"exathunk server listening on {handle.host}:{handle.port} "
