@@ -202,6 +202,11 @@ def _declaration_keys(library: Library) -> dict:
     return keys
 
 
+def _sparks(program) -> bool:
+    used = program.functions_used
+    return "%par-map" in used or "%par" in used
+
+
 def _used(program) -> list:
     """The library names a compiled program uses: its functions and its data types."""
     return list(program.functions_used) + [d.name for d in
@@ -227,6 +232,7 @@ class _Checked:
     type_text: str
     needs: frozenset
     size: int
+    subthunks: bool = False  # it has par-map / par sub-thunks to send back here
 
 
 class _Request:
@@ -234,7 +240,8 @@ class _Request:
     __slots__ = ("id", "request_id", "payload", "sent", "limits", "digest", "type_text", "kind",
                  "needs", "job", "results", "done", "value", "payload_nodes", "error",
                  "node", "finished_at", "compile_ms", "run_ms", "cached",
-                 "no_cache", "source", "deadline", "fetched")
+                 "no_cache", "source", "deadline", "fetched", "market_needs",
+                 "subthunks", "followers")
 
     def __init__(self, rid: str):
         self.id = rid
@@ -250,6 +257,8 @@ class _Request:
         self.cached = False
         self.run_ms = 0.0
         self.fetched = False
+        self.subthunks = False
+        self.followers: list = []
 
 
 class BrokerHandler:
@@ -270,6 +279,10 @@ class BrokerHandler:
         self._pending_workers: dict[str, tuple[str, int]] = {}
         self._profiles: dict = {}          # what a worker offers -> its Library
         self._conflicts: set = set()       # names workers offer differently
+        self._delegable: dict = {}         # routing key -> ("func", FuncDef) or
+                                           # ("inst", InstanceDef), to delegate it
+        self._leaders: dict = {}           # digest -> the request running it now
+        self.port: int | None = None       # where workers send sub-thunks back
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._thunks: collections.OrderedDict[str, _Request] = collections.OrderedDict()
         self._finished = threading.Condition(threading.Lock())
@@ -329,7 +342,16 @@ class BrokerHandler:
                              + lib.instance_methods()]
                             + list(_declaration_keys(lib).values()))
         profile = (offered, _declaration_texts(link.class_defs))
+        delegable = {}
+        for d in link.func_defs:
+            if d.origin == "host":
+                delegable[f"{d.name} :: {d.typeText}"] = ("func", d)
+        for inst in (link.class_defs.instances or []) if link.class_defs else []:
+            for m in inst.methodDefs or []:
+                delegable[f"{m.name} :: {m.typeText}"] = ("inst", inst)
         with self._lock:
+            for key, value in delegable.items():
+                self._delegable.setdefault(key, value)
             link.library = self._profiles.setdefault(profile, lib)
             conflicts: list = []
             wire.library_from_defs(link.func_defs, link.class_defs, base=self.library,
@@ -350,6 +372,10 @@ class BrokerHandler:
                  len(offered))
         return link.address
 
+    def listening(self, host: str, port: int) -> None:
+        """Called by the server once it listens: workers send sub-thunks to ``port``."""
+        self.port = port
+
     def _oracle_addresses(self) -> set:
         return {_address(*_parse_address(a)) for a in self.options.oracles}
 
@@ -369,7 +395,7 @@ class BrokerHandler:
         declared = _declaration_keys(library)
         for name in used:
             spec = library.lookup(name)
-            if spec is not None and spec.kind == "host":
+            if spec is not None and spec.kind == "host" and name[:1] != "%":
                 needs.add(_key(spec))
             key = declared.get(name)
             if key is not None:
@@ -426,13 +452,15 @@ class BrokerHandler:
             if self.options.forward == "compiled":
                 program = driver.compile(source, library=library)
                 return _Checked(program, program.digest, program.type,
-                                self._needs(_used(program), library), len(source))
+                                self._needs(_used(program), library), len(source),
+                                subthunks=_sparks(program))
             checked = driver.check(source, library=library)
             digest = "source:" + hashlib.blake2b(source.encode("utf-8", "surrogatepass"),
                                                  digest_size=16).hexdigest()
+            words = _WORDS.findall(source)
             return _Checked(source, digest, checked.result_type_text,
-                            self._needs(_WORDS.findall(source), library,
-                                        checked.instances_used), len(source))
+                            self._needs(words, library, checked.instances_used),
+                            len(source), subthunks="par-map" in words or "par" in words)
         from .program import Program
         if req.programBytes is not None:
             program = Program.from_bytes(req.programBytes, library=library)
@@ -441,7 +469,8 @@ class BrokerHandler:
             program = wire.graph_to_program(req.graph, library=library)
             size = len(program.to_bytes())
         return _Checked(program, program.digest, program.type,
-                        self._needs(_used(program), library), size)
+                        self._needs(_used(program), library), size,
+                        subthunks=_sparks(program))
 
     def _submit(self, evalRequest, inline: bool = False, thunk: bool = True) -> _Request:
         """Check a request and start it; ``thunk``: keep it in the thunk table (for
@@ -458,6 +487,9 @@ class BrokerHandler:
         r.type_text = checked.type_text
         r.kind = kind_of(checked.size)
         r.needs = checked.needs
+        r.subthunks = checked.subthunks
+        if r.request_id and "/sub" in r.request_id:
+            self.counters["subthunks"] += 1
         r.no_cache = bool(evalRequest.noCache)
         timeout_ms = evalRequest.timeoutMs or self.options.timeout_ms
         r.limits = {"max_steps": evalRequest.maxSteps, "max_heap": evalRequest.maxHeap,
@@ -466,7 +498,7 @@ class BrokerHandler:
         r.deadline = _mono() + timeout_ms / 1e3 + self.options.dispatch_timeout
         r.compile_ms = (_perf() - t0) * 1e3
         with self._lock:
-            self._check_offered(r.needs)
+            r.market_needs = self._plan(r.needs)
             if thunk:
                 self._register_thunk(r)
             hit = None if r.no_cache else self._cache.get(r.digest)
@@ -476,9 +508,19 @@ class BrokerHandler:
                 r.cached = True
                 self._finish(r, value=hit[0], nodes=hit[1], node="cache")
                 return r
+            if not r.no_cache:
+                leader = self._leaders.get(r.digest)
+                if leader is not None:
+                    # The same program is running for another request: share its run.
+                    leader.followers.append(r)
+                    self.counters["shared_runs"] += 1
+                    return r
+                self._leaders[r.digest] = r
             self.counters["cache_misses"] += 1
+            if r.market_needs is not r.needs:
+                self.counters["split_requests"] += 1
             self._kinds_seen[r.kind] = r
-            r.job = self.market.open_job(r.kind, r.needs)
+            r.job = self.market.open_job(r.kind, r.market_needs)
             addresses = r.job.start(time.time())
             self._in_flight.add(r)
             if r.job.done:
@@ -486,27 +528,57 @@ class BrokerHandler:
         self._launch(r, addresses, inline)
         return r
 
-    def _check_offered(self, needs) -> None:
-        """UnknownFunctionError unless one live worker offers every key in ``needs``
-        (under the lock): a program cannot yet be split across nodes."""
+    def _plan(self, needs) -> frozenset:
+        """What a worker must offer to take a request that needs ``needs`` (under the
+        lock): all of it when one live worker does; otherwise only the node data types
+        and classes it names, the rest being delegated by that worker to the others as
+        sub-thunks (``_sub_thunk_plan``).  UnknownFunctionError when something is
+        offered by no live worker, or cannot be delegated."""
         if not needs:
-            return
+            return needs
         market = self.market
         missing = market.missing_functions(needs)
         if missing:
             raise UnknownFunctionError("no worker offers " + _describe(missing))
-        if any(w.alive and w.offers(needs) for w in market.workers.values()):
-            return
         live = [w for w in market.workers.values() if w.alive]
-        where = []
-        for key in sorted(needs):
-            at = sorted(w.address for w in live if key in (w.functions or ()))
-            if len(at) < len(live):          # what everybody offers is not the problem
-                where.append(f"{_describe([key])} (at {', '.join(at)})")
-        raise UnknownFunctionError(
-            "no single worker offers everything this program uses: "
-            + "; ".join(dict.fromkeys(where))
-            + " (a program does not yet run across several nodes)")
+        if any(w.offers(needs) for w in live):
+            return needs
+        declared = frozenset(k for k in needs if k.startswith(("data ", "class ")))
+        if not any(w.offers(declared) for w in live):
+            raise UnknownFunctionError(
+                "no single worker declares every data type and class this program "
+                "uses: " + _describe(declared))
+        for key in needs - declared:
+            kind, d = self._delegable.get(key, (None, None))
+            if kind is None:
+                raise UnknownFunctionError(f"{_describe([key])} is not offered by the "
+                                           "worker that would run the program and "
+                                           "cannot be asked of another")
+            if kind == "func" and any(s == T.Strictness.LAZY for s in (d.strictness or [])):
+                raise UnknownFunctionError(
+                    f"{_describe([key])} is not offered by one worker with the rest of "
+                    "the program, and it has a lazy parameter, so it cannot be computed "
+                    "on another (a sub-thunk's arguments travel as values)")
+        return declared
+
+    def _sub_thunk_plan(self, r: _Request, address: str):
+        """The SubThunkPlan for running ``r`` on ``address``: what it lacks is delegated
+        back here; None when it needs none (nothing delegated, no par-map or par)."""
+        w = self.market.workers.get(address)
+        lacking = r.needs - (w.functions or frozenset()) if w is not None else r.needs
+        if not lacking and not r.subthunks:
+            return None
+        if self.port is None:
+            return None                 # not listening (a handler used in-process)
+        funcs, insts = [], {}
+        for key in sorted(lacking):
+            kind, d = self._delegable.get(key, (None, None))
+            if kind == "func":
+                funcs.append(d)
+            elif kind == "inst":
+                insts[(d.className, d.head)] = d
+        return T.SubThunkPlan(callbackPort=self.port, delegatedFunctions=funcs,
+                              delegatedInstances=list(insts.values()), parent=r.id)
 
     def _launch(self, r: _Request, addresses, inline: bool = False) -> None:
         if not addresses:
@@ -528,7 +600,11 @@ class BrokerHandler:
         try:
             if link is None:
                 raise RemoteError(f"worker {address} is gone")
-            value = link.client().evaluate(r.payload, **r.limits)
+            plan = self._sub_thunk_plan(r, address)
+            if plan is None:
+                value = link.client().evaluate(r.payload, **r.limits)
+            else:
+                value = link.client().evaluate(r.payload, sub_thunks=plan, **r.limits)
             outcome, result = ("value", repr(value)), value
         except _OUTCOME_ERRORS as err:
             if isinstance(err, LimitExceeded):
@@ -567,25 +643,35 @@ class BrokerHandler:
         self._in_flight.discard(r)
         if not self._in_flight:
             self._idle.notify_all()
+        if self._leaders.get(r.digest) is r:
+            del self._leaders[r.digest]
         if job.error is not None:
             self.counters["errors"] += 1
-            self._finish(r, error=RemoteError(f"no worker could answer: {job.error}"))
+            self._deliver(r, error=RemoteError(f"no worker could answer: {job.error}"))
             return
         for address, (outcome, result, elapsed) in r.results.items():
             if outcome == job.outcome:
                 r.run_ms = elapsed * 1e3
                 if isinstance(result, ExathunkError):
                     self.counters["errors"] += 1
-                    self._finish(r, error=result, node=address)
+                    self._deliver(r, error=result, node=address)
                 else:
                     nodes = wire.value_to_nodes(result)
                     if not r.no_cache:
                         self._cache[r.digest] = (result, nodes)
                         if len(self._cache) > self.options.cache_size:
                             self._cache.popitem(last=False)
-                    self._finish(r, value=result, nodes=nodes, node=address)
+                    self._deliver(r, value=result, nodes=nodes, node=address)
                 return
-        self._finish(r, error=RemoteError("the agreed result was lost"))
+        self._deliver(r, error=RemoteError("the agreed result was lost"))
+
+    def _deliver(self, r: _Request, value=None, nodes=None, error=None, node=None) -> None:
+        """A verdict to the request and to those that shared its run."""
+        self._finish(r, value=value, nodes=nodes, error=error, node=node)
+        for f in r.followers:
+            f.run_ms = r.run_ms
+            self._finish(f, value=value, nodes=nodes, error=error, node=node)
+        r.followers = []
 
     def _finish(self, r: _Request, value=None, nodes=None, error=None, node=None) -> None:
         if r.finished_at is not None:
@@ -798,7 +884,9 @@ class BrokerHandler:
             workerThreads=self.options.dispatch_threads, thunks=thunks, overloaded=0,
             timeouts=c["timeouts"], meanRunMs=self._mean_run_ms, draining=self.draining,
             executionModel="broker", connections=self.connections(),
-            rejectedFrames=self.rejected_frames(), workers=workers)
+            rejectedFrames=self.rejected_frames(), workers=workers,
+            subThunks=c["subthunks"], sharedRuns=c["shared_runs"],
+            splitRequests=c["split_requests"])
 
     def requestBid(self, evalRequest):
         """The broker's own bid: its best worker's expected latency for the request."""
@@ -808,6 +896,10 @@ class BrokerHandler:
         with self._lock:
             missing = sorted({_describe([k]) for k in
                               self.market.missing_functions(needs)})
+            try:
+                needs = self._plan(needs)
+            except UnknownFunctionError:
+                pass
             eligible = [w for w in self.market.workers.values()
                         if self.market.eligible(w, needs, now)]
             cached = self._cache.get(checked.digest) is not None

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections import OrderedDict
 
-from . import compiler, parser, typecheck
+from . import compiler, parser, subthunks, typecheck
 from .errors import ExathunkError
 from .library import Library, default_library
 
@@ -42,8 +42,11 @@ def check(source: str, library: Library | None = None, filename: str | None = No
     library = library or default_library()
     _ensure_recursion_limit()
     try:
-        module = parser.parse(source, filename)
-        return typecheck.check_module(module, library, allow_function=allow_function)
+        module, notes = subthunks.desugar(parser.parse(source, filename), source)
+        checked = typecheck.check_module(module, library, allow_function=allow_function)
+        if notes:
+            checked.warnings = list(checked.warnings or ()) + notes
+        return checked
     except ExathunkError as err:
         raise err.with_source(source, filename)
 
@@ -59,7 +62,10 @@ def compile(source: str, library: Library | None = None, filename: str | None = 
     if sys.getrecursionlimit() < _RECURSION_LIMIT:
         sys.setrecursionlimit(_RECURSION_LIMIT)
     try:
-        checked = typecheck.check_module(parser.parse(source, filename), library)
+        module, notes = subthunks.desugar(parser.parse(source, filename), source)
+        checked = typecheck.check_module(module, library)
+        if notes:
+            checked.warnings = list(checked.warnings or ()) + notes
         program = compiler.compile_module(checked, library)
     except ExathunkError as err:
         raise err.with_source(source, filename)

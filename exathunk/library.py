@@ -206,6 +206,10 @@ class Library:
         self._specs: dict[str, FuncSpec] = {s.name: s for s in BUILTINS}
         for name, sig in PRELUDE_SIGNATURES.items():
             self._specs[name] = FuncSpec(name, sig, "prelude", ())
+        # Every node runs sub-thunks (or, without a runner, evaluates them in place).
+        from .subthunks import HOST_FUNCTIONS
+        for name, (sig, flags, fn) in HOST_FUNCTIONS.items():
+            self._specs[name] = FuncSpec(name, sig, "host", flags, fn, fn.__doc__ or "")
         self._datas: list = []            # DataDecl nodes, in declaration order
         self._classes: list = []          # ClassDecl nodes
         self._instances: dict = {}        # (class, head) -> InstanceSpec
@@ -375,6 +379,19 @@ class Library:
                 raise ExathunkError(f"cannot register {class_name} {type_text}: "
                                     f"{err.message}") from None
         return spec
+
+    def copy(self) -> "Library":
+        """A new Library offering what this one offers (the same callables), to extend
+        without touching this one (a worker's per-request stubs)."""
+        new = Library()
+        with self._lock:
+            new._specs = dict(self._specs)
+            new._datas = list(self._datas)
+            new._classes = list(self._classes)
+            new._instances = dict(self._instances)
+            new._instance_methods = dict(self._instance_methods)
+        new.version = 1
+        return new
 
     def declarations(self) -> tuple:
         """(data declarations, class declarations, InstanceSpecs) the node offers."""

@@ -57,6 +57,7 @@ Policies:
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import itertools
 import logging
@@ -70,6 +71,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 from . import __version__, wire
+from .subthunks import using as using_runner
 from .errors import ExathunkError, LimitExceeded, UnknownFunctionError
 from .library import Library, default_library
 
@@ -186,7 +188,36 @@ class _Job:
     """A compiled request ready to run."""
     __slots__ = ("program", "digest", "limits", "deadline", "timeout_ms", "derived_steps",
                  "request_id", "no_cache", "compile_ms", "cache_key", "source", "request",
-                 "plan", "image")
+                 "plan", "image", "library", "runner")
+
+
+class _Slot:
+    """An evaluation slot held by a run that waits on sub-thunks: it gives the slot back
+    while it waits (other runs, its own sub-thunks among them, may compute meanwhile)
+    and takes one again, within its deadline, to go on."""
+    __slots__ = ("slots", "token", "deadline", "held")
+
+    def __init__(self, slots, token, deadline):
+        self.slots, self.token, self.deadline, self.held = slots, token, deadline, True
+
+    @contextlib.contextmanager
+    def paused(self):
+        self.give_back()
+        try:
+            yield
+        finally:
+            remaining = self.deadline - _mono() if self.deadline else 30.0
+            try:
+                self.token = self.slots.get(timeout=max(0.001, remaining))
+            except queue.Empty:
+                raise LimitExceeded("wall-clock limit passed waiting for an evaluation "
+                                    "slot after a sub-thunk", limit="timeout") from None
+            self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.put(self.token)
 
 
 class _Plan:
@@ -195,6 +226,19 @@ class _Plan:
 
 
 _NO_HOSTS: list = []
+
+# The peer of the call this thread is serving ("host:port"): a sub-thunk plan's callback
+# goes to the host the request came from, never to one the request names.
+_current = threading.local()
+
+
+def _peer_host() -> str | None:
+    peer = getattr(_current, "peer", None)
+    if not peer:
+        return None
+    host = peer.rpartition(":")[0]
+    return host.strip("[]") or None
+
 _UNSET = object()
 _INT, _DOUBLE = T.ValueKind.INT, T.ValueKind.DOUBLE
 
@@ -229,6 +273,8 @@ class ExecutionHandler:
         self._func_defs_key = None
         self._class_defs = None
         self._class_defs_key = None
+        self._delegations: dict = {}       # plan -> Library with delegated stubs
+        self._callbacks: dict = {}         # (host, port) -> Client taking sub-thunks
         # Evaluation slots as tokens in a C-implemented queue: cheaper to take and give
         # back than a threading.Semaphore, and get() takes a timeout.
         self._slots: queue.SimpleQueue = queue.SimpleQueue()
@@ -298,6 +344,10 @@ class ExecutionHandler:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            callbacks, self._callbacks = list(self._callbacks.values()), {}
+        for c in callbacks:
+            c.close()
         c = self.counters
         log.info("runs: %d inline, %d over the inline budget, %d in evaluation slots",
                  c["inline_runs"], c["escalated"], c["pool_runs"])
@@ -307,7 +357,11 @@ class ExecutionHandler:
         """Compile (cached) a request and work out its limits; raises ExathunkError."""
         if req is None:
             raise ExathunkError("missing evalRequest")
+        if req.subThunks is not None:
+            return self._prepare_with_subthunks(req)
         job = _Job()
+        job.library = self.library
+        job.runner = None
         t0 = _perf()
         source = req.source
         if source is not None and req.graph is None and req.programBytes is None:
@@ -347,6 +401,104 @@ class ExecutionHandler:
         job.request = req
         job.deadline = None
         return job
+
+    def _prepare_with_subthunks(self, req) -> _Job:
+        """A request whose sub-thunks go back to its caller: compiled against this
+        node's Library plus a stub for every function and instance delegated to others,
+        and run (never inline: it waits on other nodes) with a CallbackRunner."""
+        from .subthunks import CallbackRunner
+        plan = req.subThunks
+        host = _peer_host()
+        port = plan.callbackPort
+        if host is None or not isinstance(port, int) or not 0 < port < 65536:
+            raise ExathunkError("a sub-thunk plan needs a caller's port (1-65535)")
+        t0 = _perf()
+        lib = self._delegation_library(plan)
+        given = ((req.source is not None) + (req.graph is not None)
+                 + (req.programBytes is not None))
+        if given != 1:
+            raise ExathunkError("an EvalRequest needs exactly one of source, graph and "
+                                "programBytes")
+        if req.source is not None:
+            program = _compile_source(req.source, library=lib)
+        elif req.programBytes is not None:
+            from .program import Program
+            program = Program.from_bytes(req.programBytes, library=lib)
+        else:
+            program = wire.graph_to_program(req.graph, library=lib)
+        job = _Job()
+        job.program = program
+        job.digest = program.digest
+        job.cache_key = (job.digest, lib.id, lib.version)
+        job.image = None
+        job.library = lib
+        job.runner = CallbackRunner(self._callback_client(host, port), parent=plan.parent,
+                                    timeout_ms=req.timeoutMs)
+        job.source = req.source
+        job.compile_ms = (_perf() - t0) * 1e3
+        job.request_id = req.requestId
+        job.no_cache = bool(req.noCache)
+        job.request = req
+        job.deadline = None
+        self.counters["subthunk_plans"] += 1
+        return job
+
+    def _delegation_library(self, plan) -> Library:
+        """This node's Library with stubs for what the plan delegates (cached)."""
+        from .subthunks import delegated_stub
+        funcs = list(plan.delegatedFunctions or [])
+        insts = list(plan.delegatedInstances or [])
+        lib = self.library
+        key = (lib.id, lib.version,
+               tuple((d.name, d.typeText, tuple(d.strictness or ())) for d in funcs),
+               tuple((i.className, i.typeText, tuple(i.methods or ())) for i in insts))
+        with self._lock:
+            hit = self._delegations.get(key)
+        if hit is not None:
+            return hit
+        if len(funcs) + len(insts) > 256:
+            raise ExathunkError("a sub-thunk plan delegates more than 256 functions")
+        new = lib.copy()
+        for d in funcs:
+            have = new.lookup(d.name)
+            if have is not None and have.signature == d.typeText:
+                continue                   # offered here after all
+            if any(s == T.Strictness.LAZY for s in (d.strictness or [])):
+                raise ExathunkError(f"{d.name} has a lazy parameter: it cannot be "
+                                    "delegated (a sub-thunk's arguments travel as values)")
+            new.register(d.name, d.typeText, delegated_stub(d.name, d.typeText, d.name),
+                         strict=True)
+        for inst in insts:
+            defs = {m.name.partition("@")[0]: m for m in inst.methodDefs or []}
+            methods = {}
+            for m in inst.methods or []:
+                d = defs.get(m)
+                if d is None:
+                    raise ExathunkError(f"the delegated instance {inst.className} "
+                                        f"{inst.typeText} does not describe its method {m!r}")
+                methods[m] = delegated_stub(d.name, d.typeText,
+                                            f"(the {d.typeText} {m})")
+            new.register_instance(inst.className, inst.typeText, strict=True, **methods)
+        with self._lock:
+            if len(self._delegations) >= 64:
+                self._delegations.clear()
+            self._delegations[key] = new
+        return new
+
+    def _callback_client(self, host: str, port: int):
+        """A pooled client to a caller that takes sub-thunks."""
+        from .client import Client
+        key = (host, port)
+        with self._lock:
+            c = self._callbacks.get(key)
+        if c is None:
+            c = Client(host, port, timeout=30.0)
+            with self._lock:
+                old = self._callbacks.setdefault(key, c)
+            if old is not c:
+                c.close()
+                c = old
+        return c
 
     def _image_of(self, program):
         """The engine image to run ``program`` directly (skipping Program.run_with_stats'
@@ -461,7 +613,8 @@ class ExecutionHandler:
         the job; this releases it.
         """
         try:
-            if inline and self._inline_ok and job.plan.inline_limits is not None:
+            if inline and self._inline_ok and job.plan.inline_limits is not None \
+                    and job.runner is None:
                 outcome = self._run_inline(job)
                 if outcome is not None:
                     return outcome
@@ -472,6 +625,10 @@ class ExecutionHandler:
                 token = None
             if token is None:
                 raise self._timeout_error(job)
+            slot = None
+            if job.runner is not None:
+                slot = _Slot(self._slots, token, job.deadline)
+                job.runner.pause = slot.paused
             try:
                 started = _mono()
                 next(self._started_runs)
@@ -481,7 +638,10 @@ class ExecutionHandler:
                 finally:
                     next(self._finished_runs)
             finally:
-                self._slots.put(token)
+                if slot is None:
+                    self._slots.put(token)
+                else:
+                    slot.give_back()
         finally:
             self._release()
 
@@ -571,7 +731,16 @@ class ExecutionHandler:
     def _run(self, job: _Job, queue_ms: float):
         t0 = _perf()
         try:
-            value, stats = job.program.run_with_stats(library=self.library, **job.limits)
+            if job.runner is None:
+                value, stats = job.program.run_with_stats(library=self.library,
+                                                          **job.limits)
+            else:
+                try:
+                    with using_runner(job.runner):
+                        value, stats = job.program.run_with_stats(library=job.library,
+                                                                  **job.limits)
+                finally:
+                    self.counters["subthunks"] += job.runner.submitted
         except LimitExceeded as err:
             if job.derived_steps and err.limit == "max_steps":
                 raise self._timeout_error(job) from None
@@ -901,7 +1070,7 @@ class ExecutionHandler:
             overloaded=c["overloaded"], timeouts=c["timeouts"], meanRunMs=self._mean_run_ms,
             draining=self.draining, executionModel="threads",
             connections=self.connections(), rejectedFrames=self.rejected_frames(),
-            workers=[])
+            workers=[], subThunks=c["subthunks"])
 
     def requestBid(self, evalRequest):
         try:
@@ -1187,6 +1356,7 @@ class ThriftServer:
         except Exception as err:
             self._reject(peer, f"malformed frame: {getattr(err, 'message', err)}")
             return None
+        _current.peer = peer
         call = self._calls.get(api)
         if mtype != wire.CALL or call is None:
             from thriftpy2.thrift import TApplicationException
@@ -1318,6 +1488,9 @@ def start(host: str = "127.0.0.1", port: int = 0, library: Library | None = None
     server = ThriftServer(handler, host, port, opts)
     server.start()
     handle = ServerHandle(server, handler)
+    listening = getattr(handler, "listening", None)
+    if listening is not None:             # a broker: where its workers call it back
+        listening(handle.host, handle.port)
     if opts.join:
         _join_broker(opts.join, handle)
     log.info("exathunk %s listening on %s:%d (%d workers, queue bound %d)",

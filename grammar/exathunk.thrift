@@ -367,6 +367,33 @@ struct EvalRequest {
   // When true, the server neither answers from nor fills its result cache (for
   // benchmarks, and for a broker's verification re-runs).
   9: optional bool noCache,
+  // Set by a broker on the requests it forwards: the worker may send parts of the
+  // program (sub-thunks) back to it.  A plain client leaves it unset, and every
+  // sub-thunk is then evaluated on the node itself.
+  10: optional SubThunkPlan subThunks,
+}
+
+// How a worker hands parts of a request's program to other nodes.  Sub-thunks are
+// (par-map f xs) elements, closed (par e) expressions and calls of the host functions
+// and instances the worker does not offer; each is a closed sub-program in source text
+// (the program's declarations, then one expression with its arguments as literals),
+// sent back with submitEvalRequest and awaited with thunkWait: the caller routes, checks
+// and caches it like any request, and the worker never needs to know who computes it.
+struct SubThunkPlan {
+  // The port on which the caller takes sub-thunks, on the host the request came from
+  // (a request cannot aim a worker at a third party).
+  1: i32 callbackPort,
+  // The host functions the program uses that this worker does not offer (from the
+  // caller's getFuncDefs): the worker compiles the program with a stub for each, whose
+  // every call is a sub-thunk.  Each must be strict in every parameter (its arguments
+  // travel as values).
+  2: list<FuncDef> delegatedFunctions,
+  // Likewise for instances the program uses that this worker does not offer (their
+  // classes the worker declares itself).
+  3: list<InstanceDef> delegatedInstances,
+  // The request's id at the caller, sent back as each sub-thunk's requestId prefix, so
+  // that the caller can count a program's sub-thunks.
+  4: optional string parent,
 }
 
 // A handle on a remote computation, returned by submitEvalRequest.
@@ -628,6 +655,17 @@ struct ServiceStats {
   21: i64 rejectedFrames,
   // For a broker, its workers; empty on a worker.
   22: list<WorkerStats> workers,
+  // Sub-thunks: on a broker, the sub-thunk requests its workers sent back (par-map
+  // elements, closed par expressions, delegated host functions and instances); on a
+  // worker, the sub-thunks its runs sent to their callers.
+  23: optional i64 subThunks,
+  // On a broker: requests answered by sharing another request's run of the same program
+  // while it was in flight (equal sub-computations computed once; cacheHits counts those
+  // answered after it finished).
+  24: optional i64 sharedRuns,
+  // On a broker: requests planned across several workers (some of the functions or
+  // instances they use delegated to other workers as sub-thunks).
+  25: optional i64 splitRequests,
 }
 
 // ---------------------------------------------------------------------------------------

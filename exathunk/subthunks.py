@@ -1,0 +1,350 @@
+"""Sub-thunks: the parts of a program that are evaluated on other nodes.
+
+Owns three things, each small:
+
+- The *runner* of a run: whoever runs a program may give it one (``using(runner)``, a
+  thread-local, since a run and its host calls stay on one thread).  A runner has one
+  method, ``submit(source) -> Future`` (``.result()`` gives the Python value or raises
+  the ExathunkError), and evaluates a closed sub-program somewhere else: a worker told
+  by its broker to call it back (``CallbackRunner``), or the Dask backend.  Without a
+  runner every sub-thunk is evaluated in place, so a program means the same everywhere.
+- The host functions behind the forms that make sub-thunks: ``(par-map f xs)`` (one
+  sub-thunk per element, all in flight at once) and ``(par e)`` (one), and the stubs
+  of the host functions a node does not offer itself but its caller delegates to it.
+- ``desugar``: the pass between parser and typechecker that turns ``(par-map f xs)``
+  and ``(par e)`` whose function or expression is *closed* (it names no local variable)
+  into calls of those host functions, with the closed sub-program's text as a template;
+  one that is not closed stays a local ``map`` / identity, with a warning saying why.
+
+A sub-program is the program's own declarations (defines, data types, classes,
+instances) followed by one expression: ``(f v)`` where ``v`` is the element's value as
+a literal, or the closed ``e``.  Its text is canonical (pretty-printed), so equal
+sub-computations have equal texts and digests: a cache keyed by them computes each once.
+Values travel as literals: a function or a lazy infinite structure cannot be an element
+of a par-map (the run fails with an EvaluationError saying so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+from concurrent.futures import Future
+
+from . import ast
+from .errors import EvaluationError
+
+# Where the element's literal goes in a par-map template: a character no pretty-printed
+# program contains (string literals escape control characters).
+HOLE = "\x00"
+
+_local = threading.local()
+
+
+# ---- the runner of the current run -----------------------------------------------------
+
+def current():
+    """The runner of the run on this thread, or None (sub-thunks run in place)."""
+    return getattr(_local, "runner", None)
+
+
+@contextlib.contextmanager
+def using(runner):
+    """Run the body with ``runner`` evaluating this thread's sub-thunks."""
+    previous = getattr(_local, "runner", None)
+    _local.runner = runner
+    try:
+        yield runner
+    finally:
+        _local.runner = previous
+
+
+class CallbackRunner:
+    """Sub-thunks sent back to the node that asked for this run (its broker), as plain
+    ``submitEvalRequest`` calls with source text: the broker routes, checks and caches
+    them like any request.  ``parent`` (the request id) lets the broker count them."""
+
+    def __init__(self, client, parent: str | None = None, timeout_ms: int | None = None):
+        self.client = client
+        self.parent = parent
+        self.timeout_ms = timeout_ms
+        self.submitted = 0
+        # Set by the server: a context in which the run gives back its evaluation slot,
+        # so that a node whose runs all wait on sub-thunks can still compute them.
+        self.pause = contextlib.nullcontext
+
+    def wait(self, futures) -> list:
+        with self.pause():
+            return [f.result() for f in futures]
+
+    def submit(self, source: str) -> Future:
+        self.submitted += 1
+        limits = {"timeout_ms": self.timeout_ms} if self.timeout_ms else {}
+        if self.parent:
+            limits["request_id"] = f"{self.parent}/sub{self.submitted}"
+        return self.client.submit(source, **limits)
+
+
+# ---- values as literals ------------------------------------------------------------------
+
+def value_to_source(value) -> str:
+    """A host value (int, float, bool, str, list, exathunk.Data) as a literal that
+    evaluates to it; iterative.  Anything else is an EvaluationError."""
+    from .values import Data, show_double, show_string
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str) and v.__class__ is _Close:
+            out.append(v)
+            continue
+        t = type(v)
+        if t is bool:
+            out.append("true" if v else "false")
+        elif t is int:
+            out.append(str(v))
+        elif t is float:
+            out.append("nan" if math.isnan(v) else show_double(v))
+        elif t is str:
+            out.append(show_string(v))
+        elif t is list:
+            if not v:
+                out.append("nil")
+                continue
+            out.append("(list")
+            stack.append(_CLOSE)
+            for item in reversed(v):
+                stack.append(item)
+                stack.append(_SPACE)
+        elif isinstance(v, Data):
+            out.append("(" + v.constructor)
+            stack.append(_CLOSE)
+            for item in reversed(v.fields):
+                stack.append(item)
+                stack.append(_SPACE)
+        else:
+            raise EvaluationError(f"a sub-thunk's argument must be a value (a number, "
+                                  f"string, Bool, list or data value), not "
+                                  f"{t.__name__}")
+    return "".join(out)
+
+
+class _Close(str):
+    pass
+
+
+_CLOSE, _SPACE = _Close(")"), _Close(" ")
+
+
+# ---- the host functions ------------------------------------------------------------------
+
+def _await(runner, futures) -> list:
+    """The futures' values, in order; a runner may wait in its own way (giving back its
+    node's evaluation slot, or seceding from a Dask worker's thread pool)."""
+    wait = getattr(runner, "wait", None)
+    if wait is not None:
+        return wait(futures)
+    return [f.result() for f in futures]
+
+
+def par_map_host(template: str, xs: list, local):
+    """``%par-map``: one sub-thunk per element, all submitted before any is awaited."""
+    runner = current()
+    if runner is None or not xs or not template:
+        return local()
+    futures = [runner.submit(template.replace(HOLE, value_to_source(x))) for x in xs]
+    return _await(runner, futures)
+
+
+def par_host(template: str, local):
+    """``%par``: the closed expression as one sub-thunk."""
+    runner = current()
+    if runner is None or not template:
+        return local()
+    return _await(runner, [runner.submit(template)])[0]
+
+
+def delegated_stub(name: str, signature: str, call_text: str):
+    """A host function this node does not offer, delegated by its caller: each call is
+    a sub-thunk ``(call_text arg ...)`` evaluated where it is offered."""
+    def stub(*args):
+        runner = current()
+        if runner is None:
+            raise EvaluationError(f"{name} is not offered by this node and the run has "
+                                  "no caller to ask for it")
+        parts = [call_text] + [value_to_source(a) for a in args]
+        return _await(runner, [runner.submit("(" + " ".join(parts) + ")")])[0]
+    stub.__name__ = f"delegated {name}"
+    stub.__doc__ = f"{name} :: {signature}, computed by another node"
+    return stub
+
+
+# Registered in every Library (library.py): name -> (signature, strictness, function).
+HOST_FUNCTIONS = {
+    "%par-map": ("(-> String (List a) (List b) (List b))", (True, True, False),
+                 par_map_host),
+    "%par": ("(-> String a a)", (True, False), par_host),
+}
+
+
+# ---- the desugaring pass -----------------------------------------------------------------
+
+# Where a source names par or par-map at all (a C-speed scan: most programs do not).
+_MENTION = re.compile(r"(?:^|[\s(])par(?:-map)?(?=[\s()]|$)")
+
+FORMS = ("par-map", "par")
+
+
+def desugar(module: ast.Module, source: str | None = None):
+    """``module`` with every ``(par-map f xs)`` and ``(par e)`` as a call of ``%par-map``
+    / ``%par``, and the warnings (message, line, column) for those that must run here.
+
+    A closed function or expression gets its sub-program's text as a template; one that
+    names a local variable gets none (it runs here, with a warning).  Either way the list
+    and its elements, or the value, are forced in full, so that a program means the same
+    wherever its sub-thunks run.  ``par-map`` and ``par`` are forms: used otherwise
+    (``(map par xs)``, ``(par-map f)``) they are a ParseError, unless the program
+    defines the name itself.
+    """
+    if source is not None and _MENTION.search(source) is None:
+        return module, []
+    taken = {d.name for d in module.defines}
+    if all(f in taken for f in FORMS):
+        return module, []
+    rewriter = _Rewriter(module, frozenset(f for f in FORMS if f not in taken))
+    return rewriter.run(), rewriter.warnings
+
+
+class _Rewriter:
+    def __init__(self, module: ast.Module, forms: frozenset):
+        self.module = module
+        self.forms = forms
+        self.warnings: list = []
+        self.fresh = 0
+        self._prefix = None
+
+    def prefix(self) -> str:
+        """The sub-programs' declarations: every top-level form but the result."""
+        if self._prefix is None:
+            from .pretty import to_source
+            m = self.module
+            forms = list(m.datas) + list(m.classes) + list(m.instances) + list(m.defines)
+            forms.sort(key=lambda f: (f.line, f.column))
+            self._prefix = "".join(to_source(f) + "\n" for f in forms)
+        return self._prefix
+
+    def run(self) -> ast.Module:
+        import dataclasses
+        m = self.module
+        defines = tuple(dataclasses.replace(d, body=self.expr(d.body, frozenset(
+            d.params or ()))) for d in m.defines)
+        instances = tuple(self.instance(i) for i in m.instances)
+        body = self.expr(m.body, frozenset())
+        return dataclasses.replace(m, defines=defines, instances=instances, body=body)
+
+    def instance(self, inst):
+        import dataclasses
+        new = tuple(dataclasses.replace(d, body=self.expr(d.body, frozenset(d.params or ())))
+                    for d in inst.defines)
+        return dataclasses.replace(inst, defines=new)
+
+    # The expression walk is recursive: desugar runs only on programs that name par or
+    # par-map, and the parser bounds the nesting depth of every tree.
+    def expr(self, e, bound: frozenset):
+        import dataclasses
+        cls = e.__class__
+        if cls is ast.Var:
+            if e.name in self.forms and e.name not in bound:
+                raise self.misuse(e.name, e)
+            return e
+        if cls is ast.App:
+            fn = e.fn
+            if fn.__class__ is ast.Var and fn.name in self.forms and fn.name not in bound:
+                if fn.name == "par-map" and len(e.args) == 2:
+                    return self.par_map(e, bound)
+                if fn.name == "par" and len(e.args) == 1:
+                    return self.par(e, bound)
+                raise self.misuse(fn.name, e)
+            return dataclasses.replace(e, fn=self.expr(e.fn, bound),
+                                       args=tuple(self.expr(a, bound) for a in e.args))
+        if cls is ast.If:
+            return dataclasses.replace(e, cond=self.expr(e.cond, bound),
+                                       then=self.expr(e.then, bound),
+                                       orelse=self.expr(e.orelse, bound))
+        if cls is ast.Lambda:
+            return dataclasses.replace(e, body=self.expr(e.body, bound | set(e.params)))
+        if cls is ast.Let:
+            inner = bound | {b.name for b in e.bindings}
+            return dataclasses.replace(
+                e, bindings=tuple(dataclasses.replace(b, expr=self.expr(b.expr, inner))
+                                  for b in e.bindings),
+                body=self.expr(e.body, inner))
+        if cls is ast.The:
+            return dataclasses.replace(e, expr=self.expr(e.expr, bound))
+        if cls is ast.ListLit:
+            return dataclasses.replace(e, items=tuple(self.expr(i, bound) for i in e.items))
+        if cls is ast.Case:
+            from .typecheck import pattern_vars
+            return dataclasses.replace(
+                e, scrutinee=self.expr(e.scrutinee, bound),
+                alts=tuple(dataclasses.replace(a, body=self.expr(
+                    a.body, bound | set(pattern_vars(a.pattern, [])))) for a in e.alts))
+        return e
+
+    @staticmethod
+    def misuse(name: str, at):
+        from .errors import ParseError
+        shape = "(par-map f xs)" if name == "par-map" else "(par e)"
+        return ParseError(f"{name} is a form, written {shape}: it cannot be passed, "
+                          "or applied to other arguments", at.line, at.column)
+
+    def _locals_in(self, e, bound) -> list:
+        from .typecheck import free_names
+        return sorted(free_names(e, bound)) if bound else []
+
+    def par_map(self, e, bound):
+        import dataclasses
+        f, xs = e.args
+        xs = self.expr(xs, bound)
+        f_local = self.expr(f, bound)
+        used = self._locals_in(f, bound)
+        if used:
+            self.warnings.append((f"par-map runs here: its function uses the local "
+                                  f"variable {used[0]!r} (a sub-thunk must be closed)",
+                                  e.line, e.column))
+            template = ""
+        else:
+            from .pretty import to_source
+            template = self.prefix() + "(" + to_source(f) + " " + HOLE + ")"
+        self.fresh += 1
+        name = f"%par-xs-{self.fresh}"
+        ref = _var(name, e)
+        call = ast.App(_var("%par-map", e),
+                       (_lit(template, e), ref, ast.App(_var("map", e), (f_local, ref),
+                                                        e.line, e.column)),
+                       e.line, e.column)
+        return ast.Let((ast.Binding(name, xs, e.line, e.column),), call, e.line, e.column)
+
+    def par(self, e, bound):
+        import dataclasses
+        (inner,) = e.args
+        local = self.expr(inner, bound)
+        used = self._locals_in(inner, bound)
+        if used:
+            self.warnings.append((f"par runs here: its expression uses the local variable "
+                                  f"{used[0]!r} (a sub-thunk must be closed)",
+                                  e.line, e.column))
+            template = ""
+        else:
+            from .pretty import to_source
+            template = self.prefix() + to_source(inner)
+        return ast.App(_var("%par", e), (_lit(template, e), local), e.line, e.column)
+
+
+def _var(name: str, at) -> ast.Var:
+    return ast.Var(name, at.line, at.column)
+
+
+def _lit(text: str, at) -> ast.Lit:
+    return ast.Lit(text, "String", at.line, at.column)
