@@ -9,8 +9,11 @@ Owns three things, each small:
   by its broker to call it back (``CallbackRunner``), or the Dask backend.  Without a
   runner every sub-thunk is evaluated in place, so a program means the same everywhere.
 - The host functions behind the forms that make sub-thunks: ``(par-map f xs)`` (one
-  sub-thunk per element, all in flight at once) and ``(par e)`` (one), and the stubs
-  of the host functions a node does not offer itself but its caller delegates to it.
+  sub-thunk per element, all in flight at once) and ``(par e)`` (one; a *spark*: the
+  closed ``par`` expressions of the program's result expression, outside any function,
+  all start when the run starts, as GHC's ``par`` sparks them, and each is awaited
+  where it is needed), and the stubs of the host functions a node does not offer
+  itself but its caller delegates to it.
 - ``desugar``: the pass between parser and typechecker that turns ``(par-map f xs)``
   and ``(par e)`` whose function or expression is *closed* (it names no local variable)
   into calls of those host functions, with the closed sub-program's text as a template;
@@ -158,11 +161,33 @@ def par_map_host(template: str, xs: list, local):
 
 
 def par_host(template: str, local):
-    """``%par``: the closed expression as one sub-thunk."""
+    """``%par``: the closed expression as one sub-thunk (started already, if the
+    program sparked it)."""
     runner = current()
     if runner is None or not template:
         return local()
-    return _await(runner, [runner.submit(template)])[0]
+    sparked = getattr(runner, "sparks", None)
+    future = sparked.pop(template, None) if sparked else None
+    if future is None:
+        future = runner.submit(template)
+    return _await(runner, [future])[0]
+
+
+def sparks_host(templates: list) -> bool:
+    """``%sparks``: start the program's sparks (its closed ``par`` expressions outside
+    any function) at once; each ``par`` then takes its started sub-thunk."""
+    runner = current()
+    if runner is not None:
+        sparked = getattr(runner, "sparks", None)
+        if sparked is None:
+            try:
+                sparked = runner.sparks = {}
+            except AttributeError:
+                return True                # a runner that keeps no sparks
+        for t in templates:
+            if t not in sparked:
+                sparked[t] = runner.submit(t)
+    return True
 
 
 def delegated_stub(name: str, signature: str, call_text: str):
@@ -185,6 +210,7 @@ HOST_FUNCTIONS = {
     "%par-map": ("(-> String (List a) (List b) (List b))", (True, True, False),
                  par_map_host),
     "%par": ("(-> String a a)", (True, False), par_host),
+    "%sparks": ("(-> (List String) Bool)", (True,), sparks_host),
 }
 
 
@@ -220,6 +246,8 @@ class _Rewriter:
     def __init__(self, module: ast.Module, forms: frozenset):
         self.module = module
         self.forms = forms
+        self.sparks: list = []         # templates of closed pars outside any function
+        self.collect = False
         self.warnings: list = []
         self.fresh = 0
         self._prefix = None
@@ -240,7 +268,16 @@ class _Rewriter:
         defines = tuple(dataclasses.replace(d, body=self.expr(d.body, frozenset(
             d.params or ()))) for d in m.defines)
         instances = tuple(self.instance(i) for i in m.instances)
+        self.collect = True
         body = self.expr(m.body, frozenset())
+        self.collect = False
+        if self.sparks:
+            # (seq (%sparks (list t ...)) body): started before the body is evaluated.
+            lits = tuple(_lit(t, m.body) for t in dict.fromkeys(self.sparks))
+            start = ast.App(_var("%sparks", m.body),
+                            (ast.ListLit(lits, m.body.line, m.body.column),),
+                            m.body.line, m.body.column)
+            body = ast.App(_var("seq", m.body), (start, body), m.body.line, m.body.column)
         return dataclasses.replace(m, defines=defines, instances=instances, body=body)
 
     def instance(self, inst):
@@ -273,7 +310,11 @@ class _Rewriter:
                                        then=self.expr(e.then, bound),
                                        orelse=self.expr(e.orelse, bound))
         if cls is ast.Lambda:
-            return dataclasses.replace(e, body=self.expr(e.body, bound | set(e.params)))
+            collect, self.collect = self.collect, False
+            try:
+                return dataclasses.replace(e, body=self.expr(e.body, bound | set(e.params)))
+            finally:
+                self.collect = collect
         if cls is ast.Let:
             inner = bound | {b.name for b in e.bindings}
             return dataclasses.replace(
@@ -339,6 +380,8 @@ class _Rewriter:
         else:
             from .pretty import to_source
             template = self.prefix() + to_source(inner)
+            if self.collect:
+                self.sparks.append(template)
         return ast.App(_var("%par", e), (_lit(template, e), local), e.line, e.column)
 
 

@@ -192,3 +192,24 @@ def test_values_travel_as_literals():
     assert math.isnan(exathunk.evaluate(subthunks.value_to_source(float("nan"))))
     with pytest.raises(EvaluationError):
         subthunks.value_to_source(lambda: 1)
+
+
+def test_sparks_in_the_result_expression_start_together(cluster):
+    worker, start_broker, connect = cluster
+    lock = threading.Lock()
+    started, ended = {}, {}
+
+    def slow(n):
+        with lock:
+            started.setdefault(n, time.monotonic())
+        time.sleep(0.3)
+        with lock:
+            ended.setdefault(n, time.monotonic())
+        return n + 1
+
+    ws = [worker(offering(slow=slow), seed=s) for s in (1, 2, 3)]
+    c = connect(start_broker(ws))
+    # In demand order (slow 2) would start only once (slow 1) is back; sparked, both
+    # start when the run does.
+    assert c.evaluate("(+ (par (slow 1)) (par (slow 2)))", no_cache=True) == 5
+    assert started[2] < ended[1] and started[1] < ended[2]
