@@ -34,6 +34,19 @@ def test_engine(benchmark, all_workloads, name):
     assert show_value(value) == w.expected
 
 
+@pytest.mark.parametrize("name", ["fib", "tak", "pipeline", "sharing"])
+def test_engine_cancellable(benchmark, all_workloads, name):
+    """As test_engine, with a CancelToken and a wall-clock timeout (never reached): the
+    cost of the checks (the token's flag and the clock, every few thousand steps)."""
+    from exathunk._core import CancelToken
+    w = all_workloads[name]
+    benchmark.group = name
+    program = exathunk.compile(w.source)
+    kwargs = dict(ENGINE_LIMITS, cancel=CancelToken(), timeout=3600.0)
+    value = benchmark.pedantic(program.run, kwargs=kwargs, rounds=10, warmup_rounds=1)
+    assert show_value(value) == w.expected
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_cpython(benchmark, all_workloads, start_depths, name):
     w = all_workloads[name]

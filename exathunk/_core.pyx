@@ -35,11 +35,26 @@ cdef extern from *:
     static inline int xt_add(int64_t a, int64_t b, int64_t *r) { return __builtin_add_overflow(a, b, r); }
     static inline int xt_sub(int64_t a, int64_t b, int64_t *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int xt_mul(int64_t a, int64_t b, int64_t *r) { return __builtin_mul_overflow(a, b, r); }
+    #include <time.h>
+    /* The cancellation flag is written by any thread and read by the running one. */
+    static inline int xt_flag_get(int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void xt_flag_set(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    static inline int64_t xt_now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
+    static int xt_never_cancelled = 0;
     """
     int xt_add(int64_t a, int64_t b, int64_t *r) noexcept nogil
     int xt_sub(int64_t a, int64_t b, int64_t *r) noexcept nogil
     int xt_mul(int64_t a, int64_t b, int64_t *r) noexcept nogil
     const int64_t INT64_MIN_V "INT64_MIN"
+    const int64_t INT64_MAX_V "INT64_MAX"
+    int xt_flag_get(int *p) noexcept nogil
+    void xt_flag_set(int *p, int v) noexcept nogil
+    int64_t xt_now_ns() noexcept nogil
+    int xt_never_cancelled
 
 cdef enum:
     K_INT = 0
@@ -88,6 +103,8 @@ cdef enum:
     E_HEAP = 3
     E_DEPTH = 4
     E_PY = 5
+    E_CANCEL = 6     # the run's CancelToken was cancelled
+    E_TIMEOUT = 7    # the wall-clock deadline passed
 
 cdef enum:
     NF_VALUE = 0
@@ -154,6 +171,10 @@ cdef struct Machine:
     int64_t tmpcap
     int64_t steps
     int64_t max_steps
+    int64_t next_check   # the step count past which step_check runs (<= max_steps)
+    int64_t next_signal  # the step count from which step_check looks at signals
+    int* cancel          # the CancelToken's flag (xt_never_cancelled without one)
+    int64_t deadline     # CLOCK_MONOTONIC ns; INT64_MAX_V: none
     int err
     char errmsg[512]
     Val result
@@ -262,9 +283,55 @@ cdef int fail(Machine* m, int code, const char* msg) noexcept nogil:
     return -1
 
 
+cdef int poll(Machine* m) noexcept nogil:
+    """Whether the run must stop now: -1 (error set) when its CancelToken was cancelled
+    or its deadline has passed, else 0.  Cheap (a load, and a vDSO clock read when
+    there is a deadline); called every POLL_EVERY steps, at every collection, before
+    every host call and inside the long loops of built-ins, never in the middle of a
+    host call."""
+    if xt_flag_get(m.cancel):
+        return fail(m, E_CANCEL, "the run was cancelled")
+    if m.deadline != INT64_MAX_V and xt_now_ns() >= m.deadline:
+        return fail(m, E_TIMEOUT, "the time limit (timeout) was exceeded")
+    return 0
+
+
+cdef enum:
+    COPY_CHUNK = 1 << 22       # bytes copied between polls (about a millisecond)
+
+
+cdef int copy_chunked(Machine* m, char* dst, const char* src, size_t size) noexcept nogil:
+    """memcpy of a big object (a long string), polling every COPY_CHUNK bytes: 0, or
+    -1 when the run must stop (error set; the run is marked failed, as the copy is left
+    half done)."""
+    while size > COPY_CHUNK:
+        memcpy(dst, src, COPY_CHUNK)
+        dst += COPY_CHUNK
+        src += COPY_CHUNK
+        size -= COPY_CHUNK
+        if poll(m) < 0:
+            m.failed = 1
+            return -1
+    memcpy(dst, src, size)
+    return 0
+
+
+cdef inline int copy_chars(Machine* m, uint32_t* dst, const uint32_t* src, size_t n) noexcept nogil:
+    """Copy n code points (see copy_chunked): 0, or -1 when the run must stop."""
+    if n * 4 > COPY_CHUNK:
+        return copy_chunked(m, <char*>dst, <const char*>src, n * 4)
+    if n:
+        memcpy(dst, src, n * 4)
+    return 0
+
+
 # ---- the heap and the collector -------------------------------------------------------
 
-cdef inline void evacuate(Val* v, char* lo, char* hi, char** top) noexcept nogil:
+ctypedef int (*copy_op)(Machine*, char*, const char*, size_t) noexcept nogil
+cdef copy_op p_copy_chunked = NULL      # not inlined into the collector's loops
+
+
+cdef inline void evacuate(Machine* m, Val* v, char* lo, char* hi, char** top) noexcept nogil:
     cdef Obj* o
     cdef Obj* new
     cdef size_t size
@@ -283,11 +350,25 @@ cdef inline void evacuate(Val* v, char* lo, char* hi, char** top) noexcept nogil
         return
     size = obj_bytes(o)
     new = <Obj*>top[0]
-    memcpy(new, o, size)
+    if size > COPY_CHUNK:
+        # a long string: copied in chunks, polling; when the run must stop the copy is
+        # left partial, and the collector's next poll (which fails again) abandons it
+        p_copy_chunked(m, <char*>new, <const char*>o, size)
+    else:
+        memcpy(new, o, size)
     top[0] += size
     o.tag = T_FWD
     FLD(o)[0].u.p = new
     v.u.p = new
+
+
+cdef int abandon_collection(Machine* m, char* to) noexcept nogil:
+    """Stop a collection half done (the run was cancelled or timed out): the heap is
+    left unusable (forwarded objects, roots into the freed space), so the run is marked
+    failed and nothing reads its heap again; freeing the Run frees the old space."""
+    free(to)
+    m.failed = 1
+    return -1
 
 
 cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
@@ -297,24 +378,36 @@ cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
     cdef char* top
     cdef char* scan
     cdef Obj* o
+    cdef char* next_poll       # poll each time another COPY_CHUNK bytes were copied
     cdef int64_t i
     cdef uint32_t j, n
     if to == NULL:
         return fail(m, E_HEAP, "out of memory for the heap (max_heap)")
     top = to
+    next_poll = to + COPY_CHUNK
     for i in range(m.sp):
-        evacuate(&m.S[i], lo, hi, &top)
+        evacuate(m, &m.S[i], lo, hi, &top)
+        if top >= next_poll:
+            next_poll = top + COPY_CHUNK
+            if poll(m) < 0:
+                return abandon_collection(m, to)
     for i in range(m.nfns):
-        evacuate(&m.cafs[i], lo, hi, &top)
-    evacuate(&m.result, lo, hi, &top)
+        evacuate(m, &m.cafs[i], lo, hi, &top)
+    evacuate(m, &m.result, lo, hi, &top)
     scan = to
     while scan < top:
+        if top >= next_poll:
+            next_poll = top + COPY_CHUNK
+            if poll(m) < 0:
+                return abandon_collection(m, to)
         o = <Obj*>scan
         if o.tag != T_STR:
             n = o.n
             for j in range(n):
-                evacuate(&FLD(o)[j], lo, hi, &top)
+                evacuate(m, &FLD(o)[j], lo, hi, &top)
         scan += obj_bytes(o)
+    if top - to > COPY_CHUNK and poll(m) < 0:     # a long copy may have been cut short
+        return abandon_collection(m, to)
     free(m.heap)
     m.heap = to
     m.hp = top
@@ -333,6 +426,8 @@ cdef int gc(Machine* m, size_t need) noexcept nogil:
     limit does not collect after every few allocations (quadratic time) before it
     finally passes the limit."""
     cdef size_t live, newcap, ceiling
+    if poll(m) < 0:
+        return -1
     if collect_into(m, m.cap) < 0:
         return -1
     live = <size_t>(m.hp - m.heap)
@@ -511,7 +606,7 @@ cdef void buf_show_double(Buf* b, double d) noexcept nogil:
 
 cdef int render(Machine* m, Val root, Buf* b) noexcept nogil:
     """Show a value in normal form into b (iterative over nested lists)."""
-    cdef int64_t cap = 64, n = 0, cnt, i, j
+    cdef int64_t cap = 64, n = 0, cnt, i, j, turns = 0
     cdef Val* work = <Val*>malloc(cap * sizeof(Val))
     cdef Val* grown
     cdef Val v, cur
@@ -521,6 +616,10 @@ cdef int render(Machine* m, Val root, Buf* b) noexcept nogil:
     work[0] = root
     n = 1
     while n > 0:
+        turns += 1
+        if (turns & 0xFFFF) == 0 and poll(m) < 0:
+            free(work)
+            return -1
         n -= 1
         v = resolve(work[n])
         if v.k == K_CLOSE:
@@ -602,8 +701,10 @@ cdef int push_text(Machine* m, Buf* b) noexcept nogil:
     if o == NULL:
         free(b.data)
         return -1
-    if b.len:
-        memcpy(CHARS(o), b.data, b.len * 4)
+    if copy_chars(m, CHARS(o), b.data, b.len) < 0:
+        free(b.data)
+        b.data = NULL
+        return -1
     free(b.data)
     b.data = NULL
     m.S[m.sp] = mk_ptr(o)
@@ -671,12 +772,19 @@ cdef int split_string(Machine* m, int64_t top) noexcept nogil:
             back[0] = 0
             kk = 0
             for i in range(1, plen):
+                if (i & 0xFFFFF) == 0 and poll(m) < 0:
+                    free(back)
+                    return -1
                 while kk > 0 and pat[i] != pat[kk]:
                     kk = back[kk - 1]
                 if pat[i] == pat[kk]:
                     kk += 1
                 back[i] = kk
         for i in range(slen):
+            if (i & 0xFFFFF) == 0xFFFFF and poll(m) < 0:
+                free(pos)
+                free(back)
+                return -1
             ch = txt[i]
             while q > 0 and pat[q] != ch:
                 q = back[q - 1]
@@ -711,7 +819,18 @@ cdef int split_string(Machine* m, int64_t top) noexcept nogil:
     while j >= 0:
         start = 0 if j == 0 else pos[j - 1] + plen
         end = pos[j] if j < npos else slen
-        piece = put_str(blk, txt + start, end - start)
+        if (j & 0xFFFF) == 0 and poll(m) < 0:
+            m.failed = 1                 # the block is left half filled
+            free(pos)
+            return -1
+        if (end - start) * 4 > COPY_CHUNK:
+            piece = put_str(blk, txt, 0)
+            piece.n = <uint32_t>(end - start)
+            if copy_chars(m, CHARS(piece), txt + start, end - start) < 0:
+                free(pos)
+                return -1
+        else:
+            piece = put_str(blk, txt + start, end - start)
         blk += str_bytes(end - start)
         cur = mk_ptr(put_cons(blk, mk_ptr(piece), cur))
         blk += CONS_BYTES
@@ -739,6 +858,9 @@ cdef int chars_list(Machine* m, int64_t top) noexcept nogil:
         i = n
         while i > 0:
             i -= 1
+            if (i & 0xFFFFF) == 0 and poll(m) < 0:
+                m.failed = 1             # the block is left half filled
+                return -1
             piece = put_str(blk, txt + i, 1)
             blk += one
             cur = mk_ptr(put_cons(blk, mk_ptr(piece), cur))
@@ -788,8 +910,8 @@ cdef int substring_op(Machine* m, int64_t top) noexcept nogil:
     o = alloc_str(m, <size_t>(y - x))
     if o == NULL:
         return -1
-    if y > x:
-        memcpy(CHARS(o), CHARS(m.S[top - 3].u.p) + x, (y - x) * 4)
+    if copy_chars(m, CHARS(o), CHARS(m.S[top - 3].u.p) + x, <size_t>(y - x)) < 0:
+        return -1
     m.S[top - 3] = mk_ptr(o)
     return 0
 
@@ -819,9 +941,24 @@ cdef int compare_shallow(Machine* m, Val v, Val w) noexcept nogil:
 ctypedef int (*top_op)(Machine*, int64_t) noexcept nogil
 ctypedef int (*obj_op)(Machine*, Obj*) noexcept nogil
 ctypedef int (*cmp_op)(Machine*, Val, Val) noexcept nogil
-cdef top_op p_substring = NULL, p_split = NULL, p_chars = NULL
+cdef top_op p_substring = NULL, p_split = NULL, p_chars = NULL, p_concat_big = NULL
 cdef obj_op p_not_an_int = NULL
 cdef cmp_op p_compare_shallow = NULL
+
+
+cdef int concat_big(Machine* m, int64_t top) noexcept nogil:
+    """S[top-2] ++ S[top-1] (strings, long): S[top-2] becomes the joined string."""
+    cdef Obj* o = alloc_str(m, <size_t>m.S[top - 2].u.p.n + m.S[top - 1].u.p.n)
+    cdef Obj* a
+    cdef Obj* b
+    if o == NULL:
+        return -1
+    a = m.S[top - 2].u.p                # the collector may have moved them
+    b = m.S[top - 1].u.p
+    if copy_chars(m, CHARS(o), CHARS(a), a.n) < 0 or copy_chars(m, CHARS(o) + a.n, CHARS(b), b.n) < 0:
+        return -1
+    m.S[top - 2] = mk_ptr(o)
+    return 0
 
 
 cdef int not_an_int(Machine* m, Obj* s) noexcept nogil:
@@ -848,6 +985,8 @@ cdef int join_strings(Machine* m, int64_t base) noexcept nogil:
             return fail(m, E_EVAL, "malformed program: join of a non-String")
         total += e.u.p.n
         count += 1
+        if (count & 0xFFFF) == 0 and poll(m) < 0:
+            return -1
         cur = resolve(FLD(cur.u.p)[1])
     if cur.k != K_NIL:
         return fail(m, E_EVAL, "malformed program: join of a non-list")
@@ -861,13 +1000,14 @@ cdef int join_strings(Machine* m, int64_t base) noexcept nogil:
     count = 0
     while is_cons(cur):
         if count and sep.u.p.n:
-            memcpy(CHARS(o) + at, CHARS(sep.u.p), sep.u.p.n * 4)
+            if copy_chars(m, CHARS(o) + at, CHARS(sep.u.p), sep.u.p.n) < 0:
+                return -1
             at += sep.u.p.n
         count += 1
         e = resolve(FLD(cur.u.p)[0])
-        if e.u.p.n:
-            memcpy(CHARS(o) + at, CHARS(e.u.p), e.u.p.n * 4)
-            at += e.u.p.n
+        if copy_chars(m, CHARS(o) + at, CHARS(e.u.p), e.u.p.n) < 0:
+            return -1
+        at += e.u.p.n
         cur = resolve(FLD(cur.u.p)[1])
     m.result = mk_ptr(o)
     m.sp = base
@@ -882,24 +1022,36 @@ cdef extern from "Python.h":
 
 cdef enum:
     SIGNAL_EVERY = 1 << 20     # steps between looks at pending signals (Ctrl-C)
+    POLL_EVERY = 1 << 14       # steps between looks at the CancelToken and the clock
 
 
 cdef int64_t step_check(Machine* m, int64_t steps) noexcept nogil:
-    """Past the step limit, or time to look for signals: the next step count to
-    check at, or -1 (error set)."""
+    """Past the step limit, cancelled, past the deadline, or time to look for signals:
+    the next step count to check at (also left in m.next_check), or -1 (error set).
+
+    Called from the run loop every POLL_EVERY steps (about 0.2 ms at full speed; a
+    step is one call, application or thunk entry, or one cell walked by the forcing
+    and comparing frames), between steps, never inside a host call."""
+    cdef int64_t nxt
     if steps > m.max_steps:
         fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
         return -1
-    with gil:
-        try:
-            PyErr_CheckSignals()
-        except BaseException as exc:
-            (<Run>m.run).pyerr = exc
-            m.err = E_PY
-            return -1
-    if m.max_steps < steps + SIGNAL_EVERY:
-        return m.max_steps
-    return steps + SIGNAL_EVERY
+    if poll(m) < 0:
+        return -1
+    if steps >= m.next_signal:
+        m.next_signal = steps + SIGNAL_EVERY
+        with gil:
+            try:
+                PyErr_CheckSignals()
+            except BaseException as exc:
+                (<Run>m.run).pyerr = exc
+                m.err = E_PY
+                return -1
+    nxt = steps + POLL_EVERY
+    if m.max_steps < nxt:
+        nxt = m.max_steps
+    m.next_check = nxt
+    return nxt
 
 
 cdef int interp(Machine* m) noexcept nogil:
@@ -927,7 +1079,7 @@ cdef int interp(Machine* m) noexcept nogil:
     cdef bint await_flag
     cdef Buf buf
     cdef int64_t steps = m.steps
-    cdef int64_t next_check = m.max_steps if m.max_steps < steps + SIGNAL_EVERY else steps + SIGNAL_EVERY
+    cdef int64_t next_check = m.next_check
     R.k = K_INT
     R.u.i = 0
     while True:
@@ -1421,6 +1573,12 @@ cdef int interp(Machine* m) noexcept nogil:
                         mode = M_FAIL
                         break
                     m.sp = sp
+                    if <size_t>S[sp - 2].u.p.n + S[sp - 1].u.p.n > COPY_CHUNK / 4:
+                        if p_concat_big(m, sp) < 0:      # copies that poll as they go
+                            mode = M_FAIL
+                            break
+                        sp -= 1
+                        continue
                     o = alloc_str(m, <size_t>S[sp - 2].u.p.n + S[sp - 1].u.p.n)
                     if o == NULL:
                         mode = M_FAIL
@@ -1842,8 +2000,9 @@ cdef int interp(Machine* m) noexcept nogil:
             m.sp = sp
             m.fp = fp
             m.steps = steps
-            c = native_step(m)
+            c = p_native_step(m)
             steps = m.steps
+            next_check = m.next_check
             S = m.S
             F = m.F
             sp = m.sp
@@ -1863,6 +2022,10 @@ cdef int interp(Machine* m) noexcept nogil:
                 m.err_fn = fn
                 m.err_pc = pc
             return -1
+
+
+ctypedef int (*machine_op)(Machine*) noexcept nogil
+cdef machine_op p_native_step = NULL
 
 
 cdef int native_step(Machine* m) noexcept nogil:
@@ -1898,8 +2061,8 @@ cdef int native_step(Machine* m) noexcept nogil:
                     return fail(m, E_EVAL, "a value depends on itself (infinite loop)")
                 if v.u.p.tag == T_CONS:
                     m.steps += 1
-                    if m.steps > m.max_steps:
-                        return fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                    if m.steps > m.next_check and step_check(m, m.steps) < 0:
+                        return -1
                     if m.sp + 4 > m.scap:
                         if grow_stack(m, m.sp + 4) < 0:
                             return -1
@@ -1911,8 +2074,8 @@ cdef int native_step(Machine* m) noexcept nogil:
                 if v.u.p.tag == T_DATA:
                     # fields in order: field 0 on top, the last in this slot
                     m.steps += 1
-                    if m.steps > m.max_steps:
-                        return fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+                    if m.steps > m.next_check and step_check(m, m.steps) < 0:
+                        return -1
                     n = <int32_t>v.u.p.n
                     if m.sp + n + 4 > m.scap:
                         if grow_stack(m, m.sp + n + 4) < 0:
@@ -1983,8 +2146,8 @@ cdef int native_step(Machine* m) noexcept nogil:
                 fr.pc = 3
                 return 1
             m.steps += 1
-            if m.steps > m.max_steps:
-                return fail(m, E_STEPS, "the step limit (max_steps) was exceeded")
+            if m.steps > m.next_check and step_check(m, m.steps) < 0:
+                return -1
             if a.k == K_INT and w.k == K_INT:
                 c = -1 if a.u.i < w.u.i else (1 if a.u.i > w.u.i else 0)
             elif a.k == K_DBL and w.k == K_DBL:
@@ -2068,6 +2231,8 @@ cdef int native_step(Machine* m) noexcept nogil:
             m.F[m.fp].base = m.sp
             m.sp += 1
             return native_step(m)
+        if poll(m) < 0:         # between steps: a host call, once begun, runs to its end
+            return -1
         with gil:
             c = (<Run>m.run).call_host(h, base, n)
         if c < 0:
@@ -2228,9 +2393,13 @@ cdef object _errors = None
 
 def _init():
     global _show_double, _show_string, _Data, _errors
-    global p_substring, p_split, p_chars, p_not_an_int, p_compare_shallow
+    global p_substring, p_split, p_chars, p_not_an_int, p_compare_shallow, p_concat_big
+    global p_copy_chunked, p_native_step
     p_substring = substring_op
     p_split = split_string
+    p_concat_big = concat_big
+    p_native_step = native_step
+    p_copy_chunked = copy_chunked
     p_chars = chars_list
     p_not_an_int = not_an_int
     p_compare_shallow = compare_shallow
@@ -2267,6 +2436,29 @@ cdef class LazyArg:
         return self.run.force_slot(self.slot)
 
 
+cdef class CancelToken:
+    """Stops the runs it is passed to (``Program.run(..., cancel=token)``).
+
+    ``cancel()`` may be called from any thread, any number of times, before or during
+    a run: the run stops at its next check (within a millisecond or so; a host function
+    call in progress is never interrupted, the check comes after it) and raises
+    ``LimitExceeded`` with ``limit="cancelled"``.  A token stays cancelled; one token
+    may be shared by several runs to stop them all."""
+    cdef int flag            # read by the running engine without the GIL (atomically)
+
+    def cancel(self):
+        """Ask every run using this token to stop."""
+        xt_flag_set(&self.flag, 1)
+
+    @property
+    def cancelled(self):
+        """Whether cancel() has been called."""
+        return xt_flag_get(&self.flag) != 0
+
+    def __repr__(self):
+        return f"<CancelToken {'cancelled' if self.cancelled else 'active'}>"
+
+
 cdef class Run:
     """One evaluation: a machine with its own heap and stacks."""
     cdef Machine* m
@@ -2276,8 +2468,11 @@ cdef class Run:
     cdef public object error_message
     cdef list lazies
     cdef object owner        # the thread running the program: only it may force lazies
+    cdef CancelToken token   # kept alive while the machine reads its flag
+    cdef object timeout      # seconds (for the error message), or None
 
-    def __cinit__(self, Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth):
+    def __cinit__(self, Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth,
+                  CancelToken cancel=None, int64_t deadline=INT64_MAX_V, timeout=None):
         cdef Machine* m = <Machine*>malloc(sizeof(Machine))
         if m == NULL:
             raise MemoryError()
@@ -2286,6 +2481,10 @@ cdef class Run:
         self.image = image
         self.hosts = hosts
         self.lazies = []
+        self.token = cancel
+        self.timeout = timeout
+        m.cancel = &xt_never_cancelled if cancel is None else &cancel.flag
+        m.deadline = deadline
         m.code = image.code
         m.fns = image.fns
         m.nfns = image.nfns
@@ -2300,6 +2499,8 @@ cdef class Run:
         m.con_names = image.con_names
         m.max_heap = max_heap
         m.max_steps = max_steps
+        m.next_check = max_steps if max_steps < POLL_EVERY else POLL_EVERY
+        m.next_signal = SIGNAL_EVERY
         m.fmax = max_depth + 16
         m.smax = 4 * max_depth + (1 << 20)
         m.cap = 4 << 20
@@ -2342,6 +2543,13 @@ cdef class Run:
             raise _errors.LimitExceeded(msg, limit="max_heap")
         if m.err == E_DEPTH:
             raise _errors.LimitExceeded(msg, limit="max_depth")
+        if m.err == E_CANCEL:
+            raise _errors.LimitExceeded(msg, limit="cancelled")
+        if m.err == E_TIMEOUT:
+            ms = self.timeout * 1000.0 if self.timeout is not None else 0.0
+            shown = f"{ms:.0f}" if ms >= 10 else f"{ms:.3g}"
+            raise _errors.LimitExceeded(f"the time limit (timeout) of {shown} ms was exceeded",
+                                        limit="timeout")
         if msg == "error" and self.error_message is not None:
             msg = self.error_message
         line = None
@@ -2374,7 +2582,7 @@ cdef class Run:
         m.F[2].pc = 0
         m.F[2].base = 0
         m.fp = 2
-        if grow_stack(m, fi.nlocals + fi.maxstack + 8) < 0:
+        if grow_stack(m, fi.nlocals + fi.maxstack + 8) < 0 or poll(m) < 0:
             self.raise_error()
         for i in range(fi.nlocals):
             m.S[i].k = K_INT
@@ -2477,12 +2685,16 @@ cdef class Run:
         cdef Val cur, e
         cdef Obj* o
         cdef uint32_t j
+        cdef int64_t turns = 0
         names = self.image.con_names_py
         nullary = self.image.nullary_py
         root = [None]
         work = [(root, 0, v.k, v.u.i)]
         pending = []     # (holder, index, constructor, fields): made into Data at the end
         while work:
+            turns += 1
+            if (turns & 0xFFF) == 0 and poll(self.m) < 0:
+                self.raise_error()
             holder, idx, k, raw = work.pop()
             cur.k = k
             cur.u.i = raw
@@ -2519,6 +2731,9 @@ cdef class Run:
                 out = []
                 holder[idx] = out
                 while is_cons(cur):
+                    turns += 1
+                    if (turns & 0xFFF) == 0 and poll(self.m) < 0:
+                        self.raise_error()
                     e = resolve(FLD(cur.u.p)[0])
                     if e.k == K_INT:
                         out.append(e.u.i)
@@ -2624,10 +2839,27 @@ cdef class Run:
                 raise _errors.EvaluationError(f"cannot convert {type(item).__name__} to a value")
 
 
-def run(Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth):
-    """Evaluate the image's entry to normal form: (value, stats)."""
+def run(Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_depth, *,
+        CancelToken cancel=None, timeout=None):
+    """Evaluate the image's entry to normal form: (value, stats).
+
+    ``cancel``: a CancelToken; once cancelled (from any thread) the run stops within
+    about a millisecond with LimitExceeded(limit="cancelled").  ``timeout``: seconds of
+    wall-clock time (CLOCK_MONOTONIC) from this call, a positive int or float, or None
+    for no limit; past it the run stops with LimitExceeded(limit="timeout").  Both are
+    checked between steps (never inside a host call) every few thousand steps, at
+    every collection, before every host call and in the long loops of built-ins."""
+    cdef int64_t deadline = INT64_MAX_V
+    cdef int64_t now = xt_now_ns()
     started = _time.perf_counter()
-    r = Run(image, hosts, max_steps, max_heap, max_depth)
+    if timeout is not None:
+        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                or not timeout > 0):
+            raise _errors.ExathunkError(
+                f"timeout must be a positive number of seconds, not {timeout!r}")
+        if timeout < 1e9:             # longer is no limit (and would overflow)
+            deadline = now + <int64_t>(timeout * 1e9)
+    r = Run(image, hosts, max_steps, max_heap, max_depth, cancel, deadline, timeout)
     try:
         value = r.execute()
     finally:

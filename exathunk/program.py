@@ -164,19 +164,39 @@ class Program:
             prog.library = library
         return prog
 
+    def __reduce__(self):
+        """A Program pickles as its ``to_bytes()`` blob and is read back (and verified)
+        by ``from_bytes``.  Its ``library`` is not pickled (host functions are Python
+        callables on a node): a loaded Program runs against the default library unless
+        its run is given one (as the Dask worker plugin's tasks do)."""
+        return (Program.from_bytes, (self.to_bytes(),))
+
     # ---- running
     def disassemble(self) -> str:
         from .disasm import disassemble
         return disassemble(self)
 
-    def run(self, max_steps=None, max_heap=None, max_depth=None, library=None):
-        return self.run_with_stats(max_steps, max_heap, max_depth, library)[0]
+    def run(self, max_steps=None, max_heap=None, max_depth=None, library=None, *,
+            cancel=None, timeout=None):
+        """Evaluate the program to normal form and return its value.
 
-    def run_with_stats(self, max_steps=None, max_heap=None, max_depth=None, library=None):
+        ``cancel``: an ``exathunk._core.CancelToken``; calling its ``cancel()`` from any
+        thread stops the run within about a millisecond with ``LimitExceeded``
+        (``limit="cancelled"``).  ``timeout``: a wall-clock limit in seconds (a positive
+        int or float, measured on the monotonic clock from the start of the
+        evaluation); past it the run stops with ``LimitExceeded`` (``limit="timeout"``).
+        Both are checked between steps: a host function call in progress is never
+        interrupted, the run stops after it returns."""
+        return self.run_with_stats(max_steps, max_heap, max_depth, library,
+                                   cancel=cancel, timeout=timeout)[0]
+
+    def run_with_stats(self, max_steps=None, max_heap=None, max_depth=None, library=None, *,
+                       cancel=None, timeout=None):
+        """Like ``run``, but returns (value, stats): steps, peak_heap, gc_runs, time."""
         from . import _core
         limits = _limits(max_steps, max_heap, max_depth)
         hosts = _bind_hosts(self, library or self.library)
-        return _core.run(self._engine_image(), hosts, *limits)
+        return _core.run(self._engine_image(), hosts, *limits, cancel=cancel, timeout=timeout)
 
     def _engine_image(self):
         if self._image is None:
