@@ -241,7 +241,7 @@ class _Request:
                  "needs", "job", "results", "done", "value", "payload_nodes", "error",
                  "node", "finished_at", "compile_ms", "run_ms", "cached",
                  "no_cache", "source", "deadline", "fetched", "market_needs",
-                 "subthunks", "followers")
+                 "subthunks", "followers", "cancelled")
 
     def __init__(self, rid: str):
         self.id = rid
@@ -259,6 +259,7 @@ class _Request:
         self.fetched = False
         self.subthunks = False
         self.followers: list = []
+        self.cancelled = False
 
 
 class BrokerHandler:
@@ -601,10 +602,9 @@ class BrokerHandler:
             if link is None:
                 raise RemoteError(f"worker {address} is gone")
             plan = self._sub_thunk_plan(r, address)
-            if plan is None:
-                value = link.client().evaluate(r.payload, **r.limits)
-            else:
-                value = link.client().evaluate(r.payload, sub_thunks=plan, **r.limits)
+            # The request id lets thunkCancel reach the run (evaluate has no thunk).
+            value = link.client().evaluate(r.payload, sub_thunks=plan, request_id=r.id,
+                                           **r.limits)
             outcome, result = ("value", repr(value)), value
         except _OUTCOME_ERRORS as err:
             if isinstance(err, LimitExceeded):
@@ -800,6 +800,8 @@ class BrokerHandler:
                                           error=T.ExathunkException(
                                               kind="UnknownThunk",
                                               message=f"no thunk {getattr(t, 'id', None)!r}")))
+            elif r in ready and r.cancelled:
+                out.append(T.ThunkOutcome(thunkId=r.id, cancelled=True))
             elif r in ready:
                 try:
                     out.append(T.ThunkOutcome(thunkId=r.id, cancelled=False,
@@ -810,13 +812,38 @@ class BrokerHandler:
         return out
 
     def thunkCancel(self, thunk):
+        """Cancel a request: answered as cancelled at once, and, unless another request
+        shares its run, its job is abandoned (no retry, no reputation effect) and its
+        workers are told to stop it (thunkCancel by request id)."""
         r = self._lookup(thunk)
         with self._lock:
             if r.finished_at is not None:
                 return False
-            # The workers finish within their limits; the answer is simply dropped.
+            r.cancelled = True
             self._finish(r, error=RemoteError(f"thunk {r.id} was cancelled"))
-            return True
+            if r.followers or r.job is None or r.job.done:
+                return True
+            r.job.abandon()
+            if self._leaders.get(r.digest) is r:
+                del self._leaders[r.digest]
+            if r in self._in_flight:
+                self._in_flight.discard(r)
+                if not self._in_flight:
+                    self._idle.notify_all()
+            addresses = list(r.sent)
+        self.counters["cancelled"] += 1
+        for address in addresses:
+            self._pool.submit(self._cancel_on, address, r.id)
+        return True
+
+    def _cancel_on(self, address: str, request_id: str) -> None:
+        link = self._links.get(address)
+        if link is None:
+            return
+        try:
+            link.client().cancel_request(request_id)
+        except ExathunkError as err:      # it may be gone; its run ends at its limit
+            log.info("cancelling %s on %s: %s", request_id, address, err.message)
 
     def evaluate(self, evalRequest):
         r = self._submit(evalRequest, inline=True, thunk=False)

@@ -297,6 +297,12 @@ class Client:
         functions, or of every function the node offers when ``names`` is empty."""
         return self._invoke("getFuncDefs", funcIds=[T.FuncId(name=n) for n in names])
 
+    def cancel_request(self, request_id: str) -> bool:
+        """Stop every run of the request ``request_id`` on the node (those started by
+        ``evaluate``, which have no thunk); True if one was running."""
+        return bool(self._invoke("thunkCancel", thunk=T.RemoteThunk(id="",
+                                                                    requestId=request_id)))
+
     def class_defs(self):
         """The node's ClassDefs (data types, classes, instances), or None from a node
         that predates getClassDefs."""

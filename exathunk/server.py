@@ -168,7 +168,7 @@ class _LRU:
 
 class _Thunk:
     __slots__ = ("id", "request_id", "digest", "state", "outcome", "error", "done",
-                 "watchers", "finished_at", "deadline", "fetched")
+                 "watchers", "finished_at", "deadline", "fetched", "cancel")
 
     def __init__(self, tid, request_id, digest, deadline):
         self.id = tid
@@ -182,13 +182,14 @@ class _Thunk:
         self.finished_at = None
         self.deadline = deadline
         self.fetched = False
+        self.cancel = None            # the CancelToken of its run, once it runs
 
 
 class _Job:
     """A compiled request ready to run."""
     __slots__ = ("program", "digest", "limits", "deadline", "timeout_ms", "derived_steps",
                  "request_id", "no_cache", "compile_ms", "cache_key", "source", "request",
-                 "plan", "image", "library", "runner")
+                 "plan", "image", "library", "runner", "cancel")
 
 
 class _Slot:
@@ -293,6 +294,9 @@ class ExecutionHandler:
             self._core_run = _core.run
         except ImportError:
             self._core_run = None
+        # Runs in evaluation slots stop at their real deadline and on thunkCancel.
+        self._cancel_token = getattr(_core, "CancelToken", None) if self._core_run else None
+        self._running: dict = {}           # request id -> CancelTokens of its runs
         self._pool = ThreadPoolExecutor(max_workers=max(1, o.workers),
                                         thread_name_prefix="exathunk-eval")
         self._lock = threading.Lock()
@@ -362,6 +366,7 @@ class ExecutionHandler:
         job = _Job()
         job.library = self.library
         job.runner = None
+        job.cancel = None
         t0 = _perf()
         source = req.source
         if source is not None and req.graph is None and req.programBytes is None:
@@ -432,6 +437,7 @@ class ExecutionHandler:
         job.cache_key = (job.digest, lib.id, lib.version)
         job.image = None
         job.library = lib
+        job.cancel = None
         job.runner = CallbackRunner(self._callback_client(host, port), parent=plan.parent,
                                     timeout_ms=req.timeoutMs)
         job.source = req.source
@@ -540,11 +546,16 @@ class ExecutionHandler:
                 value = cap if value is None else min(value, cap)
             if value is not None:
                 limits[name] = int(value)
-        budget = max(1000, int(self.steps_per_second * timeout_ms / 1e3))
         plan.derived_steps = False
-        if limits.get("max_steps") is None or budget < limits["max_steps"]:
-            limits["max_steps"] = budget
-            plan.derived_steps = True
+        if self._cancel_token is None:
+            # An engine without a clock: the wall-clock limit as a step budget.
+            budget = max(1000, int(self.steps_per_second * timeout_ms / 1e3))
+            if limits.get("max_steps") is None or budget < limits["max_steps"]:
+                limits["max_steps"] = budget
+                plan.derived_steps = True
+        elif limits.get("max_steps") is None:
+            from .program import DEFAULT_MAX_STEPS
+            limits["max_steps"] = DEFAULT_MAX_STEPS
         plan.limits = limits
         from .program import DEFAULT_MAX_DEPTH, DEFAULT_MAX_HEAP
         steps = min(max(1, limits["max_steps"]), 1 << 62)
@@ -730,22 +741,42 @@ class ExecutionHandler:
 
     def _run(self, job: _Job, queue_ms: float):
         t0 = _perf()
+        extra = {}
+        rid = job.request_id
+        if self._cancel_token is not None:
+            token = job.cancel
+            if token is None:
+                token = job.cancel = self._cancel_token()
+            extra["cancel"] = token
+            extra["timeout"] = max(0.001, job.deadline - _mono()) if job.deadline else None
+            if rid is not None:
+                with self._lock:
+                    self._running.setdefault(rid, []).append(token)
         try:
             if job.runner is None:
                 value, stats = job.program.run_with_stats(library=self.library,
-                                                          **job.limits)
+                                                          **job.limits, **extra)
             else:
                 try:
                     with using_runner(job.runner):
                         value, stats = job.program.run_with_stats(library=job.library,
-                                                                  **job.limits)
+                                                                  **job.limits, **extra)
                 finally:
                     self.counters["subthunks"] += job.runner.submitted
         except LimitExceeded as err:
-            if job.derived_steps and err.limit == "max_steps":
+            if err.limit == "timeout" or (job.derived_steps and err.limit == "max_steps"):
                 raise self._timeout_error(job) from None
+            if err.limit == "cancelled":
+                self.counters["cancelled_runs"] += 1
             raise
         finally:
+            if rid is not None and "cancel" in extra:
+                with self._lock:
+                    tokens = self._running.get(rid)
+                    if tokens is not None:
+                        tokens.remove(extra["cancel"])
+                        if not tokens:
+                            del self._running[rid]
             run_ms = (_perf() - t0) * 1e3
             self.counters["evaluations"] += 1
             self._mean_run_ms += (run_ms - self._mean_run_ms) * 0.05
@@ -844,6 +875,8 @@ class ExecutionHandler:
             self._release()
             return
         thunk.state = T.ThunkState.RUNNING
+        if self._cancel_token is not None:
+            job.cancel = thunk.cancel = self._cancel_token()
         try:
             outcome = self._execute(job, arrived, inline=False)
         except ExathunkError as err:
@@ -878,7 +911,8 @@ class ExecutionHandler:
         except BaseException:
             self._release()
             raise
-        if inline and self._inline_ok and job.plan.inline_limits is not None:
+        if inline and self._inline_ok and job.plan.inline_limits is not None \
+                and job.runner is None:
             # A small program is done before the reply: no hop to the pool.
             try:
                 outcome = self._run_inline(job)
@@ -1020,7 +1054,18 @@ class ExecutionHandler:
         return out
 
     def thunkCancel(self, thunk):
+        """Cancel a thunk: its run stops within milliseconds.  A RemoteThunk with no id
+        but a requestId cancels every run of that request here (how a broker cancels
+        what it dispatched with evaluate)."""
+        if thunk is not None and not thunk.id and thunk.requestId:
+            with self._lock:
+                tokens = list(self._running.get(thunk.requestId, ()))
+            for token in tokens:
+                token.cancel()
+            return bool(tokens)
         t = self._lookup(thunk)
+        if t.cancel is not None:
+            t.cancel.cancel()
         return self._finish(t, cancelled=True)
 
     def evaluate(self, evalRequest):

@@ -407,3 +407,29 @@ def test_a_node_data_type_travels_through_the_broker(cluster):
     assert plain.handler.served == 0
     # Prelude data types run anywhere.
     assert c.evaluate("(from-maybe 0 (lookup 2 (zip (list 1 2) (list 10 20))))") == 20
+
+
+def test_a_cancel_at_the_broker_stops_the_run_on_the_worker(cluster):
+    worker, start_broker, connect = cluster
+    w = worker(seed=1)                       # two evaluation slots
+    b = start_broker([w], hedge=False, replicas=0)
+    c = connect(b)
+    runaway = "(define (loop n) (loop (+ n 1)))\n(loop %d)"
+    futures = [c.submit(runaway % i, timeout_ms=60_000) for i in range(2)]
+    for _ in range(300):
+        if w.handler.counters["pool_runs"] + w.handler.counters["inline_runs"] >= 2:
+            break
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert all(f.cancel() for f in futures)
+    # Both slots were held by the runaways: this runs only if the cancels reached them.
+    # (over the inline budget: it needs a slot)
+    assert c.evaluate("(foldl + 0 (range 0 300000))", timeout_ms=3000) == 44999850000
+    for _ in range(300):
+        if w.handler.counters["cancelled_runs"] >= 2:
+            break
+        time.sleep(0.01)
+    assert w.handler.counters["cancelled_runs"] == 2
+    # Cancelling is nobody's fault.
+    (row,) = c.stats()["workers"]
+    assert row["failures"] == 0 and row["disagreed"] == 0

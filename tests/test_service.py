@@ -537,3 +537,65 @@ def test_class_defs_describe_the_node(shapes_node):
     from exathunk import wire
     lib = wire.library_from_defs((), defs)
     assert exathunk.compile("(area (Circle 1.0))", library=lib).type == "Double"
+
+
+RUNAWAY = "(define (loop n) (loop (+ n 1)))\n(loop 0)"
+
+
+def test_a_cancelled_run_frees_its_slot_at_once():
+    # One evaluation slot: while the cancelled run held it, nothing else could run.
+    handle = server.start(workers=1, inline_steps=0, timeout_ms=60_000)
+    try:
+        with connect(handle.host, handle.port) as c:
+            for i in range(3):
+                fut = c.submit(RUNAWAY + f" ; {i}", no_cache=True)
+                for _ in range(200):
+                    if c.stats()["running"] >= 1:
+                        break
+                    time.sleep(0.01)
+                assert fut.cancel()
+                # Within its own 2 s limit: only possible if the slot came back.
+                assert c.evaluate(f"(+ {i} 1)", timeout_ms=2000, no_cache=True) == i + 1
+            assert c.stats()["running"] == 0
+    finally:
+        handle.stop(5)
+
+
+def test_the_wall_clock_limit_is_real_time():
+    handle = server.start(workers=1, inline_steps=0)
+    try:
+        with connect(handle.host, handle.port) as c:
+            t0 = time.monotonic()
+            with pytest.raises(LimitExceeded) as info:
+                c.evaluate(RUNAWAY, timeout_ms=400, no_cache=True)
+            elapsed = time.monotonic() - t0
+            assert info.value.limit == "timeout" and "400 ms" in info.value.message
+            assert elapsed >= 0.4                # never before its limit
+    finally:
+        handle.stop(5)
+
+
+def test_a_run_started_by_evaluate_is_cancelled_by_its_request_id():
+    handle = server.start(workers=2, inline_steps=0, timeout_ms=60_000)
+    try:
+        with connect(handle.host, handle.port) as c, \
+                connect(handle.host, handle.port) as other:
+            box = {}
+
+            def call():
+                try:
+                    c.evaluate(RUNAWAY, request_id="job-7", no_cache=True)
+                except LimitExceeded as err:
+                    box["err"] = err
+
+            t = threading.Thread(target=call)
+            t.start()
+            for _ in range(200):
+                if other.cancel_request("job-7"):
+                    break
+                time.sleep(0.01)
+            t.join(10)
+            assert not t.is_alive() and box["err"].limit == "cancelled"
+            assert other.cancel_request("job-7") is False      # nothing runs now
+    finally:
+        handle.stop(5)
