@@ -188,6 +188,12 @@ def cmd_repl(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.dask:
+        from . import dask as xd
+        if not xd.available():
+            raise UsageError(f"--dask: {xd.INSTALL_HINT}")
+        from .demo import run_dask_demo
+        return run_dask_demo(verbose=not args.quiet)
     from .demo import run_demo
     return run_demo(verbose=not args.quiet)
 
@@ -232,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(arithmetic, laziness, recursion, an error), print results "
                                      "and timings, stop the server.")
     p.add_argument("-q", "--quiet", action="store_true", help="print results only")
+    p.add_argument("--dask", action="store_true",
+                   help="run the programs (par-map ones too) as Dask tasks on a local "
+                        "cluster of 2 worker processes instead (needs "
+                        "pip install 'exathunk[dask]')")
     p.set_defaults(run=cmd_demo)
 
     p = verbs.add_parser("eval", help="compile and run a program, print its value",

@@ -4,14 +4,16 @@ Starts a RemoteExecutionService on a free loopback port, ships a handful of whol
 programs to it (arithmetic, laziness, recursion, a lazy pipeline, a data type with case,
 the prelude's Maybe, an instance the node implements in Python, errors with their
 caret, a limit), prints each result with its round-trip time, and stops the server.
-Exits non-zero if any program does not give the outcome it should.
+Exits non-zero if any program does not give the outcome it should.  ``--dask`` runs
+programs (par-map among them) as Dask tasks on a LocalCluster instead
+(``run_dask_demo``).
 """
 
 from __future__ import annotations
 
 import time
 
-from .errors import ExathunkError, LimitExceeded, TypeCheckError
+from .errors import EvaluationError, ExathunkError, LimitExceeded, TypeCheckError
 from .values import Data, show_value
 
 FIB = """(define (fib n)
@@ -148,5 +150,103 @@ def run_demo(verbose: bool = True) -> int:
     finally:
         handle.stop()
     out(f"\nserver stopped; {len(PROGRAMS) + 1 - failures} of {len(PROGRAMS) + 1} "
+        f"programs gave the expected outcome")
+    return 1 if failures else 0
+
+
+# ---- exathunk demo --dask ---------------------------------------------------------------
+
+PAR_FIB = """(define (fib n)
+  (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+(par-map fib (range 10 18))"""
+
+# (title, source, limits, expected value or error class): run as Dask tasks.
+DASK_PROGRAMS = [
+    ("arithmetic", "(+ 1 (/ 4 2))", {}, 3),
+    ("recursion: fib 25", FIB, {}, 75025),
+    ("a data type and case: a binary search tree", TREE, {}, [1, 2, 3, 5, 8, 9]),
+    ("an instance the workers implement in Python (routed by its Dask resource)",
+     '(hash-all (split " " "mobile computation"))', {},
+     _expected_hash_all(["mobile", "computation"])),
+    ("par-map: eight sub-thunks, eight Dask tasks", PAR_FIB, {},
+     [55, 89, 144, 233, 377, 610, 987, 1597]),
+    ("par-map with equal elements: one task per distinct sub-program",
+     "(par-map (lambda (x) (* x x)) (list 3 4 3 4 3))", {}, [9, 16, 9, 16, 9]),
+    ("an error, raised by the Future as its class", "(head nil)", {}, EvaluationError),
+    ("a program that never stops, under max_steps",
+     "(length (iterate (lambda (x) x) 0))", {"max_steps": 1_000_000}, LimitExceeded),
+]
+
+
+def run_dask_demo(verbose: bool = True) -> int:
+    """``exathunk demo --dask``: the programs as Dask tasks on a LocalCluster of two
+    worker processes (loopback only, no dashboard) whose ExathunkPlugin installs the
+    demo library; prints each result, the tasks it became and the workers they ran on."""
+    import logging
+
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from . import dask as xd
+
+    out = print
+    started = time.perf_counter()
+    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                           host="127.0.0.1", dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                           silence_logs=logging.CRITICAL)
+    failures = 0
+    try:
+        client = Client(cluster, timeout=60)
+        try:
+            client.wait_for_workers(2, timeout=60)
+            client.register_plugin(xd.ExathunkPlugin("exathunk.demo:demo_library"))
+            info = client.scheduler_info(n_workers=-1)["workers"]
+            names = {addr: str(w["name"]) for addr, w in info.items()}
+            out(f"Dask LocalCluster at {cluster.scheduler_address}: "
+                f"{len(info)} worker processes (started in "
+                f"{(time.perf_counter() - started) * 1e3:.0f} ms)")
+            if verbose:
+                for addr, w in sorted(info.items(), key=lambda kv: str(kv[1]["name"])):
+                    caps = ", ".join(r for r in sorted(w.get("resources") or {}))
+                    out(f"   worker {w['name']} {addr}: {caps or 'no exathunk resources'}")
+            library = demo_library()
+            for title, source, limits, expected in DASK_PROGRAMS:
+                lead = "=>" if verbose else f"{title}:"
+                if verbose:
+                    out(f"\n== {title}")
+                    for line in source.splitlines():
+                        out(f"   {line}")
+                t0 = time.perf_counter()
+                with get_task_stream(client) as stream:
+                    future = xd.submit(client, source, library=library, **limits)
+                    try:
+                        outcome = future.result(timeout=120)
+                    except ExathunkError as err:
+                        outcome = err.with_source(source)
+                ms = (time.perf_counter() - t0) * 1e3
+                tasks = [t for t in stream.data if str(t["key"]).startswith(xd.KEY_PREFIX)]
+                where = sorted({names.get(t["worker"], t["worker"]) for t in tasks})
+                ran = (f"{len(tasks)} task{'s' if len(tasks) != 1 else ''} on worker"
+                       f"{'s' if len(where) != 1 else ''} {', '.join(where) or '?'}")
+                if isinstance(outcome, ExathunkError):
+                    ok = isinstance(expected, type) and isinstance(outcome, expected)
+                    out(f"{lead} {type(outcome).__name__} ({ms:.2f} ms, {ran})"
+                        f"{'' if ok else '  UNEXPECTED'}")
+                    if verbose:
+                        out("\n".join("   " + line for line in outcome.render().splitlines()))
+                else:
+                    ok = not isinstance(expected, type) and outcome == expected
+                    shown = show_value(outcome)
+                    out(f"{lead} {shown[:200]}{'...' if len(shown) > 200 else ''} "
+                        f"({ms:.2f} ms, {ran})"
+                        f"{'' if ok else '  UNEXPECTED, wanted ' + repr(expected)}")
+                if verbose:
+                    out(f"   key {future.key}")
+                failures += not ok
+        finally:
+            client.close(timeout=30)
+    finally:
+        cluster.close(timeout=30)
+    out(f"\ncluster stopped; {len(DASK_PROGRAMS) - failures} of {len(DASK_PROGRAMS)} "
         f"programs gave the expected outcome")
     return 1 if failures else 0
