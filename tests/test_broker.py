@@ -433,3 +433,15 @@ def test_a_cancel_at_the_broker_stops_the_run_on_the_worker(cluster):
     # Cancelling is nobody's fault.
     (row,) = c.stats()["workers"]
     assert row["failures"] == 0 and row["disagreed"] == 0
+
+
+def test_a_runaway_that_times_out_everywhere_is_the_users_error(cluster):
+    worker, start_broker, connect = cluster
+    ws = [worker(seed=s) for s in (1, 2, 3)]
+    c = connect(start_broker(ws, hedge=False))
+    for i in range(4):
+        with pytest.raises(LimitExceeded) as info:
+            c.evaluate("(define (loop n) (loop (+ n 1)))\n(loop %d)" % i, timeout_ms=300)
+        assert info.value.limit == "timeout"
+    for row in c.stats()["workers"]:
+        assert row["state"] == "ACTIVE" and row["disagreed"] == 0 and row["failures"] == 0
