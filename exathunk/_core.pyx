@@ -2632,8 +2632,9 @@ cdef class Run:
                 return -1      # a nested evaluation failed: its error stands
             if isinstance(exc, _errors.ExathunkError) and not isinstance(exc, _errors.EvaluationError):
                 self.pyerr = exc
-            elif isinstance(exc, _errors.EvaluationError) and "host function" in str(exc.message):
-                self.pyerr = exc
+            elif isinstance(exc, _errors.EvaluationError) and (
+                    getattr(exc, "elsewhere", False) or "host function" in str(exc.message)):
+                self.pyerr = exc        # a sub-thunk's own error, or one already named
             else:
                 self.pyerr = _errors.EvaluationError(
                     f"host function {name!r} raised {type(exc).__name__}: {exc}")

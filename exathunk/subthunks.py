@@ -36,7 +36,7 @@ import threading
 from concurrent.futures import Future
 
 from . import ast
-from .errors import EvaluationError
+from .errors import EvaluationError, ExathunkError, LimitExceeded
 
 # Where the element's literal goes in a par-map template: a character no pretty-printed
 # program contains (string literals escape control characters).
@@ -142,13 +142,37 @@ _CLOSE, _SPACE = _Close(")"), _Close(" ")
 
 # ---- the host functions ------------------------------------------------------------------
 
-def _await(runner, futures) -> list:
+def _await(runner, futures, sources=()) -> list:
     """The futures' values, in order; a runner may wait in its own way (giving back its
-    node's evaluation slot, or seceding from a Dask worker's thread pool)."""
+    node's evaluation slot, or seceding from a Dask worker's thread pool).  A sub-thunk's
+    error comes back as the same class, its message naming the sub-thunk, and without
+    the sub-program's line and column (they are not places in this program)."""
     wait = getattr(runner, "wait", None)
-    if wait is not None:
-        return wait(futures)
-    return [f.result() for f in futures]
+    try:
+        if wait is not None:
+            return wait(futures)
+        return [f.result() for f in futures]
+    except ExathunkError as err:
+        where = ""
+        for src, f in zip(sources, futures):
+            if f.done() and not f.cancelled() and f.exception() is err:
+                where = src.rsplit("\n", 1)[-1]
+                break
+        raise _elsewhere(err, where) from None
+
+
+def _elsewhere(err, where: str):
+    text = where if len(where) <= 80 else where[:77] + "..."
+    message = f"{err.message} (in the sub-thunk {text})" if text else err.message
+    if isinstance(err, LimitExceeded):
+        new = LimitExceeded(message, limit=err.limit)
+    else:
+        try:
+            new = type(err)(message)
+        except TypeError:
+            new = EvaluationError(message)
+    new.elsewhere = True          # the engine hands it on as it is
+    return new
 
 
 def par_map_host(template: str, xs: list, local):
@@ -156,8 +180,8 @@ def par_map_host(template: str, xs: list, local):
     runner = current()
     if runner is None or not xs or not template:
         return local()
-    futures = [runner.submit(template.replace(HOLE, value_to_source(x))) for x in xs]
-    return _await(runner, futures)
+    sources = [template.replace(HOLE, value_to_source(x)) for x in xs]
+    return _await(runner, [runner.submit(src) for src in sources], sources)
 
 
 def par_host(template: str, local):
@@ -170,7 +194,7 @@ def par_host(template: str, local):
     future = sparked.pop(template, None) if sparked else None
     if future is None:
         future = runner.submit(template)
-    return _await(runner, [future])[0]
+    return _await(runner, [future], [template])[0]
 
 
 def sparks_host(templates: list) -> bool:
@@ -199,7 +223,8 @@ def delegated_stub(name: str, signature: str, call_text: str):
             raise EvaluationError(f"{name} is not offered by this node and the run has "
                                   "no caller to ask for it")
         parts = [call_text] + [value_to_source(a) for a in args]
-        return _await(runner, [runner.submit("(" + " ".join(parts) + ")")])[0]
+        source = "(" + " ".join(parts) + ")"
+        return _await(runner, [runner.submit(source)], [source])[0]
     stub.__name__ = f"delegated {name}"
     stub.__doc__ = f"{name} :: {signature}, computed by another node"
     return stub
