@@ -14,36 +14,22 @@ the pairwise ratios B/A (this machine's speed swings within seconds).
 from __future__ import annotations
 
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
 
 from exathunk import client  # noqa: E402
+from nodes import spawn, stop  # noqa: E402
 
 PROGRAMS = {
     "tiny": "(+ (* {i} 3) 7)",
     "small": "(foldl + {i} (range 0 300))",
     "medium": "(foldl + {i} (range 0 3000))",
 }
-
-
-def _spawn(code: str):
-    """A node in its own process (as in production: no GIL shared with the client);
-    returns (process, host, port) once it listens."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True,
-                            cwd=os.path.join(HERE, ".."))
-    line = proc.stdout.readline()          # "exathunk serving on HOST:PORT"
-    if "serving on" not in line:
-        proc.kill()
-        raise RuntimeError("node did not start: %r" % line)
-    host, _, port = line.strip().rsplit(" ", 1)[1].rpartition(":")
-    return proc, host, int(port)
 
 
 class Rig:
@@ -53,11 +39,11 @@ class Rig:
         self.procs = []
         addresses = []
         for i in range(3):
-            proc, host, port = _spawn(
+            proc, host, port = spawn(
                 "from exathunk import server; server.serve('127.0.0.1', 0, workers=1)")
             self.procs.append(proc)
             addresses.append((host, port))
-        proc, host, port = _spawn(
+        proc, host, port = spawn(
             "from exathunk import broker; broker.serve('127.0.0.1', 0, workers=%r, "
             "db_path=None, seed=1)" % (addresses,))
         self.procs.append(proc)
@@ -83,14 +69,7 @@ class Rig:
     def close(self) -> None:
         self.direct.close()
         self.brokered.close()
-        for proc in reversed(self.procs):
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(self.procs)
 
 
 def measure(rig: Rig, shape: str, rounds: int):

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
 
 from exathunk import client  # noqa: E402
+from nodes import spawn, stop  # noqa: E402
 
 WORKER = """
 import threading, time
@@ -48,27 +48,15 @@ BROKER = ("from exathunk import broker; broker.serve('127.0.0.1', 0, workers=%r,
           "db_path=None, seed=1, timeout_ms=60000)")
 
 
-def _spawn(code: str):
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True,
-                            cwd=os.path.join(HERE, ".."))
-    line = proc.stdout.readline()
-    if "serving on" not in line:
-        proc.kill()
-        raise RuntimeError("node did not start: %r" % line)
-    host, _, port = line.strip().rsplit(" ", 1)[1].rpartition(":")
-    return proc, host, int(port)
-
-
 class Rig:
     def __init__(self, workers: int, seconds: float):
         self.procs = []
         addresses = []
         for _ in range(workers):
-            proc, host, port = _spawn(WORKER % {"seconds": seconds})
+            proc, host, port = spawn(WORKER % {"seconds": seconds})
             self.procs.append(proc)
             addresses.append((host, port))
-        proc, host, port = _spawn(BROKER % (addresses,))
+        proc, host, port = spawn(BROKER % (addresses,))
         self.procs.append(proc)
         self.client = client.connect(host, port, timeout=120)
         self.salt = 0
@@ -87,14 +75,7 @@ class Rig:
 
     def close(self) -> None:
         self.client.close()
-        for proc in reversed(self.procs):
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(self.procs)
 
 
 def speedups(counts, elements: int, rounds: int, seconds: float, warm_up: int) -> dict:

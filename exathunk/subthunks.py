@@ -365,24 +365,26 @@ class _Rewriter:
         return ParseError(f"{name} is a form, written {shape}: it cannot be passed, "
                           "or applied to other arguments", at.line, at.column)
 
-    def _locals_in(self, e, bound) -> list:
+    def template(self, form: str, part, text_of, e, bound) -> str:
+        """The sub-program text for a closed ``part`` of a par/par-map (``text_of``
+        makes its expression from the part's source), or "" with a warning when the
+        part names a local variable."""
         from .typecheck import free_names
-        return sorted(free_names(e, bound)) if bound else []
+        used = sorted(free_names(part, bound)) if bound else []
+        if used:
+            what = "function" if form == "par-map" else "expression"
+            self.warnings.append((f"{form} runs here: its {what} uses the local variable "
+                                  f"{used[0]!r} (a sub-thunk must be closed)",
+                                  e.line, e.column))
+            return ""
+        from .pretty import to_source
+        return self.prefix() + text_of(to_source(part))
 
     def par_map(self, e, bound):
-        import dataclasses
         f, xs = e.args
         xs = self.expr(xs, bound)
         f_local = self.expr(f, bound)
-        used = self._locals_in(f, bound)
-        if used:
-            self.warnings.append((f"par-map runs here: its function uses the local "
-                                  f"variable {used[0]!r} (a sub-thunk must be closed)",
-                                  e.line, e.column))
-            template = ""
-        else:
-            from .pretty import to_source
-            template = self.prefix() + "(" + to_source(f) + " " + HOLE + ")"
+        template = self.template("par-map", f, lambda text: f"({text} {HOLE})", e, bound)
         self.fresh += 1
         name = f"%par-xs-{self.fresh}"
         ref = _var(name, e)
@@ -393,20 +395,11 @@ class _Rewriter:
         return ast.Let((ast.Binding(name, xs, e.line, e.column),), call, e.line, e.column)
 
     def par(self, e, bound):
-        import dataclasses
         (inner,) = e.args
         local = self.expr(inner, bound)
-        used = self._locals_in(inner, bound)
-        if used:
-            self.warnings.append((f"par runs here: its expression uses the local variable "
-                                  f"{used[0]!r} (a sub-thunk must be closed)",
-                                  e.line, e.column))
-            template = ""
-        else:
-            from .pretty import to_source
-            template = self.prefix() + to_source(inner)
-            if self.collect:
-                self.sparks.append(template)
+        template = self.template("par", inner, lambda text: text, e, bound)
+        if template and self.collect:
+            self.sparks.append(template)
         return ast.App(_var("%par", e), (_lit(template, e), local), e.line, e.column)
 
 

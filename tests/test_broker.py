@@ -32,37 +32,6 @@ def varied(i: int):
     return "(/ (to-double %d) 4.0)" % i, i / 4.0
 
 
-@pytest.fixture
-def cluster():
-    """Start workers and brokers on demand; everything is stopped afterwards."""
-    started = []
-
-    def worker(**behaviour):
-        handle = fake.start_worker(**behaviour)
-        started.append(handle)
-        return handle
-
-    def start_broker(workers, **options):
-        options.setdefault("seed", 7)
-        handle = broker.start("127.0.0.1", 0, workers=[(w.host, w.port) for w in workers],
-                              **options)
-        started.append(handle)
-        return handle
-
-    clients = []
-
-    def connect(handle):
-        c = client.connect(handle.host, handle.port, timeout=10)
-        clients.append(c)
-        return c
-
-    yield worker, start_broker, connect
-    for c in clients:
-        c.close()
-    for handle in reversed(started):
-        handle.stop(timeout=2)
-
-
 def address(handle):
     return "%s:%d" % (handle.host, handle.port)
 

@@ -16,38 +16,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import workers as fake  # noqa: E402
 import exathunk  # noqa: E402
-from exathunk import broker, client, subthunks  # noqa: E402
+from exathunk import client, subthunks  # noqa: E402
 from exathunk.errors import EvaluationError, UnknownFunctionError  # noqa: E402
 from exathunk.library import Library  # noqa: E402
 
 
 @pytest.fixture
-def cluster():
-    started, clients = [], []
+def cluster(cluster):
+    """conftest's cluster, its brokers without hedging (a hedge would be a second run of
+    a sub-thunk, which the counts below would see)."""
+    worker, start_broker, connect = cluster
 
-    def worker(library=None, **behaviour):
-        handle = fake.start_worker(library, **behaviour)
-        started.append(handle)
-        return handle
-
-    def start_broker(workers, **options):
+    def start(workers, **options):
         options.setdefault("seed", 11)
         options.setdefault("hedge", False)
-        handle = broker.start("127.0.0.1", 0, workers=[(w.host, w.port) for w in workers],
-                              **options)
-        started.append(handle)
-        return handle
+        return start_broker(workers, **options)
 
-    def connect(handle):
-        c = client.connect(handle.host, handle.port, timeout=20)
-        clients.append(c)
-        return c
-
-    yield worker, start_broker, connect
-    for c in clients:
-        c.close()
-    for handle in reversed(started):
-        handle.stop(timeout=2)
+    return worker, start, connect
 
 
 def offering(**functions):
