@@ -397,17 +397,25 @@ def _default_library():
 def data_decl_text(info) -> str:
     """A DataInfo's declaration as the language writes it (parses back to the same type):
     "(data (Maybe a) (Nothing) (Just a))", "(data Point (Pt (px Double) (py Double)))"."""
-    head = f"({info.name} {' '.join(info.params)})" if info.params else info.name
+    return _format_data(info.name, info.params,
+                        [(con.name, con.field_names, info.field_type_texts(con))
+                         for con in info.constructors])
+
+
+def _format_data(name, params, constructors) -> str:
+    """(data ...) text from its parts; ``constructors``: (name, field names or None,
+    field type texts) each."""
+    head = f"({name} {' '.join(params)})" if params else name
     parts = [f"(data {head}"]
-    for con in info.constructors:
-        texts = info.field_type_texts(con)
-        if con.field_names is not None and texts:
-            fields = " ".join(f"({n} {t})" for n, t in zip(con.field_names, texts))
-            parts.append(f" ({con.name} {fields})")
+    for con, names, texts in constructors:
+        texts = list(texts)
+        if names and texts and all(names):
+            fields = " ".join(f"({n} {t})" for n, t in zip(names, texts))
+            parts.append(f" ({con} {fields})")
         elif texts:
-            parts.append(f" ({con.name} {' '.join(texts)})")
+            parts.append(f" ({con} {' '.join(texts)})")
         else:
-            parts.append(f" ({con.name})")
+            parts.append(f" ({con})")
     parts.append(")")
     return "".join(parts)
 
@@ -599,20 +607,9 @@ def _instance_strictness(inst):
 
 def _data_text_of(d) -> str:
     """The canonical declaration text of a DataTypeDef (as data_decl_text writes it)."""
-    head = f"({d.name} {' '.join(d.params)})" if d.params else d.name
-    parts = [f"(data {head}"]
-    for c in d.constructors or []:
-        texts = list(c.fieldTypes or [])
-        names = list(c.fieldNames or [])
-        if texts and names and all(names):
-            parts.append(f" ({c.name} " + " ".join(f"({n} {t})" for n, t in
-                                                  zip(names, texts)) + ")")
-        elif texts:
-            parts.append(f" ({c.name} {' '.join(texts)})")
-        else:
-            parts.append(f" ({c.name})")
-    parts.append(")")
-    return "".join(parts)
+    return _format_data(d.name, d.params or (),
+                        [(c.name, c.fieldNames or None, c.fieldTypes or ())
+                         for c in d.constructors or []])
 
 
 def _same_class(info, c) -> bool:
