@@ -113,3 +113,42 @@ def test_engine_thread_throughput(benchmark, threads):
 
     results = benchmark.pedantic(batch, rounds=5, warmup_rounds=1)
     assert results == [75025] * THREAD_JOBS
+
+
+TINY_RUNS = 2000
+
+
+def test_engine_tiny_runs(benchmark):
+    """TINY_RUNS runs of (+ 1 2): the fixed cost of a run (machine, semispace and
+    stacks set up and given back), which a service pays on every request."""
+    from exathunk import _core
+    from exathunk.program import _bind_hosts, _limits
+    benchmark.group = "per-run cost"
+    program = exathunk.compile("(+ 1 2)")
+    image = program._engine_image()
+    hosts = _bind_hosts(program, program.library)
+    limits = _limits(None, None, None)
+
+    def batch():
+        for _ in range(TINY_RUNS):
+            value = _core.run(image, hosts, *limits)[0]
+        return value
+
+    assert benchmark.pedantic(batch, rounds=10, warmup_rounds=1) == 3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_engine_pipeline_threads(benchmark, all_workloads, threads):
+    """THREAD_JOBS runs of the list pipeline on 1 or 2 threads: each run collects a
+    dozen times, so it reuses semispaces (its own spare, and the blocks earlier runs on
+    any thread gave back) rather than faulting in fresh pages."""
+    w = all_workloads["pipeline"]
+    benchmark.group = "threads (pipeline)"
+    program = exathunk.compile(w.source)
+
+    def batch():
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda _: program.run(**ENGINE_LIMITS), range(THREAD_JOBS)))
+
+    results = benchmark.pedantic(batch, rounds=5, warmup_rounds=1)
+    assert [show_value(v) for v in results] == [w.expected] * THREAD_JOBS

@@ -45,6 +45,76 @@ cdef extern from *:
         return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     }
     static int xt_never_cancelled = 0;
+    /* A cache of released blocks of the usual sizes (the default semispace, the
+       initial value and control stacks), shared by the runs of every thread: a run
+       takes its spaces from it at start and gives them back at its end (and a
+       collection reuses its own spare space), so that the kernel need not fault in
+       and zero fresh pages on every run and every collection.  At most XT_CACHE_SLOTS
+       blocks per size are kept; the rest are freed.  A spin lock guards it: it is
+       held only for a few loads and stores.  Semispaces of the cached size (class 0)
+       are mapped directly, never malloc'd, so that a cached one cannot pin the
+       allocator's memory around it (its arenas can still shrink) and a surplus one
+       goes straight back to the system; the stacks (which realloc may grow) are
+       malloc'd. */
+    #include <sys/mman.h>
+    #if defined(__x86_64__) || defined(__i386__)
+    #define XT_PAUSE() __builtin_ia32_pause()
+    #else
+    #define XT_PAUSE() ((void)0)
+    #endif
+    #define XT_CACHE_CLASSES 3
+    #define XT_CACHE_SLOTS 4
+    static void *xt_cache[XT_CACHE_CLASSES][XT_CACHE_SLOTS];
+    static int xt_cache_n[XT_CACHE_CLASSES];
+    static const size_t xt_cache_size[XT_CACHE_CLASSES] = {
+        (size_t)4 << 20, (size_t)4096 * 16, (size_t)1024 * 32};
+    static int xt_cache_lock = 0;
+    /* kind: XT_HEAP (a semispace), XT_STACK (the value stack), XT_FRAMES (the control
+       stack); a block is cached only when it has its kind's usual size, so a stack
+       grown by realloc to the semispace's size is never taken for a mapped one */
+    #define XT_HEAP 0
+    #define XT_STACK 1
+    #define XT_FRAMES 2
+    static inline int xt_cache_class(int kind, size_t size) {
+        return xt_cache_size[kind] == size ? kind : -1;
+    }
+    static inline void xt_lock(void) {
+        while (__atomic_exchange_n(&xt_cache_lock, 1, __ATOMIC_ACQUIRE))
+            while (__atomic_load_n(&xt_cache_lock, __ATOMIC_RELAXED))
+                XT_PAUSE();
+    }
+    static inline void xt_unlock(void) { __atomic_store_n(&xt_cache_lock, 0, __ATOMIC_RELEASE); }
+    static void *xt_block_get(int kind, size_t size) {
+        void *p = NULL;
+        int c = xt_cache_class(kind, size);
+        if (c >= 0) {
+            xt_lock();
+            if (xt_cache_n[c] > 0) p = xt_cache[c][--xt_cache_n[c]];
+            xt_unlock();
+            if (p != NULL) return p;
+        }
+        if (c == 0) {
+            p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            return p == MAP_FAILED ? NULL : p;
+        }
+        return malloc(size);
+    }
+    static void xt_block_put(int kind, void *p, size_t size) {
+        int c;
+        if (p == NULL) return;
+        c = xt_cache_class(kind, size);
+        if (c >= 0) {
+            xt_lock();
+            if (xt_cache_n[c] < XT_CACHE_SLOTS) {
+                xt_cache[c][xt_cache_n[c]++] = p;
+                p = NULL;
+            }
+            xt_unlock();
+        }
+        if (p == NULL) return;
+        if (c == 0) munmap(p, size);
+        else free(p);
+    }
     """
     int xt_add(int64_t a, int64_t b, int64_t *r) noexcept nogil
     int xt_sub(int64_t a, int64_t b, int64_t *r) noexcept nogil
@@ -55,6 +125,11 @@ cdef extern from *:
     void xt_flag_set(int *p, int v) noexcept nogil
     int64_t xt_now_ns() noexcept nogil
     int xt_never_cancelled
+    enum: XT_HEAP
+    enum: XT_STACK
+    enum: XT_FRAMES
+    void* xt_block_get(int kind, size_t size) noexcept nogil
+    void xt_block_put(int kind, void* p, size_t size) noexcept nogil
 
 cdef enum:
     K_INT = 0
@@ -155,6 +230,8 @@ cdef struct Machine:
     char* hp
     char* hlim
     size_t cap
+    char* spare          # the other semispace, kept for the next collection (or NULL)
+    size_t spare_cap
     size_t max_heap
     size_t peak
     int64_t gcs
@@ -362,17 +439,17 @@ cdef inline void evacuate(Machine* m, Val* v, char* lo, char* hi, char** top) no
     v.u.p = new
 
 
-cdef int abandon_collection(Machine* m, char* to) noexcept nogil:
+cdef int abandon_collection(Machine* m, char* to, size_t tocap) noexcept nogil:
     """Stop a collection half done (the run was cancelled or timed out): the heap is
     left unusable (forwarded objects, roots into the freed space), so the run is marked
     failed and nothing reads its heap again; freeing the Run frees the old space."""
-    free(to)
+    xt_block_put(XT_HEAP, to, tocap)
     m.failed = 1
     return -1
 
 
 cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
-    cdef char* to = <char*>malloc(tocap)
+    cdef char* to
     cdef char* lo = m.heap
     cdef char* hi = m.hp
     cdef char* top
@@ -381,6 +458,11 @@ cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
     cdef char* next_poll       # poll each time another COPY_CHUNK bytes were copied
     cdef int64_t i
     cdef uint32_t j, n
+    if m.spare != NULL and m.spare_cap == tocap:
+        to = m.spare                  # the space the last collection left
+        m.spare = NULL
+    else:
+        to = <char*>xt_block_get(XT_HEAP, tocap)
     if to == NULL:
         return fail(m, E_HEAP, "out of memory for the heap (max_heap)")
     top = to
@@ -390,7 +472,7 @@ cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
         if top >= next_poll:
             next_poll = top + COPY_CHUNK
             if poll(m) < 0:
-                return abandon_collection(m, to)
+                return abandon_collection(m, to, tocap)
     for i in range(m.nfns):
         evacuate(m, &m.cafs[i], lo, hi, &top)
     evacuate(m, &m.result, lo, hi, &top)
@@ -399,16 +481,22 @@ cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
         if top >= next_poll:
             next_poll = top + COPY_CHUNK
             if poll(m) < 0:
-                return abandon_collection(m, to)
+                return abandon_collection(m, to, tocap)
         o = <Obj*>scan
-        if o.tag != T_STR:
+        if o.tag != T_STR and o.tag != T_BH:
+            # a black hole's fields were moved to the stack when it was entered: they
+            # are dead (never read: its update writes field 0 and makes it an
+            # indirection, which the collector never copies), so they are not traced
             n = o.n
             for j in range(n):
                 evacuate(m, &FLD(o)[j], lo, hi, &top)
         scan += obj_bytes(o)
     if top - to > COPY_CHUNK and poll(m) < 0:     # a long copy may have been cut short
-        return abandon_collection(m, to)
-    free(m.heap)
+        return abandon_collection(m, to, tocap)
+    # the old space is kept as the next collection's to-space (one spare at most)
+    xt_block_put(XT_HEAP, m.spare, m.spare_cap)
+    m.spare = m.heap
+    m.spare_cap = m.cap
     m.heap = to
     m.hp = top
     m.cap = tocap
@@ -467,6 +555,19 @@ cdef Obj* alloc_fields(Machine* m, uint32_t tag, int32_t fn, uint32_t n) noexcep
     o.fn = fn
     o.pad = 0
     memset(FLD(o), 0, 16 * cells)
+    return o
+
+
+cdef inline Obj* alloc_filled(Machine* m, uint32_t tag, int32_t fn, uint32_t n) noexcept nogil:
+    """As alloc_fields, for n >= 1 fields the caller writes, all of them, before anything
+    else can allocate (so before the collector can see the object): not zeroed."""
+    cdef Obj* o = alloc(m, sizeof(Obj) + 16 * n)
+    if o == NULL:
+        return NULL
+    o.tag = tag
+    o.n = n
+    o.fn = fn
+    o.pad = 0
     return o
 
 
@@ -1192,7 +1293,10 @@ cdef int interp(Machine* m) noexcept nogil:
                     f = code[pc + 1]
                     n = code[pc + 2]
                     m.sp = sp
-                    o = alloc_fields(m, T_THUNK if (op == OP_MKTHUNK or op == OP_ALLOC_THUNK) else T_PAP, f, n)
+                    if n > 0 and (op == OP_MKTHUNK or op == OP_MKPAP):
+                        o = alloc_filled(m, T_THUNK if op == OP_MKTHUNK else T_PAP, f, n)
+                    else:
+                        o = alloc_fields(m, T_THUNK if (op == OP_MKTHUNK or op == OP_ALLOC_THUNK) else T_PAP, f, n)
                     if o == NULL:
                         mode = M_FAIL
                         break
@@ -1426,7 +1530,7 @@ cdef int interp(Machine* m) noexcept nogil:
                     pc += 1
                 elif op == OP_CONS:
                     m.sp = sp
-                    o = alloc_fields(m, T_CONS, 0, 2)
+                    o = alloc_filled(m, T_CONS, 0, 2)
                     if o == NULL:
                         mode = M_FAIL
                         break
@@ -1695,7 +1799,7 @@ cdef int interp(Machine* m) noexcept nogil:
                         sp += 1
                     else:
                         m.sp = sp
-                        o = alloc_fields(m, T_DATA, f, n)
+                        o = alloc_filled(m, T_DATA, f, n)
                         if o == NULL:
                             mode = M_FAIL
                             break
@@ -1874,8 +1978,8 @@ cdef int interp(Machine* m) noexcept nogil:
             F[fp].kind = F_UPDATE
             F[fp].base = sp - 1
             if n:
-                memcpy(&S[sp], FLD(o), n * sizeof(Val))
-                memset(FLD(o), 0, n * sizeof(Val))     # drop references while running
+                memcpy(&S[sp], FLD(o), n * sizeof(Val))   # the collector skips a
+                                                          # black hole's fields
             o.tag = T_BH
             b = sp
             fp += 1
@@ -2506,13 +2610,15 @@ cdef class Run:
         m.cap = 4 << 20
         if m.cap > max_heap:
             m.cap = max_heap if max_heap > 4096 else 4096
-        m.heap = <char*>malloc(m.cap)
+        # the semispace and the stacks come from the cache of released blocks when it
+        # has one of the size (none is zeroed: the engine writes before it reads)
+        m.heap = <char*>xt_block_get(XT_HEAP, m.cap)
         m.hp = m.heap
         m.hlim = m.heap + m.cap
         m.scap = 4096
-        m.S = <Val*>malloc(m.scap * sizeof(Val))
+        m.S = <Val*>xt_block_get(XT_STACK, m.scap * sizeof(Val))
         m.fcap = 1024
-        m.F = <Frame*>malloc(m.fcap * sizeof(Frame))
+        m.F = <Frame*>xt_block_get(XT_FRAMES, m.fcap * sizeof(Frame))
         m.cafs = <Val*>malloc((m.nfns + 1) * sizeof(Val))
         if m.heap == NULL or m.S == NULL or m.F == NULL or m.cafs == NULL:
             raise MemoryError()
@@ -2523,14 +2629,38 @@ cdef class Run:
         m.result.k = K_INT
         m.err_fn = -1
 
+    cdef void release(self) noexcept:
+        """Give the heap and stacks back (to the cache of blocks, or free them): the run
+        is over and marked failed, so nothing reads them again.  Idempotent."""
+        cdef Machine* m = self.m
+        if m == NULL:
+            return
+        m.failed = 1
+        xt_block_put(XT_HEAP, m.heap, m.cap)
+        xt_block_put(XT_HEAP, m.spare, m.spare_cap)
+        xt_block_put(XT_STACK, m.S, <size_t>m.scap * sizeof(Val))
+        xt_block_put(XT_FRAMES, m.F, <size_t>m.fcap * sizeof(Frame))
+        free(m.cafs)
+        free(m.tmp)
+        m.heap = NULL
+        m.hp = NULL
+        m.hlim = NULL
+        m.spare = NULL
+        m.S = NULL
+        m.F = NULL
+        m.cafs = NULL
+        m.tmp = NULL
+        m.tmpcap = 0
+        m.scap = 0
+        m.fcap = 0
+        m.sp = 0
+        m.fp = 0
+
     def __dealloc__(self):
         if self.m != NULL:
-            free(self.m.heap)
-            free(self.m.S)
-            free(self.m.F)
-            free(self.m.cafs)
-            free(self.m.tmp)
+            self.release()
             free(self.m)
+            self.m = NULL
 
     cdef raise_error(self):
         m = self.m
@@ -2866,6 +2996,7 @@ def run(Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_dep
     finally:
         stats = r.stats()
         stats["time"] = _time.perf_counter() - started
+        r.release()          # now, not when a traceback holding the Run is dropped
     return value, stats
 
 
