@@ -27,16 +27,11 @@ RUNAWAY = "(define (loop n) (loop (+ n 1)))\n(loop %d)"
 ALLOC = "(length (iterate (lambda (x) (+ x %d)) 0))"
 
 
-def _running(stats_client, role: str) -> int:
-    s = stats_client.stats()
-    if role == "broker":
-        return s["running"]
-    return s["running"]
-
-
-def cancel_latency(node, watch, role, rounds, shape, worker=None):
+def cancel_latency(node, rounds, shape, worker=None):
+    """Cancel ``rounds`` runaways submitted to ``node``; the time until the worker (the
+    node itself, or ``worker`` behind a broker) reports no run, per cancel."""
     lat = []
-    probe = client.connect(worker.host, worker.port) if worker is not None else watch
+    probe = client.connect(worker.host, worker.port) if worker is not None else node
     for i in range(rounds):
         fut = node.submit(shape % (i + 1000 * len(lat) + 7), no_cache=True,
                           timeout_ms=60_000)
@@ -92,11 +87,10 @@ def main(argv=None) -> int:
         for name, shape in (("tight loop", RUNAWAY), ("allocating", ALLOC)):
             print(f"  worker, {name} ...", file=sys.stderr, flush=True)
             rows.append((f"cancel on the worker ({name})",
-                         cancel_latency(direct, direct, "worker", args.rounds, shape)))
+                         cancel_latency(direct, args.rounds, shape)))
             print(f"  broker, {name} ...", file=sys.stderr, flush=True)
             rows.append((f"cancel through the broker ({name})",
-                         cancel_latency(brokered, brokered, "broker", args.rounds, shape,
-                                        worker=w)))
+                         cancel_latency(brokered, args.rounds, shape, worker=w)))
         print("  overshoot ...", file=sys.stderr, flush=True)
         rows.append((f"timeout overshoot past {args.timeout_ms} ms (worker)",
                      overshoot(direct, max(3, args.rounds // 4), args.timeout_ms)))

@@ -545,8 +545,9 @@ cdef inline Obj* alloc(Machine* m, size_t bytes) noexcept nogil:
     return o
 
 
-cdef Obj* alloc_fields(Machine* m, uint32_t tag, int32_t fn, uint32_t n) noexcept nogil:
-    cdef uint32_t cells = n if n > 0 else 1
+cdef inline Obj* alloc_head(Machine* m, uint32_t tag, int32_t fn, uint32_t n,
+                            uint32_t cells) noexcept nogil:
+    """An object of ``cells`` 16-byte cells with its header written, fields untouched."""
     cdef Obj* o = alloc(m, sizeof(Obj) + 16 * cells)
     if o == NULL:
         return NULL
@@ -554,21 +555,21 @@ cdef Obj* alloc_fields(Machine* m, uint32_t tag, int32_t fn, uint32_t n) noexcep
     o.n = n
     o.fn = fn
     o.pad = 0
-    memset(FLD(o), 0, 16 * cells)
+    return o
+
+
+cdef Obj* alloc_fields(Machine* m, uint32_t tag, int32_t fn, uint32_t n) noexcept nogil:
+    cdef uint32_t cells = n if n > 0 else 1
+    cdef Obj* o = alloc_head(m, tag, fn, n, cells)
+    if o != NULL:
+        memset(FLD(o), 0, 16 * cells)
     return o
 
 
 cdef inline Obj* alloc_filled(Machine* m, uint32_t tag, int32_t fn, uint32_t n) noexcept nogil:
     """As alloc_fields, for n >= 1 fields the caller writes, all of them, before anything
     else can allocate (so before the collector can see the object): not zeroed."""
-    cdef Obj* o = alloc(m, sizeof(Obj) + 16 * n)
-    if o == NULL:
-        return NULL
-    o.tag = tag
-    o.n = n
-    o.fn = fn
-    o.pad = 0
-    return o
+    return alloc_head(m, tag, fn, n, n)
 
 
 cdef Obj* alloc_str(Machine* m, size_t n) noexcept nogil:

@@ -85,6 +85,32 @@ def demo_library():
     return lib
 
 
+def _announce(out, verbose: bool, title: str, source: str) -> str:
+    """Show a program about to run (verbose: its title and source); returns the lead of
+    its result line."""
+    if verbose:
+        out(f"\n== {title}")
+        for line in source.splitlines():
+            out(f"   {line}")
+    return "=>" if verbose else f"{title}:"
+
+
+def _report(out, verbose: bool, lead: str, outcome, expected, detail: str) -> bool:
+    """Print one program's outcome (a value or an ExathunkError) against what it should
+    be; ``detail`` goes in the parentheses ("1.23 ms").  Returns whether it was right."""
+    if isinstance(outcome, ExathunkError):
+        ok = isinstance(expected, type) and isinstance(outcome, expected)
+        out(f"{lead} {type(outcome).__name__} ({detail}){'' if ok else '  UNEXPECTED'}")
+        if verbose:
+            out("\n".join("   " + line for line in outcome.render().splitlines()))
+    else:
+        ok = not isinstance(expected, type) and outcome == expected
+        shown = show_value(outcome)
+        out(f"{lead} {shown[:200]}{'...' if len(shown) > 200 else ''} ({detail})"
+            f"{'' if ok else '  UNEXPECTED, wanted ' + repr(expected)}")
+    return ok
+
+
 def run_demo(verbose: bool = True) -> int:
     from . import server
     from .client import connect
@@ -99,34 +125,15 @@ def run_demo(verbose: bool = True) -> int:
         client = connect(handle.host, handle.port)
         try:
             for title, source, limits, expected in PROGRAMS:
-                # Quiet output names each result on its own line; verbose output puts
-                # the title and the source above it.
-                lead = "=>" if verbose else f"{title}:"
-                if verbose:
-                    out(f"\n== {title}")
-                    for line in source.splitlines():
-                        out(f"   {line}")
+                lead = _announce(out, verbose, title, source)
                 t0 = time.perf_counter()
                 try:
-                    value = client.evaluate(source, **limits)
-                    outcome = value
+                    outcome = client.evaluate(source, **limits)
                 except ExathunkError as err:
                     outcome = err
                 ms = (time.perf_counter() - t0) * 1e3
-                if isinstance(outcome, ExathunkError):
-                    ok = isinstance(expected, type) and isinstance(outcome, expected)
-                    text = outcome.render()
-                    text = "\n".join("   " + line for line in text.splitlines())
-                    out(f"{lead} {type(outcome).__name__} ({ms:.2f} ms){'' if ok else '  UNEXPECTED'}")
-                    if verbose:
-                        out(text)
-                else:
-                    ok = not isinstance(expected, type) and outcome == expected
-                    shown = show_value(outcome)
-                    if len(shown) > 200:
-                        shown = shown[:200] + "..."
-                    out(f"{lead} {shown} ({ms:.2f} ms){'' if ok else '  UNEXPECTED, wanted ' + repr(expected)}")
-                failures += not ok
+                failures += not _report(out, verbose, lead, outcome, expected,
+                                        f"{ms:.2f} ms")
 
             if verbose:
                 out("\n== eight programs submitted at once, as futures")
@@ -211,11 +218,7 @@ def run_dask_demo(verbose: bool = True) -> int:
                     out(f"   worker {w['name']} {addr}: {caps or 'no exathunk resources'}")
             library = demo_library()
             for title, source, limits, expected in DASK_PROGRAMS:
-                lead = "=>" if verbose else f"{title}:"
-                if verbose:
-                    out(f"\n== {title}")
-                    for line in source.splitlines():
-                        out(f"   {line}")
+                lead = _announce(out, verbose, title, source)
                 t0 = time.perf_counter()
                 with get_task_stream(client) as stream:
                     future = xd.submit(client, source, library=library, **limits)
@@ -228,21 +231,10 @@ def run_dask_demo(verbose: bool = True) -> int:
                 where = sorted({names.get(t["worker"], t["worker"]) for t in tasks})
                 ran = (f"{len(tasks)} task{'s' if len(tasks) != 1 else ''} on worker"
                        f"{'s' if len(where) != 1 else ''} {', '.join(where) or '?'}")
-                if isinstance(outcome, ExathunkError):
-                    ok = isinstance(expected, type) and isinstance(outcome, expected)
-                    out(f"{lead} {type(outcome).__name__} ({ms:.2f} ms, {ran})"
-                        f"{'' if ok else '  UNEXPECTED'}")
-                    if verbose:
-                        out("\n".join("   " + line for line in outcome.render().splitlines()))
-                else:
-                    ok = not isinstance(expected, type) and outcome == expected
-                    shown = show_value(outcome)
-                    out(f"{lead} {shown[:200]}{'...' if len(shown) > 200 else ''} "
-                        f"({ms:.2f} ms, {ran})"
-                        f"{'' if ok else '  UNEXPECTED, wanted ' + repr(expected)}")
+                failures += not _report(out, verbose, lead, outcome, expected,
+                                        f"{ms:.2f} ms, {ran}")
                 if verbose:
                     out(f"   key {future.key}")
-                failures += not ok
         finally:
             client.close(timeout=30)
     finally:

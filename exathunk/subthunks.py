@@ -99,10 +99,10 @@ def value_to_source(value) -> str:
     stack = [value]
     while stack:
         v = stack.pop()
-        if isinstance(v, str) and v.__class__ is _Close:
+        t = type(v)
+        if t is _Close:                 # punctuation the walk itself pushed
             out.append(v)
             continue
-        t = type(v)
         if t is bool:
             out.append("true" if v else "false")
         elif t is int:
