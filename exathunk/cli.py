@@ -1,26 +1,89 @@
 """The ``exathunk`` command: one verb per job, each with its own ``--help``.
 
 Verbs: demo, eval, check, disasm, repl, serve, broker, status, bench.  Errors go to
-stderr with the place and a caret.  Exit codes follow clox and sysexits: 0 success,
-2 bad usage, 65 a program that does not compile, 70 a run that fails (EvaluationError,
-LimitExceeded), 69 a remote node that cannot be reached, 1 anything else.
+stderr with the place and a caret; a bad command line is one line on stderr.  Exit
+codes follow clox and sysexits: 0 success, 2 bad usage, 65 a program that does not
+compile, 70 a run that fails (EvaluationError, LimitExceeded), 69 a remote node that
+cannot be reached or an address a server cannot listen on, 1 anything else.
+Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
+$XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
+import socket
 import sys
 import time
 
 from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError, RemoteError,
                      TypeCheckError, UnknownFunctionError)
 
-EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE = 65, 70, 69
+EXIT_USAGE, EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE = 2, 65, 70, 69
+SERVE_PORT, BROKER_PORT = 9090, 9091
 
 
 class UsageError(Exception):
     """The command line is off: reported in one line, exit code 2."""
+
+
+class CannotListen(Exception):
+    """A server's address is taken or not ours: reported in one line, exit code 69."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr (and exit code 2)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int, what: str):
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+_positive = _count(1, "a positive integer")
+
+
+def _port(text: str) -> int:
+    value = _count(0, "a port number (0 for any free port)")(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number up to 65535, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def data_dir() -> str:
+    """Where exathunk keeps its files: $XDG_DATA_HOME/exathunk (~/.local/share/exathunk)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                           ".local", "share")
+    return os.path.join(base, "exathunk")
+
+
+def default_store() -> str:
+    return os.path.join(data_dir(), "broker.sqlite3")
 
 
 def exit_code(err: ExathunkError) -> int:
@@ -75,11 +138,11 @@ def _add_log_arg(p):
 
 
 def _add_limit_args(p):
-    p.add_argument("--max-steps", type=int, metavar="N",
+    p.add_argument("--max-steps", type=_positive, metavar="N",
                    help="stop after N reduction steps (LimitExceeded)")
-    p.add_argument("--max-heap", type=int, metavar="BYTES",
+    p.add_argument("--max-heap", type=_positive, metavar="BYTES",
                    help="stop when the live heap after a collection passes BYTES")
-    p.add_argument("--max-depth", type=int, metavar="N",
+    p.add_argument("--max-depth", type=_positive, metavar="N",
                    help="stop when the engine's stack passes N frames")
 
 
@@ -140,10 +203,33 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _not_the_listening_line(record) -> bool:
+    # server.serve prints "exathunk serving on HOST:PORT" (stdout, which scripts read)
+    # and start() logs the same address: the command shows it once.
+    return not (record.name == "exathunk.server" and "listening on" in str(record.msg))
+
+
 def _configure_logging(args) -> None:
     import logging
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_the_listening_line)
+
+
+def _listening(verb: str, host: str, port: int, run) -> int:
+    """Run a server; an address it cannot listen on is one line and exit code 69."""
+    try:
+        run()
+    except OSError as err:
+        listen_errors = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES, errno.EPERM)
+        name_error = isinstance(err, socket.gaierror) or (err.errno or 0) < 0
+        if err.errno not in listen_errors and not name_error:
+            raise
+        # socket.create_server's strerror repeats the address after the reason.
+        reason = (err.strerror or str(err)).split(" (while attempting")[0].lower()
+        raise CannotListen(f"exathunk {verb}: cannot listen on {host}:{port}: {reason}") from None
+    return 0
 
 
 def cmd_serve(args) -> int:
@@ -156,8 +242,8 @@ def cmd_serve(args) -> int:
         options["timeout_ms"] = args.timeout_ms
     if args.join:
         options["join"] = args.join
-    server.serve(host=args.host, port=args.port, **options)
-    return 0
+    return _listening("serve", args.host, args.port,
+                      lambda: server.serve(host=args.host, port=args.port, **options))
 
 
 def cmd_broker(args) -> int:
@@ -168,18 +254,45 @@ def cmd_broker(args) -> int:
     # An oracle is a worker whose answers are trusted: it must be connected as one too.
     workers += [o for o in oracles if o not in workers]
     options = {"oracles": tuple(oracles)} if oracles else {}
-    broker.serve(host=args.host, port=args.port, workers=workers, db_path=args.db, **options)
-    return 0
+    store = os.path.abspath(os.path.expanduser(args.store or default_store()))
+    try:
+        os.makedirs(os.path.dirname(store), exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the folder of --store {store}: {err.strerror}")
+    print(f"exathunk broker: reputation store {store}", flush=True)
+    return _listening("broker", args.host, args.port,
+                      lambda: broker.serve(host=args.host, port=args.port, workers=workers,
+                                           db_path=store, **options))
 
 
 def cmd_status(args) -> int:
     from .client import connect, format_stats
+    if args.count is not None and args.watch is None:
+        args.watch = 2.0
     client = connect(*args.address)
+    clear = args.watch is not None and not args.json and sys.stdout.isatty()
+    shown = 0
     try:
-        print(format_stats(client.stats()))
+        while True:
+            stats = client.stats()
+            if args.json:
+                # One JSON object per line (JSON Lines when watching).
+                print(json.dumps(stats, sort_keys=True, default=str), flush=True)
+            else:
+                if clear:
+                    print("\x1b[H\x1b[2J", end="")
+                if args.watch is not None:
+                    print(f"{args.address[0]}:{args.address[1]} at "
+                          f"{time.strftime('%H:%M:%S')} (every {args.watch:g} s, Ctrl-C stops)")
+                print(format_stats(stats), flush=True)
+            shown += 1
+            if args.watch is None or (args.count is not None and shown >= args.count):
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0                 # the way to stop --watch
     finally:
         client.close()
-    return 0
 
 
 def cmd_repl(args) -> int:
@@ -225,12 +338,16 @@ def cmd_bench(args) -> int:
 # ---- argument parsing ---------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    from . import __version__
+    top = _Parser(
         prog="exathunk",
         description="A pure, lazy, statically typed s-expression language whose whole "
                     "programs travel over Thrift RPC.",
-        epilog="Run 'exathunk VERB --help' for a verb's options.")
-    verbs = top.add_subparsers(dest="verb", metavar="VERB")
+        epilog="Run 'exathunk VERB --help' for a verb's options.  Exit codes: 0 ok, "
+               "2 usage, 65 compile error, 70 run failure, 69 unreachable node or "
+               "an address that cannot be listened on.")
+    top.add_argument("--version", action="version", version=f"exathunk {__version__}")
+    verbs = top.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
 
     p = verbs.add_parser("demo", help="start a loopback server, run programs through it, print results",
@@ -276,9 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Serve the engine over Thrift (RemoteExecutionService). "
                                      "SIGTERM or Ctrl-C drains in-flight work, then stops.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9090, help="port to listen on (default 9090)")
-    p.add_argument("--workers", type=int, metavar="N", help="evaluation threads (default: cores)")
-    p.add_argument("--timeout-ms", type=int, metavar="MS", help="default wall-clock limit per request")
+    p.add_argument("--port", type=_port, default=SERVE_PORT,
+                   help=f"port to listen on (default {SERVE_PORT}; 0 for any free port)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="evaluation threads (default: cores)")
+    p.add_argument("--timeout-ms", type=_positive, metavar="MS",
+                   help="default wall-clock limit per request")
     p.add_argument("--join", type=parse_address, metavar="HOST:PORT",
                    help="register this worker with a broker")
     _add_limit_args(p)
@@ -289,19 +409,29 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Serve RemoteExecutionService by spreading requests over "
                                      "workers chosen by bids, latency and reputation.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9090, help="port to listen on (default 9090)")
+    p.add_argument("--port", type=_port, default=BROKER_PORT,
+                   help=f"port to listen on (default {BROKER_PORT}; serve's is {SERVE_PORT}; "
+                        "0 for any free port)")
     p.add_argument("--worker", type=parse_address, action="append", metavar="HOST:PORT",
                    help="a worker node (repeatable); workers may also join with 'serve --join'")
     p.add_argument("--oracle", type=parse_address, action="append", metavar="HOST:PORT",
                    help="a trusted worker whose answers settle disputes (repeatable)")
-    p.add_argument("--db", metavar="PATH", default="exathunk-broker.sqlite3",
-                   help="SQLite file for reputation and statistics (default %(default)s)")
+    p.add_argument("--store", "--db", dest="store", metavar="PATH",
+                   help="SQLite file for reputation and statistics, kept across restarts "
+                        "(default $XDG_DATA_HOME/exathunk/broker.sqlite3, i.e. "
+                        "~/.local/share/exathunk/broker.sqlite3; its path is printed at start)")
     _add_log_arg(p)
     p.set_defaults(run=cmd_broker)
 
     p = verbs.add_parser("status", help="show a node's statistics as a table",
                          description="Ask a worker or broker for its statistics and health.")
     p.add_argument("address", type=parse_address, metavar="HOST:PORT")
+    p.add_argument("--json", action="store_true",
+                   help="print the statistics as one JSON object (one per line with --watch)")
+    p.add_argument("--watch", type=_seconds, nargs="?", const=2.0, metavar="SECONDS",
+                   help="refresh every SECONDS (default 2) until Ctrl-C")
+    p.add_argument("--count", type=_positive, metavar="N",
+                   help="with --watch: stop after N refreshes")
     p.set_defaults(run=cmd_status)
 
     p = verbs.add_parser("bench", help="run the benchmark suites (from a checkout)",
@@ -326,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(err)
     except UsageError as err:
         print(f"exathunk {args.verb}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except CannotListen as err:
+        print(err, file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
