@@ -244,3 +244,103 @@ def test_runtime_error_names_the_file_and_shows_the_line(tmp_path):
 def test_usage_errors_exit_2():
     res = run("eval")
     assert res.returncode == 2 and "give a program" in res.stderr
+
+
+def test_version():
+    from exathunk import __version__
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"exathunk {__version__}"
+
+
+@pytest.mark.parametrize("flag, value", [("--max-steps", "-5"), ("--max-steps", "0"),
+                                         ("--max-heap", "lots"), ("--max-depth", "1.5")])
+def test_a_bad_limit_is_a_one_line_usage_error(flag, value):
+    res = run("eval", flag, value, "-e", "1")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert res.stderr.startswith(f"exathunk eval: error: argument {flag}: ")
+    assert repr(value) in res.stderr and res.stdout == ""
+
+
+@pytest.mark.parametrize("verb", ["serve", "broker"])
+def test_a_port_in_use_is_one_line_and_exit_69(verb, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, XDG_DATA_HOME=str(tmp_path))
+        res = subprocess.run(EXE + [verb, "--port", str(port)], capture_output=True,
+                             text=True, timeout=60, env=env)
+    assert res.returncode == 69, res.stderr
+    assert res.stderr == (f"exathunk {verb}: cannot listen on 127.0.0.1:{port}: "
+                          "address already in use\n")
+
+
+def test_serve_shows_its_address_once(server_process):
+    port, proc = server_process
+    stop(proc)
+    out, err = proc.communicate(timeout=15)
+    assert (out + err).count(f"127.0.0.1:{port}") == 1, out + err
+    assert f"exathunk serving on 127.0.0.1:{port}" in out
+
+
+def test_serve_and_broker_default_to_different_ports():
+    def default_port(verb):
+        text = " ".join(run(verb, "--help").stdout.split())
+        return text.split("port to listen on (default ")[1].split(";")[0]
+    assert default_port("serve") == "9090"
+    assert default_port("broker") == "9091"
+
+
+def _start_broker(args, env):
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["broker", "--port", str(port), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+        first = proc.stdout.readline()
+    finally:
+        stop(proc)
+    return first
+
+
+def test_broker_keeps_its_store_in_the_data_dir_and_says_where(tmp_path):
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))
+    first = _start_broker([], env)
+    store = tmp_path / "data" / "exathunk" / "broker.sqlite3"
+    assert first.strip() == f"exathunk broker: reputation store {store}"
+    assert store.is_file()
+    other = tmp_path / "elsewhere" / "rep.db"
+    first = _start_broker(["--store", str(other)], env)
+    assert first.strip() == f"exathunk broker: reputation store {other}"
+    assert other.is_file()
+
+
+def test_status_json_and_watch(server_process):
+    import json
+    port, _ = server_process
+    res = run("status", f"127.0.0.1:{port}", "--json")
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(res.stdout)
+    assert stats["role"] == "worker" and isinstance(stats["requests"], int)
+    res = run("status", f"127.0.0.1:{port}", "--watch", "0.1", "--count", "3")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("role ") == 3
+    res = run("status", f"127.0.0.1:{port}", "--json", "--watch", "0.1", "--count", "2")
+    lines = res.stdout.splitlines()
+    assert len(lines) == 2 and all(json.loads(x)["role"] == "worker" for x in lines)
+
+
+def test_status_watch_stops_cleanly_on_ctrl_c(server_process):
+    port, _ = server_process
+    proc = subprocess.Popen(EXE + ["status", f"127.0.0.1:{port}", "--watch", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "role" in proc.stdout.readline() + proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
