@@ -193,7 +193,7 @@ def main(argv=None):
                     help="fraction of honest nodes that drop requests")
     ap.add_argument("--sleepers", type=float, default=0.0,
                     help="fraction of honest nodes that turn liar (5%% of answers) after "
-                         "%d honest answers" % SLEEPER_PATIENCE)
+                         f"{SLEEPER_PATIENCE} honest answers")
     ap.add_argument("--load", type=float, default=0.25,
                     help="arrival rate as a fraction of the nodes' total capacity")
     ap.add_argument("--seed", type=int, default=1)

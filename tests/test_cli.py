@@ -344,3 +344,11 @@ def test_status_watch_stops_cleanly_on_ctrl_c(server_process):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_market_sim_help():
+    script = os.path.join(os.path.dirname(__file__), "..", "bench", "market_sim.py")
+    res = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "(5% of answers)" in " ".join(res.stdout.split())

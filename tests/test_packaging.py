@@ -80,3 +80,14 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     res = subprocess.run([str(venv / "bin" / "exathunk"), "eval", "-e", "(+ 1 2)"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and res.stdout.strip() == "3", res.stderr
+
+
+def test_ci_runs_the_readmes_test_command_in_a_fresh_venv():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    command = [line for line in block.splitlines() if line and not line.startswith("#")][1]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in ci, command
+    venv_at = next(i for i, line in enumerate(ci) if line.startswith("python3 -m venv "))
+    path_at = next(i for i, line in enumerate(ci) if 'export PATH="$venv/bin:$PATH"' in line)
+    assert venv_at < path_at < ci.index(command)
