@@ -322,7 +322,7 @@ class Repl:
         where = f"on {self.remote[0]}:{self.remote[1]}, round trip" if self.remote else "wall"
         text = f"; {elapsed * 1e3:.2f} ms {where}"
         if steps is not None:
-            return text + f", {steps:,} steps"
+            return text + f", {steps:,} step{'' if steps == 1 else 's'}"
         return text + (", steps not reported by the node" if self.remote else "")
 
     def type_of(self, text: str) -> str:
