@@ -131,6 +131,88 @@ cdef extern from *:
     void* xt_block_get(int kind, size_t size) noexcept nogil
     void xt_block_put(int kind, void* p, size_t size) noexcept nogil
 
+
+cdef extern from *:
+    """
+    /* The instruction profile: counts of dispatched opcodes, of pairs and triples of
+       opcodes dispatched one after the other in one stretch of straight execution (a
+       thunk entry, a return or an unknown application breaks the chain), and of mode
+       switches.  Only a build with the C macro EXATHUNK_PROFILE (setup.py reads the
+       environment variable EXATHUNK_PROFILE=1) counts; in the normal build the hooks
+       are empty, so the dispatch loop pays nothing.  The counters are process-wide and
+       unsynchronised: profile one run at a time. */
+    #define XT_PROF_NOPS 128
+    #define XT_PROF_NMODES 8
+    #ifdef EXATHUNK_PROFILE
+    #include <stdlib.h>
+    #include <string.h>
+    #define XT_PROFILED 1
+    static uint64_t xt_prof_ops[XT_PROF_NOPS];
+    static uint64_t xt_prof_pairs[XT_PROF_NOPS * XT_PROF_NOPS];
+    static uint64_t *xt_prof_triples = NULL;     /* NOPS^3, allocated on first use */
+    static uint64_t xt_prof_modes[XT_PROF_NMODES];
+    static int xt_prof_p1 = -1, xt_prof_p2 = -1;
+    static inline void xt_prof_op(int op) {
+        if (op < 0 || op >= XT_PROF_NOPS) { xt_prof_p1 = xt_prof_p2 = -1; return; }
+        xt_prof_ops[op]++;
+        if (xt_prof_p1 >= 0) {
+            xt_prof_pairs[xt_prof_p1 * XT_PROF_NOPS + op]++;
+            if (xt_prof_p2 >= 0) {
+                if (xt_prof_triples == NULL)
+                    xt_prof_triples = (uint64_t*)calloc(
+                        (size_t)XT_PROF_NOPS * XT_PROF_NOPS * XT_PROF_NOPS, sizeof(uint64_t));
+                if (xt_prof_triples != NULL)
+                    xt_prof_triples[((size_t)xt_prof_p2 * XT_PROF_NOPS + xt_prof_p1)
+                                    * XT_PROF_NOPS + op]++;
+            }
+        }
+        xt_prof_p2 = xt_prof_p1;
+        xt_prof_p1 = op;
+    }
+    static inline void xt_prof_mode(int mode) {
+        if (mode >= 0 && mode < XT_PROF_NMODES) xt_prof_modes[mode]++;
+        xt_prof_p1 = xt_prof_p2 = -1;
+    }
+    static void xt_prof_reset(void) {
+        memset(xt_prof_ops, 0, sizeof xt_prof_ops);
+        memset(xt_prof_pairs, 0, sizeof xt_prof_pairs);
+        memset(xt_prof_modes, 0, sizeof xt_prof_modes);
+        if (xt_prof_triples != NULL)
+            memset(xt_prof_triples, 0,
+                   (size_t)XT_PROF_NOPS * XT_PROF_NOPS * XT_PROF_NOPS * sizeof(uint64_t));
+        xt_prof_p1 = xt_prof_p2 = -1;
+    }
+    static inline uint64_t xt_prof_op_count(int a) { return xt_prof_ops[a]; }
+    static inline uint64_t xt_prof_pair_count(int a, int b) {
+        return xt_prof_pairs[a * XT_PROF_NOPS + b];
+    }
+    static inline uint64_t xt_prof_triple_count(int a, int b, int c) {
+        return xt_prof_triples == NULL ? 0
+            : xt_prof_triples[((size_t)a * XT_PROF_NOPS + b) * XT_PROF_NOPS + c];
+    }
+    static inline uint64_t xt_prof_mode_count(int a) { return xt_prof_modes[a]; }
+    #else
+    #define XT_PROFILED 0
+    #define xt_prof_op(op) ((void)0)
+    #define xt_prof_mode(mode) ((void)0)
+    static void xt_prof_reset(void) {}
+    static inline uint64_t xt_prof_op_count(int a) { return 0; }
+    static inline uint64_t xt_prof_pair_count(int a, int b) { return 0; }
+    static inline uint64_t xt_prof_triple_count(int a, int b, int c) { return 0; }
+    static inline uint64_t xt_prof_mode_count(int a) { return 0; }
+    #endif
+    """
+    enum: XT_PROFILED
+    enum: XT_PROF_NOPS
+    enum: XT_PROF_NMODES
+    void xt_prof_op(int op) noexcept nogil
+    void xt_prof_mode(int mode) noexcept nogil
+    void xt_prof_reset() noexcept nogil
+    unsigned long long xt_prof_op_count(int a) noexcept nogil
+    unsigned long long xt_prof_pair_count(int a, int b) noexcept nogil
+    unsigned long long xt_prof_triple_count(int a, int b, int c) noexcept nogil
+    unsigned long long xt_prof_mode_count(int a) noexcept nogil
+
 cdef enum:
     K_INT = 0
     K_DBL = 1
@@ -235,6 +317,7 @@ cdef struct Machine:
     size_t max_heap
     size_t peak
     int64_t gcs
+    int64_t gc_ns        # time spent collecting (CLOCK_MONOTONIC ns), for the run stats
     Val* S
     int64_t sp
     int64_t scap
@@ -508,6 +591,14 @@ cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
 
 
 cdef int gc(Machine* m, size_t need) noexcept nogil:
+    """Collect (see collect_grow), timing it for the run stats."""
+    cdef int64_t started = xt_now_ns()
+    cdef int rc = collect_grow(m, need)
+    m.gc_ns += xt_now_ns() - started
+    return rc
+
+
+cdef int collect_grow(Machine* m, size_t need) noexcept nogil:
     """Collect; grow the space so that at least half of it is free afterwards.
 
     The space may grow to 1.5 x max_heap, so that a program whose live data nears the
@@ -1185,9 +1276,11 @@ cdef int interp(Machine* m) noexcept nogil:
     R.k = K_INT
     R.u.i = 0
     while True:
+        xt_prof_mode(mode)
         if mode == M_EXEC:
             while True:
                 op = code[pc]
+                xt_prof_op(op)
                 if op == OP_LOCAL:
                     S[sp] = S[base + code[pc + 1]]
                     sp += 1
@@ -2726,7 +2819,7 @@ cdef class Run:
 
     def stats(self):
         return {"steps": self.m.steps, "peak_heap": max(self.m.peak, <size_t>(self.m.hp - self.m.heap)),
-                "gc_runs": self.m.gcs}
+                "gc_runs": self.m.gcs, "gc_time": self.m.gc_ns / 1e9}
 
     # -- host functions (called with the GIL held, from native_step)
     cdef int call_host(self, int32_t h, int64_t base, int32_t n) noexcept:
@@ -2999,6 +3092,44 @@ def run(Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_dep
         stats["time"] = _time.perf_counter() - started
         r.release()          # now, not when a traceback holding the Run is dropped
     return value, stats
+
+
+def profile_counts():
+    """The instruction profile since the last profile_reset() (see xt_prof_op), or None
+    when the engine was built without EXATHUNK_PROFILE=1: a dict with "ops" {opcode:
+    count}, "pairs" {(a, b): count}, "triples" {(a, b, c): count} and "modes" {mode
+    name: times the run loop switched to it}, zero counts left out."""
+    cdef int a, b, c
+    cdef unsigned long long k
+    if not XT_PROFILED:
+        return None
+    ops = {}
+    pairs = {}
+    triples = {}
+    for a in range(XT_PROF_NOPS):
+        k = xt_prof_op_count(a)
+        if k:
+            ops[a] = k
+    for a in ops:
+        for b in ops:
+            k = xt_prof_pair_count(a, b)
+            if k:
+                pairs[(a, b)] = k
+    for (a, b) in pairs:
+        for c in ops:
+            if (b, c) in pairs:
+                k = xt_prof_triple_count(a, b, c)
+                if k:
+                    triples[(a, b, c)] = k
+    names = ["EXEC", "RETURN", "APPLY", "ENTER", "NATIVE", "RESUME", "FAIL"]
+    modes = {names[a]: xt_prof_mode_count(a) for a in range(len(names))
+             if xt_prof_mode_count(a)}
+    return {"ops": ops, "pairs": pairs, "triples": triples, "modes": modes}
+
+
+def profile_reset():
+    """Zero the instruction profile (a no-op without EXATHUNK_PROFILE)."""
+    xt_prof_reset()
 
 
 def opcode_values():

@@ -189,6 +189,21 @@ def test_long_stream_in_a_small_heap():
     assert value == 499999500000
     assert stats["gc_runs"] > 10
     assert stats["peak_heap"] <= 1 << 20
+    # collecting takes some time, and never more than the whole run
+    assert 0 < stats["gc_time"] <= stats["time"]
+
+
+def test_a_run_that_never_collects_reports_no_gc_time():
+    value, stats = prog_of("(+ 1 2)").run_with_stats()
+    assert value == 3
+    assert stats["gc_runs"] == 0 and stats["gc_time"] == 0
+
+
+def test_the_instruction_profile_is_off_in_the_normal_build():
+    # the counters exist only in an EXATHUNK_PROFILE=1 build (bench/profile_instructions.py)
+    from exathunk import _core
+    _core.profile_reset()
+    assert _core.profile_counts() is None
 
 
 def test_ten_million_stream_peak_rss_under_200mb():
