@@ -7,7 +7,8 @@ so that an installed exathunk finds it outside the checkout.
 
 Knobs (environment): EXATHUNK_DEBUG=1 builds the engine with bounds checks and
 assertions on, for hunting engine bugs; EXATHUNK_ANNOTATE=1 writes Cython's HTML
-annotation next to the .pyx.
+annotation next to the .pyx; EXATHUNK_PROFILE=1 builds the engine counting its
+dispatched instructions for bench/profile_instructions.py (the normal build does not).
 """
 
 import os
@@ -16,6 +17,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("EXATHUNK_DEBUG") == "1"
+PROFILE = os.environ.get("EXATHUNK_PROFILE") == "1"
 
 directives = {
     "language_level": "3",
@@ -30,6 +32,7 @@ extensions = [
     Extension(
         "exathunk._core",
         ["exathunk/_core.pyx"],
+        define_macros=[("EXATHUNK_PROFILE", "1")] if PROFILE else [],
         # The engine's dispatch loop runs up to 15% slower or faster depending only on
         # where its branch targets fall; aligning them makes the speed reproducible.
         extra_compile_args=(["-O2", "-falign-functions=64", "-falign-loops=32",

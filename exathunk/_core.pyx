@@ -99,6 +99,20 @@ cdef extern from *:
         }
         return malloc(size);
     }
+    /* The old space: mapped directly (its pages are touched only as it fills, and an
+       unmapped one goes straight back to the system), never cached. */
+    static void *xt_old_get(size_t size) {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+    #ifdef MADV_HUGEPAGE
+        /* promotion fills it sequentially: huge pages fault in 512 times less often */
+        madvise(p, size, MADV_HUGEPAGE);
+    #endif
+        return p;
+    }
+    static void xt_old_put(void *p, size_t size) {
+        if (p != NULL) munmap(p, size);
+    }
     static void xt_block_put(int kind, void *p, size_t size) {
         int c;
         if (p == NULL) return;
@@ -130,6 +144,90 @@ cdef extern from *:
     enum: XT_FRAMES
     void* xt_block_get(int kind, size_t size) noexcept nogil
     void xt_block_put(int kind, void* p, size_t size) noexcept nogil
+    void* xt_old_get(size_t size) noexcept nogil
+    void xt_old_put(void* p, size_t size) noexcept nogil
+
+
+cdef extern from *:
+    """
+    /* The instruction profile: counts of dispatched opcodes, of pairs and triples of
+       opcodes dispatched one after the other in one stretch of straight execution (a
+       thunk entry, a return or an unknown application breaks the chain), and of mode
+       switches.  Only a build with the C macro EXATHUNK_PROFILE (setup.py reads the
+       environment variable EXATHUNK_PROFILE=1) counts; in the normal build the hooks
+       are empty, so the dispatch loop pays nothing.  The counters are process-wide and
+       unsynchronised: profile one run at a time. */
+    #define XT_PROF_NOPS 128
+    #define XT_PROF_NMODES 8
+    #ifdef EXATHUNK_PROFILE
+    #include <stdlib.h>
+    #include <string.h>
+    #define XT_PROFILED 1
+    static uint64_t xt_prof_ops[XT_PROF_NOPS];
+    static uint64_t xt_prof_pairs[XT_PROF_NOPS * XT_PROF_NOPS];
+    static uint64_t *xt_prof_triples = NULL;     /* NOPS^3, allocated on first use */
+    static uint64_t xt_prof_modes[XT_PROF_NMODES];
+    static int xt_prof_p1 = -1, xt_prof_p2 = -1;
+    static inline void xt_prof_op(int op) {
+        if (op < 0 || op >= XT_PROF_NOPS) { xt_prof_p1 = xt_prof_p2 = -1; return; }
+        xt_prof_ops[op]++;
+        if (xt_prof_p1 >= 0) {
+            xt_prof_pairs[xt_prof_p1 * XT_PROF_NOPS + op]++;
+            if (xt_prof_p2 >= 0) {
+                if (xt_prof_triples == NULL)
+                    xt_prof_triples = (uint64_t*)calloc(
+                        (size_t)XT_PROF_NOPS * XT_PROF_NOPS * XT_PROF_NOPS, sizeof(uint64_t));
+                if (xt_prof_triples != NULL)
+                    xt_prof_triples[((size_t)xt_prof_p2 * XT_PROF_NOPS + xt_prof_p1)
+                                    * XT_PROF_NOPS + op]++;
+            }
+        }
+        xt_prof_p2 = xt_prof_p1;
+        xt_prof_p1 = op;
+    }
+    static inline void xt_prof_mode(int mode) {
+        if (mode >= 0 && mode < XT_PROF_NMODES) xt_prof_modes[mode]++;
+        xt_prof_p1 = xt_prof_p2 = -1;
+    }
+    static void xt_prof_reset(void) {
+        memset(xt_prof_ops, 0, sizeof xt_prof_ops);
+        memset(xt_prof_pairs, 0, sizeof xt_prof_pairs);
+        memset(xt_prof_modes, 0, sizeof xt_prof_modes);
+        if (xt_prof_triples != NULL)
+            memset(xt_prof_triples, 0,
+                   (size_t)XT_PROF_NOPS * XT_PROF_NOPS * XT_PROF_NOPS * sizeof(uint64_t));
+        xt_prof_p1 = xt_prof_p2 = -1;
+    }
+    static inline uint64_t xt_prof_op_count(int a) { return xt_prof_ops[a]; }
+    static inline uint64_t xt_prof_pair_count(int a, int b) {
+        return xt_prof_pairs[a * XT_PROF_NOPS + b];
+    }
+    static inline uint64_t xt_prof_triple_count(int a, int b, int c) {
+        return xt_prof_triples == NULL ? 0
+            : xt_prof_triples[((size_t)a * XT_PROF_NOPS + b) * XT_PROF_NOPS + c];
+    }
+    static inline uint64_t xt_prof_mode_count(int a) { return xt_prof_modes[a]; }
+    #else
+    #define XT_PROFILED 0
+    #define xt_prof_op(op) ((void)0)
+    #define xt_prof_mode(mode) ((void)0)
+    static void xt_prof_reset(void) {}
+    static inline uint64_t xt_prof_op_count(int a) { return 0; }
+    static inline uint64_t xt_prof_pair_count(int a, int b) { return 0; }
+    static inline uint64_t xt_prof_triple_count(int a, int b, int c) { return 0; }
+    static inline uint64_t xt_prof_mode_count(int a) { return 0; }
+    #endif
+    """
+    enum: XT_PROFILED
+    enum: XT_PROF_NOPS
+    enum: XT_PROF_NMODES
+    void xt_prof_op(int op) noexcept nogil
+    void xt_prof_mode(int mode) noexcept nogil
+    void xt_prof_reset() noexcept nogil
+    unsigned long long xt_prof_op_count(int a) noexcept nogil
+    unsigned long long xt_prof_pair_count(int a, int b) noexcept nogil
+    unsigned long long xt_prof_triple_count(int a, int b, int c) noexcept nogil
+    unsigned long long xt_prof_mode_count(int a) noexcept nogil
 
 cdef enum:
     K_INT = 0
@@ -230,11 +328,20 @@ cdef struct Machine:
     char* hp
     char* hlim
     size_t cap
-    char* spare          # the other semispace, kept for the next collection (or NULL)
-    size_t spare_cap
+    char* old            # the old space: objects that survived a collection
+    char* old_top
+    char* old_scanned    # old objects from here on may point into the nursery
+    size_t old_cap
+    size_t major_at      # a major collection once the old space holds more than this
+    int64_t majors
+    Obj** rem            # the remembered set: old objects given a pointer since the
+    int64_t nrem         # last collection (see remember)
+    int64_t remcap
+    int rem_lost         # the remembered set could not grow: collect all next time
     size_t max_heap
     size_t peak
     int64_t gcs
+    int64_t gc_ns        # time spent collecting (CLOCK_MONOTONIC ns), for the run stats
     Val* S
     int64_t sp
     int64_t scap
@@ -408,7 +515,10 @@ ctypedef int (*copy_op)(Machine*, char*, const char*, size_t) noexcept nogil
 cdef copy_op p_copy_chunked = NULL      # not inlined into the collector's loops
 
 
-cdef inline void evacuate(Machine* m, Val* v, char* lo, char* hi, char** top) noexcept nogil:
+cdef inline void evacuate(Machine* m, Val* v, char* lo, char* hi, char* lo2, char* hi2,
+                         char** top) noexcept nogil:
+    """Copy the object v points to, when it lies in [lo, hi) or [lo2, hi2) (the spaces
+    being collected), to top[0], short-circuiting indirections; v is updated."""
     cdef Obj* o
     cdef Obj* new
     cdef size_t size
@@ -416,8 +526,8 @@ cdef inline void evacuate(Machine* m, Val* v, char* lo, char* hi, char** top) no
         if v.k != K_PTR:
             return
         o = v.u.p
-        if <char*>o < lo or <char*>o >= hi:
-            return                      # a static string: never moves
+        if (<char*>o < lo or <char*>o >= hi) and (<char*>o < lo2 or <char*>o >= hi2):
+            return                      # a static string or an old object: not moved
         if o.tag == T_IND:
             v[0] = FLD(o)[0]
             continue
@@ -431,6 +541,15 @@ cdef inline void evacuate(Machine* m, Val* v, char* lo, char* hi, char** top) no
         # a long string: copied in chunks, polling; when the run must stop the copy is
         # left partial, and the collector's next poll (which fails again) abandons it
         p_copy_chunked(m, <char*>new, <const char*>o, size)
+    elif size <= 64:
+        # the common small objects (a cons is 48 bytes): 16-byte cell moves inline,
+        # cheaper than a call to memcpy of a variable size
+        (<Val*>new)[0] = (<Val*>o)[0]
+        (<Val*>new)[1] = (<Val*>o)[1]
+        if size > 32:
+            (<Val*>new)[2] = (<Val*>o)[2]
+            if size > 48:
+                (<Val*>new)[3] = (<Val*>o)[3]
     else:
         memcpy(new, o, size)
     top[0] += size
@@ -439,107 +558,206 @@ cdef inline void evacuate(Machine* m, Val* v, char* lo, char* hi, char** top) no
     v.u.p = new
 
 
+cdef enum:
+    # a major collection sizes the old space to this many times the live data, and the
+    # next one comes when the old space has grown to it: retained data is copied again
+    # only after promotion has added MAJOR_GROWTH - 1 times as much
+    MAJOR_GROWTH = 4
+
+
 cdef int abandon_collection(Machine* m, char* to, size_t tocap) noexcept nogil:
     """Stop a collection half done (the run was cancelled or timed out): the heap is
     left unusable (forwarded objects, roots into the freed space), so the run is marked
     failed and nothing reads its heap again; freeing the Run frees the old space."""
-    xt_block_put(XT_HEAP, to, tocap)
+    xt_old_put(to, tocap)
     m.failed = 1
     return -1
 
 
-cdef int collect_into(Machine* m, size_t tocap) noexcept nogil:
-    cdef char* to
+cdef inline void trace_fields(Machine* m, Obj* o, char* lo, char* hi, char* lo2, char* hi2,
+                              char** top) noexcept nogil:
+    cdef uint32_t j, n
+    if o.tag == T_STR or o.tag == T_BH:
+        # a black hole's fields were moved to the stack when it was entered: they
+        # are dead (never read: its update writes field 0 and makes it an
+        # indirection), so they are not traced
+        return
+    n = 1 if o.tag == T_IND else o.n     # an indirection's other fields are a BH's
+    for j in range(n):
+        evacuate(m, &FLD(o)[j], lo, hi, lo2, hi2, top)
+
+
+cdef int cheney(Machine* m, char* scan, char** top, char* lo, char* hi, char* lo2, char* hi2,
+                char** next_poll) noexcept nogil:
+    """Trace the objects from scan to top[0] (which grows as they are copied): 0, or -1
+    when the run must stop."""
+    cdef char* start = scan
+    while scan < top[0]:
+        if top[0] >= next_poll[0]:
+            next_poll[0] = top[0] + COPY_CHUNK
+            if poll(m) < 0:
+                return -1
+        trace_fields(m, <Obj*>scan, lo, hi, lo2, hi2, top)
+        scan += obj_bytes(<Obj*>scan)
+    if top[0] - start > COPY_CHUNK and poll(m) < 0:  # a long copy may have been cut short
+        return -1
+    return 0
+
+
+cdef int minor(Machine* m) noexcept nogil:
+    """Promote the nursery's live objects to the end of the old space (which has room
+    for all of it): the roots, the remembered old objects and the old objects allocated
+    since the last collection point into the nursery; nothing else old does."""
     cdef char* lo = m.heap
     cdef char* hi = m.hp
-    cdef char* top
-    cdef char* scan
-    cdef Obj* o
-    cdef char* next_poll       # poll each time another COPY_CHUNK bytes were copied
+    cdef char* top = m.old_top
+    cdef char* next_poll = top + COPY_CHUNK
     cdef int64_t i
-    cdef uint32_t j, n
-    if m.spare != NULL and m.spare_cap == tocap:
-        to = m.spare                  # the space the last collection left
-        m.spare = NULL
-    else:
-        to = <char*>xt_block_get(XT_HEAP, tocap)
+    for i in range(m.sp):
+        evacuate(m, &m.S[i], lo, hi, NULL, NULL, &top)
+        if top >= next_poll:
+            next_poll = top + COPY_CHUNK
+            if poll(m) < 0:
+                m.failed = 1
+                return -1
+    for i in range(m.nfns):
+        evacuate(m, &m.cafs[i], lo, hi, NULL, NULL, &top)
+    evacuate(m, &m.result, lo, hi, NULL, NULL, &top)
+    for i in range(m.nrem):
+        trace_fields(m, m.rem[i], lo, hi, NULL, NULL, &top)
+    if cheney(m, m.old_scanned, &top, lo, hi, NULL, NULL, &next_poll) < 0:
+        m.failed = 1
+        return -1
+    m.nrem = 0
+    m.old_top = top
+    m.old_scanned = top
+    m.hp = m.heap
+    return 0
+
+
+cdef int major(Machine* m, size_t need) noexcept nogil:
+    """Copy everything live (nursery and old space) into a new old space, sized so that
+    a minor collection always fits and that retained data is copied again only once
+    the old space has grown to several times it (MAJOR_GROWTH); the old space goes
+    back to the system.  ``need``: room to leave for an object allocated in the old
+    space right after."""
+    cdef size_t used = <size_t>(m.hp - m.heap) + <size_t>(m.old_top - m.old)
+    cdef size_t ceiling = m.max_heap + m.max_heap / 2
+    cdef size_t tocap = MAJOR_GROWTH * used + 2 * m.cap + need
+    cdef size_t live
+    cdef char* to
+    cdef char* top
+    cdef char* next_poll
+    cdef int64_t i
+    if tocap > ceiling:
+        tocap = ceiling
+    if tocap < used + need + m.cap:
+        tocap = used + need + m.cap      # past the ceiling: the limit check below fails
+    to = <char*>xt_old_get(tocap)
     if to == NULL:
         return fail(m, E_HEAP, "out of memory for the heap (max_heap)")
     top = to
     next_poll = to + COPY_CHUNK
     for i in range(m.sp):
-        evacuate(m, &m.S[i], lo, hi, &top)
+        evacuate(m, &m.S[i], m.heap, m.hp, m.old, m.old_top, &top)
         if top >= next_poll:
             next_poll = top + COPY_CHUNK
             if poll(m) < 0:
                 return abandon_collection(m, to, tocap)
     for i in range(m.nfns):
-        evacuate(m, &m.cafs[i], lo, hi, &top)
-    evacuate(m, &m.result, lo, hi, &top)
-    scan = to
-    while scan < top:
-        if top >= next_poll:
-            next_poll = top + COPY_CHUNK
-            if poll(m) < 0:
-                return abandon_collection(m, to, tocap)
-        o = <Obj*>scan
-        if o.tag != T_STR and o.tag != T_BH:
-            # a black hole's fields were moved to the stack when it was entered: they
-            # are dead (never read: its update writes field 0 and makes it an
-            # indirection, which the collector never copies), so they are not traced
-            n = o.n
-            for j in range(n):
-                evacuate(m, &FLD(o)[j], lo, hi, &top)
-        scan += obj_bytes(o)
-    if top - to > COPY_CHUNK and poll(m) < 0:     # a long copy may have been cut short
+        evacuate(m, &m.cafs[i], m.heap, m.hp, m.old, m.old_top, &top)
+    evacuate(m, &m.result, m.heap, m.hp, m.old, m.old_top, &top)
+    if cheney(m, to, &top, m.heap, m.hp, m.old, m.old_top, &next_poll) < 0:
         return abandon_collection(m, to, tocap)
-    # the old space is kept as the next collection's to-space (one spare at most)
-    xt_block_put(XT_HEAP, m.spare, m.spare_cap)
-    m.spare = m.heap
-    m.spare_cap = m.cap
-    m.heap = to
-    m.hp = top
-    m.cap = tocap
-    m.hlim = to + tocap
-    m.gcs += 1
-    if <size_t>(top - to) > m.peak:
-        m.peak = <size_t>(top - to)
-    return 0
-
-
-cdef int gc(Machine* m, size_t need) noexcept nogil:
-    """Collect; grow the space so that at least half of it is free afterwards.
-
-    The space may grow to 1.5 x max_heap, so that a program whose live data nears the
-    limit does not collect after every few allocations (quadratic time) before it
-    finally passes the limit."""
-    cdef size_t live, newcap, ceiling
-    if poll(m) < 0:
-        return -1
-    if collect_into(m, m.cap) < 0:
-        return -1
-    live = <size_t>(m.hp - m.heap)
+    xt_old_put(m.old, m.old_cap)
+    m.old = to
+    m.old_top = top
+    m.old_scanned = top
+    m.old_cap = tocap
+    m.hp = m.heap
+    m.nrem = 0
+    m.rem_lost = 0
+    live = <size_t>(top - to)
+    # within the heap limit, counting the promoted garbage the old space gathers
+    m.major_at = MAJOR_GROWTH * live + 2 * m.cap
+    if m.major_at > m.max_heap:
+        m.major_at = m.max_heap
+    m.majors += 1
     if live + need > m.max_heap:
         return fail(m, E_HEAP, "the heap limit (max_heap) was exceeded")
-    ceiling = m.max_heap + m.max_heap / 2
-    if live + need > m.cap / 2 and m.cap < ceiling:
-        newcap = 2 * (live + need) + (1 << 20)
-        if newcap > ceiling:
-            newcap = ceiling
-        if newcap > m.cap:
-            if collect_into(m, newcap) < 0:
-                return -1
-    if live + need > m.cap:
-        return fail(m, E_HEAP, "the heap limit (max_heap) was exceeded")
     return 0
+
+
+cdef int collect(Machine* m, size_t old_need) noexcept nogil:
+    """A minor collection, or a major one when the old space has no room for the
+    nursery (plus old_need), would grow past major_at, or lost remembered objects."""
+    cdef size_t nursery = <size_t>(m.hp - m.heap)
+    cdef size_t old_used = <size_t>(m.old_top - m.old)
+    if poll(m) < 0:
+        return -1
+    if (m.rem_lost or old_used + nursery + old_need > m.major_at
+            or m.old_cap - old_used < nursery + old_need):
+        if major(m, old_need) < 0:
+            return -1
+    elif minor(m) < 0:
+        return -1
+    m.gcs += 1
+    if <size_t>(m.old_top - m.old) > m.peak:
+        m.peak = <size_t>(m.old_top - m.old)
+    return 0
+
+
+cdef Obj* alloc_slow(Machine* m, size_t bytes) noexcept nogil:
+    """The nursery is full: collect, then allocate in the nursery, or in the old space
+    when the object is big (over a quarter of the nursery).  An old object allocated
+    here lies past old_scanned, so the next minor collection traces it."""
+    cdef Obj* o
+    cdef int64_t started = xt_now_ns()
+    cdef int rc
+    cdef bint big = bytes > m.cap / 4
+    rc = collect(m, bytes if big else 0)
+    m.gc_ns += xt_now_ns() - started
+    if rc < 0:
+        return NULL
+    if not big:
+        o = <Obj*>m.hp
+        m.hp += bytes
+        return o
+    if <size_t>(m.old_top - m.old) + bytes > m.max_heap or m.old_cap - <size_t>(m.old_top - m.old) < bytes:
+        fail(m, E_HEAP, "the heap limit (max_heap) was exceeded")
+        return NULL
+    o = <Obj*>m.old_top
+    m.old_top += bytes
+    return o
+
+
+cdef void remember_slow(Machine* m, Obj* o) noexcept nogil:
+    cdef int64_t newcap
+    cdef Obj** r
+    if m.nrem == m.remcap:
+        newcap = 2 * m.remcap if m.remcap else 1024
+        r = <Obj**>realloc(m.rem, newcap * sizeof(Obj*))
+        if r == NULL:
+            m.rem_lost = 1            # the next collection is a major one: it needs none
+            return
+        m.rem = r
+        m.remcap = newcap
+    m.rem[m.nrem] = o
+    m.nrem += 1
+
+
+cdef inline void remember(Machine* m, Obj* o) noexcept nogil:
+    """The write barrier: o just had a pointer stored into it; an old o is remembered
+    so that the next minor collection traces it (the pointer may be to the nursery)."""
+    if <size_t>(<char*>o - m.heap) >= m.cap:
+        remember_slow(m, o)
 
 
 cdef inline Obj* alloc(Machine* m, size_t bytes) noexcept nogil:
     """Allocate; may collect (callers re-read values from the stack afterwards)."""
     cdef Obj* o
     if m.hp + bytes > m.hlim:
-        if gc(m, bytes) < 0:
-            return NULL
+        return alloc_slow(m, bytes)
     o = <Obj*>m.hp
     m.hp += bytes
     return o
@@ -1185,9 +1403,11 @@ cdef int interp(Machine* m) noexcept nogil:
     R.k = K_INT
     R.u.i = 0
     while True:
+        xt_prof_mode(mode)
         if mode == M_EXEC:
             while True:
                 op = code[pc]
+                xt_prof_op(op)
                 if op == OP_LOCAL:
                     S[sp] = S[base + code[pc + 1]]
                     sp += 1
@@ -1317,6 +1537,8 @@ cdef int interp(Machine* m) noexcept nogil:
                         mode = M_FAIL
                         break
                     FLD(v.u.p)[k] = S[sp]
+                    if S[sp].k == K_PTR:
+                        remember(m, v.u.p)
                     pc += 3
                 elif op == OP_CALL:
                     f = code[pc + 1]
@@ -1929,6 +2151,8 @@ cdef int interp(Machine* m) noexcept nogil:
                 o = S[fr.base].u.p
                 o.tag = T_IND
                 FLD(o)[0] = R
+                if R.k == K_PTR:
+                    remember(m, o)
                 sp = fr.base
                 fp -= 1
             elif fr.kind == F_APPLY:
@@ -2608,9 +2832,11 @@ cdef class Run:
         m.next_signal = SIGNAL_EVERY
         m.fmax = max_depth + 16
         m.smax = 4 * max_depth + (1 << 20)
+        # the nursery: at most half the heap limit, so that a small limit still leaves
+        # room for the data that survives
         m.cap = 4 << 20
-        if m.cap > max_heap:
-            m.cap = max_heap if max_heap > 4096 else 4096
+        if m.cap > max_heap / 2:
+            m.cap = max_heap / 2 if max_heap > 8192 else 4096
         # the semispace and the stacks come from the cache of released blocks when it
         # has one of the size (none is zeroed: the engine writes before it reads)
         m.heap = <char*>xt_block_get(XT_HEAP, m.cap)
@@ -2638,7 +2864,8 @@ cdef class Run:
             return
         m.failed = 1
         xt_block_put(XT_HEAP, m.heap, m.cap)
-        xt_block_put(XT_HEAP, m.spare, m.spare_cap)
+        xt_old_put(m.old, m.old_cap)
+        free(m.rem)
         xt_block_put(XT_STACK, m.S, <size_t>m.scap * sizeof(Val))
         xt_block_put(XT_FRAMES, m.F, <size_t>m.fcap * sizeof(Frame))
         free(m.cafs)
@@ -2646,7 +2873,11 @@ cdef class Run:
         m.heap = NULL
         m.hp = NULL
         m.hlim = NULL
-        m.spare = NULL
+        m.old = NULL
+        m.old_top = NULL
+        m.old_scanned = NULL
+        m.rem = NULL
+        m.nrem = 0
         m.S = NULL
         m.F = NULL
         m.cafs = NULL
@@ -2725,8 +2956,10 @@ cdef class Run:
         return self.to_py(m.result)
 
     def stats(self):
-        return {"steps": self.m.steps, "peak_heap": max(self.m.peak, <size_t>(self.m.hp - self.m.heap)),
-                "gc_runs": self.m.gcs}
+        cdef Machine* m = self.m
+        return {"steps": m.steps,
+                "peak_heap": max(m.peak, <size_t>(m.old_top - m.old) + <size_t>(m.hp - m.heap)),
+                "gc_runs": m.gcs, "major_gc_runs": m.majors, "gc_time": m.gc_ns / 1e9}
 
     # -- host functions (called with the GIL held, from native_step)
     cdef int call_host(self, int32_t h, int64_t base, int32_t n) noexcept:
@@ -2999,6 +3232,44 @@ def run(Image image, hosts, int64_t max_steps, int64_t max_heap, int64_t max_dep
         stats["time"] = _time.perf_counter() - started
         r.release()          # now, not when a traceback holding the Run is dropped
     return value, stats
+
+
+def profile_counts():
+    """The instruction profile since the last profile_reset() (see xt_prof_op), or None
+    when the engine was built without EXATHUNK_PROFILE=1: a dict with "ops" {opcode:
+    count}, "pairs" {(a, b): count}, "triples" {(a, b, c): count} and "modes" {mode
+    name: times the run loop switched to it}, zero counts left out."""
+    cdef int a, b, c
+    cdef unsigned long long k
+    if not XT_PROFILED:
+        return None
+    ops = {}
+    pairs = {}
+    triples = {}
+    for a in range(XT_PROF_NOPS):
+        k = xt_prof_op_count(a)
+        if k:
+            ops[a] = k
+    for a in ops:
+        for b in ops:
+            k = xt_prof_pair_count(a, b)
+            if k:
+                pairs[(a, b)] = k
+    for (a, b) in pairs:
+        for c in ops:
+            if (b, c) in pairs:
+                k = xt_prof_triple_count(a, b, c)
+                if k:
+                    triples[(a, b, c)] = k
+    names = ["EXEC", "RETURN", "APPLY", "ENTER", "NATIVE", "RESUME", "FAIL"]
+    modes = {names[a]: xt_prof_mode_count(a) for a in range(len(names))
+             if xt_prof_mode_count(a)}
+    return {"ops": ops, "pairs": pairs, "triples": triples, "modes": modes}
+
+
+def profile_reset():
+    """Zero the instruction profile (a no-op without EXATHUNK_PROFILE)."""
+    xt_prof_reset()
 
 
 def opcode_values():

@@ -198,7 +198,7 @@ def cmd_eval(args) -> int:
     print(show_value(value))
     if args.stats:
         print(f"; steps {stats['steps']:,}, peak heap {stats['peak_heap']:,} bytes, "
-              f"GC runs {stats['gc_runs']}, compile {(compiled - started) * 1e3:.2f} ms, "
+              f"GC runs {stats['gc_runs']} ({stats.get('gc_time', 0) * 1e3:.2f} ms), compile {(compiled - started) * 1e3:.2f} ms, "
               f"run {(finished - compiled) * 1e3:.2f} ms", file=sys.stderr)
     return 0
 

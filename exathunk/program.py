@@ -192,7 +192,8 @@ class Program:
 
     def run_with_stats(self, max_steps=None, max_heap=None, max_depth=None, library=None, *,
                        cancel=None, timeout=None):
-        """Like ``run``, but returns (value, stats): steps, peak_heap, gc_runs, time."""
+        """Like ``run``, but returns (value, stats): steps, peak_heap, gc_runs, gc_time
+        (seconds collecting), time (seconds)."""
         from . import _core
         limits = _limits(max_steps, max_heap, max_depth)
         hosts = _bind_hosts(self, library or self.library)

@@ -189,6 +189,40 @@ def test_long_stream_in_a_small_heap():
     assert value == 499999500000
     assert stats["gc_runs"] > 10
     assert stats["peak_heap"] <= 1 << 20
+    # collecting takes some time, and never more than the whole run
+    assert 0 < stats["gc_time"] <= stats["time"]
+
+
+def test_retained_list_survives_minor_and_major_collections():
+    # the list is promoted to the old space cell by cell while sum walks it; each old
+    # tail thunk is then updated to point at a cell still in the nursery (the write
+    # barrier's case), and length walks the whole list again afterwards
+    src = "(let ((xs (range 0 300000))) (+ (sum xs) (length xs)))"
+    value, stats = prog_of(src).run_with_stats()
+    assert value == 300000 * 299999 // 2 + 300000
+    assert stats["gc_runs"] > stats["major_gc_runs"] >= 1
+
+
+def test_recursive_lets_built_across_collections_keep_their_cycles():
+    # cyclic values tied by SETFIELD, built and walked while collections run
+    src = ("(let ((ones (cons 1 ones)) (xs (range 0 200000))) "
+           "(+ (+ (sum (take 100000 ones)) (length xs)) (sum (take 3 ones))))")
+    value, stats = prog_of(src).run_with_stats()
+    assert value == 100000 + 200000 + 3
+    assert stats["gc_runs"] >= 2
+
+
+def test_a_run_that_never_collects_reports_no_gc_time():
+    value, stats = prog_of("(+ 1 2)").run_with_stats()
+    assert value == 3
+    assert stats["gc_runs"] == 0 and stats["gc_time"] == 0
+
+
+def test_the_instruction_profile_is_off_in_the_normal_build():
+    # the counters exist only in an EXATHUNK_PROFILE=1 build (bench/profile_instructions.py)
+    from exathunk import _core
+    _core.profile_reset()
+    assert _core.profile_counts() is None
 
 
 def test_ten_million_stream_peak_rss_under_200mb():
