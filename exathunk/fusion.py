@@ -288,17 +288,30 @@ class _Loop:
         return _App(self.v(self.name), tuple(upd.get(p, self.v(p)) for p in order),
                     self.node.line, self.node.column)
 
-    def finish(self, body, all_params):
-        """Add the define; the call that replaces the rewritten expression."""
+    def finish(self, body, all_params, guards=(), acc=None):
+        """Add the define; the call that replaces the rewritten expression.  ``guards``:
+        the take counts the loop may assume positive, tested here first (outermost
+        take first) with the accumulator's first value ``acc`` as the result when not."""
         bad = self.free & _EMITTED
         if bad:
             raise _Bail()
         n = self.node
         self.fuser.defines.append(ast.Define(self.name, tuple(all_params), body,
                                              n.line, n.column))
-        args = tuple(self.inits[p] if p in self.inits else self.v(p) for p in all_params)
+        inits = dict(self.inits)
+        lets = []
+        if guards:
+            for p in [acc] + list(guards):
+                if not _atom(inits[p]):
+                    q = self.fresh("i")
+                    lets.append((q, inits[p]))
+                    inits[p] = self.v(q)
+        args = tuple(inits[p] if p in inits else self.v(p) for p in all_params)
         out = _App(self.v(self.name), args, n.line, n.column)
-        for name, rhs in reversed(self.pre):
+        for p in reversed(guards):
+            out = ast.If(self.app("<=", inits[p], self.lit(0)), inits[acc], out,
+                         n.line, n.column)
+        for name, rhs in reversed(self.pre + lets):
             out = self.let(name, rhs, out)
         return out
 
@@ -432,8 +445,28 @@ class _Fuser:
         # parameters: the state, then the free locals (sorted: a stable order)
         order = list(loop.params) + sorted(loop.free)
 
+        takes = [info for name, info in stage_info if name == "take"]
+
         def call(upd):
-            return loop.call(upd, order)
+            # a take whose count this step lowered ends the stream when it reaches 0:
+            # tested before the next step, so the loop may assume every count positive
+            # (and the compiler may evaluate the producer's next state eagerly)
+            lowered = [n for n in takes if n in upd]
+            if not lowered:
+                return loop.call(upd, order)
+            upd = dict(upd)
+            binds = []
+            for n in lowered:
+                q = loop.fresh("n")
+                binds.append(ast.Binding(q, app("-", v(n), loop.lit(1)), node.line,
+                                         node.column))
+                upd[n] = v(q)
+            out = loop.call(upd, order)
+            result = upd.get(acc, v(acc))
+            for b in reversed(binds):
+                out = ast.If(app("<=", v(b.name), loop.lit(0)), result, out,
+                             node.line, node.column)
+            return ast.Let(tuple(binds), out, node.line, node.column)
 
         def done():
             return loop.v(acc)
@@ -486,14 +519,11 @@ class _Fuser:
                     return loop.let(y, e, ast.If(loop.apply(info, [v(y)]), k(v(y), upd),
                                                  call(upd), node.line, node.column))
                 return stage(j + 1, kf)
-            n = info                                   # take: the count first
-            return ast.If(app("<=", v(n), loop.lit(0)), done(),
-                          stage(j + 1, lambda e, upd: k(e, {**upd, n: app("-", v(n),
-                                                                         loop.lit(1))})),
-                          node.line, node.column)
+            n = info                  # take: its count is tested by call and finish
+            return stage(j + 1, lambda e, upd: k(e, {**upd, n: None}))
 
         body = stage(0, step)
-        return loop.finish(body, order)
+        return loop.finish(body, order, takes, acc)
 
     # -- map / filter / zip-with of a literal lambda, not fused
 
