@@ -151,3 +151,10 @@ def test_results_agree_with_the_reference(source):
         except ExathunkError as err:
             return ("error", type(err).__name__)
     assert outcome(run) == outcome(ref)
+
+
+def test_a_fused_stream_allocates_nothing_per_element():
+    prog = exathunk.compile("(sum (take 1000000 (iterate (lambda (x) (+ x 1)) 0)))")
+    value, stats = prog.run_with_stats(max_heap=1 << 16)
+    assert value == 499999500000
+    assert stats["gc_runs"] == 0
