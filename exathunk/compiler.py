@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import threading
 
-from . import ast, typecheck
+from . import ast, fusion, typecheck
 from .errors import ExathunkError, no_match_message
 from .library import BUILTINS, SPECIALISED, Library, specialise
 from .program import (FORMAT_VERSION, Constructor, DataType, Function, HostRef, Program,
@@ -1578,6 +1578,7 @@ def compile_module(checked, library: Library | None = None):
         from .library import default_library
         library = default_library()
     image = _prelude_image()
+    checked = fusion.fuse(checked, library)     # the reference interpreter never does
     return _Compiler(checked, library, image, image.prelude_scope).compile()
 
 

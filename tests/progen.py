@@ -984,3 +984,92 @@ def near_edges():
     base = st.sampled_from(EDGE_INTS)
     return st.one_of(base, st.tuples(base, st.integers(-3, 3)).map(
         lambda p: min(INT_MAX, max(INT_MIN, p[0] + p[1]))), st.integers(INT_MIN, INT_MAX))
+
+
+# ---- fusion-shaped programs ---------------------------------------------------------
+# consumer(transformer*(producer)) chains of the prelude's list functions, with known
+# lambdas, named (unknown) functions, elements and functions that raise, shared and
+# self-referential lists: the shapes the compiler's fusion stage rewrites, so that a
+# wrong rewrite (an element forced too early, a list not shared, a take that asks for
+# one element too many) gives another outcome than the reference interpreter's.
+
+_FUSION_MAPS = ["(lambda (x) (+ x {k}))", "(lambda (x) (* x {k}))", "(lambda (x) (- {k} x))",
+                '(lambda (x) (if (= x {k}) (error "boom") x))', "(lambda (x) bottom)",
+                "(lambda (x) (let ((y (* x x))) (+ y {k})))", "(lambda (head) (+ head {k}))",
+                "(lambda (x) (+ x k0))"]
+_FUSION_PREDS = ["(lambda (x) (= (mod x {k}) 0))", "(lambda (x) (> x {k}))",
+                 "(lambda (x) (if (= x {k}) bottom true))", "(lambda (x) (/= x {k}))",
+                 "(lambda (x) (< x k0))"]
+_FUSION_STEPS = ["(lambda (x) (+ x 1))", "(lambda (x) (+ x {k}))",
+                 '(lambda (x) (if (> x {k}) (error "too far") (+ x 1)))']
+_FUSION_LISTS = ["(list 1 2 3 4 5 6)", "(list 1 bottom 3 (error \"e\") 5)",
+                 "(cons 1 (cons 2 (cons 3 bottom)))", "(range 0 {k})", "xs0"]
+
+
+def _pos_int(draw):
+    return str(draw(st.integers(1, 6)))
+
+
+@st.composite
+def _fusion_fn(draw, menu):
+    text = draw(st.sampled_from(menu)).replace("{k}", _pos_int(draw))
+    return draw(st.sampled_from([text, text, "g0"])) if menu is _FUSION_MAPS else text
+
+
+@st.composite
+def _fusion_list(draw, depth, infinite_ok=False):
+    """An Int list expression: a producer under zero or more transformers; an infinite
+    producer only under a take (the chain is then finite, or the sum would not end)."""
+    kind = draw(st.sampled_from(["range", "iterate", "list", "zip-with"]
+                                if infinite_ok else ["range", "list", "zip-with"]))
+    if kind == "range":
+        base = f"(range {draw(st.integers(-3, 3))} {draw(st.integers(-1, 12))})"
+    elif kind == "iterate":
+        base = f"(iterate {draw(_fusion_fn(_FUSION_STEPS))} {draw(st.integers(0, 3))})"
+    elif kind == "zip-with":
+        f = draw(st.sampled_from(["(lambda (a b) (+ a b))", "(lambda (a b) (* a 2))",
+                                  "(lambda (a b) b)", "h0"]))
+        base = (f"(zip-with {f} {draw(_fusion_list(max(0, depth - 1)))} "
+                f"{draw(st.sampled_from(_FUSION_LISTS)).replace('{k}', _pos_int(draw))})")
+    else:
+        base = draw(st.sampled_from(_FUSION_LISTS)).replace("{k}", _pos_int(draw))
+    bounded = kind != "iterate"
+    for _ in range(draw(st.integers(0, depth))):
+        t = draw(st.sampled_from(["map", "filter", "take"]))
+        if t == "map":
+            base = f"(map {draw(_fusion_fn(_FUSION_MAPS))} {base})"
+        elif t == "filter" and bounded:
+            base = f"(filter {draw(_fusion_fn(_FUSION_PREDS))} {base})"
+        else:
+            base = f"(take {draw(st.integers(-1, 6))} {base})"
+            bounded = True
+    if not bounded:
+        base = f"(take {draw(st.integers(0, 6))} {base})"
+    return base
+
+
+_FUSION_CONSUMERS = ["(sum {l})", "(product {l})", "(length {l})",
+                     "(foldl-strict (lambda (a x) (+ a x)) 0 {l})",
+                     "(foldl (lambda (a x) x) -1 {l})", "(foldl (lambda (a x) a) k0 {l})",
+                     "(sum (take 3 {l}))", "(length (take 2 {l}))", "(show {l})",
+                     "(let ((ys {l})) (+ (sum ys) (length ys)))",
+                     "(let ((ys {l})) (+ (length ys) (sum (take 2 ys))))",
+                     "(nth (map (lambda (x) (* x 2)) {l}) 1)"]
+
+
+@st.composite
+def fusion_programs(draw, max_depth: int = 3):
+    """``(source, result type)``: a program of fusion-shaped list chains (Int or String
+    result), with the locals ``k0`` (an Int), ``g0`` (a function), ``h0`` (a two-argument
+    function) and ``xs0`` (a shared list) in scope."""
+    consumer = draw(st.sampled_from(_FUSION_CONSUMERS))
+    body = consumer.replace("{l}", draw(_fusion_list(max_depth, infinite_ok=True)))
+    g0 = draw(st.sampled_from(["(lambda (x) (+ x 1))", "negate", "(lambda (x) (* x k0))"]))
+    h0 = draw(st.sampled_from(["(lambda (a b) (- a b))", "+", "(lambda (a b) k0)"]))
+    xs0 = draw(st.sampled_from(["(list 3 1 4 1 5)", "(map (lambda (x) (* x k0)) (range 0 5))",
+                                "(cons 0 (cons 1 (zip-with + xs0 (tail xs0))))"]))
+    if xs0.startswith("(cons 0"):
+        body = body.replace("xs0", "(take 6 xs0)")
+    source = (f"(let ((k0 {draw(st.integers(-2, 4))}) (g0 {g0}) (h0 {h0}) (xs0 {xs0}))\n"
+              f"  {body})")
+    return source, "String" if consumer.startswith("(show") else "Int"

@@ -22,7 +22,7 @@ from exathunk.errors import ExathunkError
 from exathunk.library import default_library
 from exathunk.values import show_double, show_value
 
-from progen import ARITH_OPS, int_model, near_edges, programs
+from progen import ARITH_OPS, fusion_programs, int_model, near_edges, programs
 
 LIMITS = dict(max_steps=2_000_000)
 
@@ -77,6 +77,57 @@ def test_engine_agrees_with_reference(program):
     assert compiled.type == result_type
     reference_outcome = outcome(on_reference, source)
     assert reference_outcome[1] != "LimitExceeded", source   # generated programs are small
+    assert outcome(on_engine, source) == reference_outcome, source
+
+
+# Fusion-shaped chains (the compiler's fusion stage rewrites them; the reference never
+# does): a wrong rewrite gives another value, or an error where there is none.
+FUSION_CASES = [
+    "(sum (take 3 (iterate (lambda (x) (if (= x 2) (error \"far\") (+ x 1))) 0)))",
+    "(sum (take 4 (iterate (lambda (x) (if (= x 2) (error \"far\") (+ x 1))) 0)))",
+    "(length (map (lambda (x) (error \"no\")) (range 0 5)))",
+    "(sum (map (lambda (x) (error \"no\")) (range 0 5)))",
+    "(length (take 2 (map (lambda (x) bottom) (iterate (lambda (x) bottom) 0))))",
+    "(sum (map (lambda (x) (* x 2)) (filter (lambda (x) (> x 0)) (list 1 0 2 -1))))",
+    "(sum (filter (lambda (x) (> x 0)) (list 1 bottom 2)))",
+    "(length (filter (lambda (x) true) (list 1 bottom 2)))",
+    "(sum (take 2 (list 1 2 bottom)))",
+    "(sum (take 3 (list 1 2 bottom)))",
+    "(length (take 5 (cons 1 (cons 2 bottom))))",
+    "(let ((xs (map (lambda (x) (* x 10)) (range 0 10)))) (+ (sum xs) (length xs)))",
+    "(let ((xs (map (lambda (x) (if (= x 3) bottom x)) (range 0 5)))) (+ (length xs) (sum (take 3 xs))))",
+    "(let ((fibs (cons 0 (cons 1 (zip-with (lambda (a b) (+ a b)) fibs (tail fibs)))))) (sum (take 30 fibs)))",
+    "(sum (take 0 (iterate (lambda (x) bottom) bottom)))",
+    "(sum (take -1 bottom))",
+    "(length (take 3 (filter (lambda (x) (= (mod x 2) 0)) (range 0 1000000000))))",
+    "(foldl (lambda (a x) x) bottom (take 3 (range 0 100)))",
+    "(foldl (lambda (a x) a) bottom (take 3 (range 0 100)))",
+    "(foldl-strict (lambda (a x) x) bottom (take 3 (range 0 100)))",
+    "(product (map (lambda (x) (+ x 1)) (range 0 10)))",
+    "(sum (map (lambda (x) (* x 100000000000000000)) (range 0 20)))",
+    "(let ((f (lambda (x) (+ x 1))) (head 5)) (sum (map f (map (lambda (y) (+ y head)) (range 0 4)))))",
+    "(sum (zip-with (lambda (a b) (- a b)) (range 0 5) (list 9 8 bottom)))",
+    "(sum (zip-with (lambda (a b) a) (range 0 3) (cons 1 (cons 2 (cons 3 bottom)))))",
+    "(let ((ys (filter (lambda (x) (> x 2)) (list 5 1 bottom)))) (head ys))",
+    "(sum (map (lambda (x) (sum (map (lambda (y) (* x y)) (range 0 x)))) (range 0 10)))",
+    "(show (map (lambda (x) (* x x)) (filter (lambda (x) (> x 1)) (range 0 6))))",
+    "(length (map (lambda (x y) (+ x y)) (range 0 3)))",
+]
+
+
+@pytest.mark.parametrize("source", FUSION_CASES)
+def test_fusion_cases_agree(source):
+    assert outcome(on_engine, source) == outcome(on_reference, source)
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(fusion_programs())
+def test_fused_chains_agree_with_reference(program):
+    source, result_type = program
+    assert exathunk.compile(source).type == result_type
+    reference_outcome = outcome(on_reference, source)
+    assert reference_outcome[1] != "LimitExceeded", source
     assert outcome(on_engine, source) == reference_outcome, source
 
 
