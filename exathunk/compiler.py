@@ -1572,13 +1572,17 @@ def _prelude_image() -> _PreludeImage:
     return image
 
 
-def compile_module(checked, library: Library | None = None):
-    """Compile a CheckedModule (user defines + result expression) into a Program."""
+def compile_module(checked, library: Library | None = None, *, fuse: bool = True):
+    """Compile a CheckedModule (user defines + result expression) into a Program.
+
+    `fuse=False` skips the fusion rewrite (docs/optimisations.md), so the graph
+    allocates every list it names: the collector's tests need that."""
     if library is None:
         from .library import default_library
         library = default_library()
     image = _prelude_image()
-    checked = fusion.fuse(checked, library)     # the reference interpreter never does
+    if fuse:
+        checked = fusion.fuse(checked, library)     # the reference interpreter never does
     return _Compiler(checked, library, image, image.prelude_scope).compile()
 
 

@@ -12,10 +12,10 @@ from exathunk import EvaluationError, LimitExceeded, parser, typecheck, compiler
 from exathunk.library import Library, default_library
 
 
-def prog_of(src, library=None):
+def prog_of(src, library=None, fuse=True):
     library = library or default_library()
     checked = typecheck.check_module(parser.parse(src), library)
-    return compiler.compile_module(checked, library)
+    return compiler.compile_module(checked, library, fuse=fuse)
 
 
 def run(src, library=None, **limits):
@@ -384,7 +384,8 @@ def test_ctrl_c_interrupts_a_long_run_and_the_process_stays_usable():
     "(< (map (lambda (x) (* 2 x)) (range 0 30000)) (map (lambda (x) (+ x x)) (range 0 30001)))",
 ])
 def test_results_survive_many_collections(src):
-    prog = prog_of(src)
+    # Unfused, so that every list is built and the small heap must be collected.
+    prog = prog_of(src, fuse=False)
     expected = prog.run(max_heap=1 << 28)
     value, stats = prog.run_with_stats(max_heap=6 << 20)
     assert value == expected
