@@ -804,16 +804,19 @@ class ExecutionHandler:
             self._plan(job)
             self._admit()
             return self._execute(job, arrived)
-        hit = self._cached(job)
-        if hit is None:
+        reply = self._cached(job)
+        if reply is None:
             self._plan(job)
             self._admit()
-            hit = self._execute(job, arrived)
-            hit = self._results.get(job.cache_key) or hit
+            reply = self._execute(job, arrived)     # this run's own stats, cached=False
         if source is not None and job.request_id is None and req.graph is None \
                 and req.programBytes is None:
-            self._by_source.put(source, (self.library.version, hit))
-        return hit
+            # The by-source cache keeps the shared entry (cached=True, no run stats),
+            # never this reply: a later hit must not claim this run's steps.
+            shared = self._results.get(job.cache_key)
+            if shared is not None:
+                self._by_source.put(source, (self.library.version, shared))
+        return reply
 
     # ---------------------------------------------------------------- thunks
     def _new_thunk(self, job: _Job | None, request_id) -> _Thunk:

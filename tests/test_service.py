@@ -115,6 +115,16 @@ def test_result_cache_by_digest(client):
     assert v3 == v1 and s3["cached"] is False
 
 
+def test_the_first_run_reports_its_own_steps_and_a_repeat_says_cached(client):
+    # A source this node has never seen: the engine runs, so the reply must say so.
+    src = "(length (range 0 4321)) ; first-run stats"
+    v1, s1 = client.evaluate_with_stats(src)
+    assert v1 == 4321
+    assert s1["cached"] is False and s1["steps"] > 0
+    v2, s2 = client.evaluate_with_stats(src)        # same text: the by-source fast path
+    assert v2 == 4321 and s2["cached"] is True and not s2["steps"]
+
+
 # ------------------------------------------------------------------ the other methods
 
 def test_func_defs(client):
