@@ -338,8 +338,11 @@ def test_status_watch_stops_cleanly_on_ctrl_c(server_process):
     try:
         assert "role" in proc.stdout.readline() + proc.stdout.readline()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
-        assert "Traceback" not in proc.stderr.read()
+        # communicate() drains both pipes while waiting: a watcher blocked on a full
+        # pipe could never see its Ctrl-C.
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
     finally:
         if proc.poll() is None:
             proc.kill()
