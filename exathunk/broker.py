@@ -121,10 +121,11 @@ def _parse_address(worker) -> tuple[str, int]:
 class _WorkerLink:
     """The broker's connection to one worker, and the functions it offers."""
 
-    def __init__(self, host: str, port: int, timeout: float):
+    def __init__(self, host: str, port: int, timeout: float, security=None):
         self.host, self.port = host, port
         self.address = _address(host, port)
         self.timeout = timeout
+        self.security = security           # the token and TLS it presents to the worker
         self._client = None
         self._lock = threading.Lock()
         self.func_defs: list = []          # its FuncDefs, as getFuncDefs gave them
@@ -137,7 +138,8 @@ class _WorkerLink:
             with self._lock:
                 if self._client is None:
                     from .client import connect
-                    self._client = connect(self.host, self.port, timeout=self.timeout)
+                    self._client = connect(self.host, self.port, timeout=self.timeout,
+                                           security=self.security)
                 c = self._client
         return c
 
@@ -268,9 +270,14 @@ class BrokerHandler:
     role = "broker"
 
     def __init__(self, workers=(), db_path: str | None = None,
-                 options: BrokerOptions | None = None, policy: Policy | None = None):
+                 options: BrokerOptions | None = None, policy: Policy | None = None,
+                 client_security=None):
         import random
+        from .auth import NO_CLIENT_SECURITY
         self.options = o = options or BrokerOptions()
+        # The token and TLS the broker presents to its workers (one shared token per
+        # deployment: the one it requires of registerWorker).
+        self.client_security = client_security or NO_CLIENT_SECURITY
         self.store = ReputationStore(db_path) if db_path else None
         rng = random.Random(o.seed) if o.seed is not None else random.Random()
         self.market = Market(policy or Policy(), rng=rng, store=self.store)
@@ -330,7 +337,7 @@ class BrokerHandler:
         into a Library of its own, shared by the workers that offer exactly the same, in
         which requests the broker's Library cannot check are tried again.
         """
-        link = _WorkerLink(host, port, self.options.dispatch_timeout)
+        link = _WorkerLink(host, port, self.options.dispatch_timeout, self.client_security)
         c = link.client()
         link.func_defs = list(c.func_defs())
         link.class_defs = c.class_defs()
@@ -1045,7 +1052,9 @@ def start(host: str = "127.0.0.1", port: int = 0, workers=(), db_path: str | Non
     """
     from . import server
     broker_options, policy, server_options = _split_options(options)
-    handler = BrokerHandler(workers, db_path=db_path, options=broker_options, policy=policy)
+    server_options["security"] = _security(server_options)
+    handler = BrokerHandler(workers, db_path=db_path, options=broker_options, policy=policy,
+                            client_security=server_options["security"].client)
     try:
         return server.start(host, port, handler=handler, **server_options)
     except BaseException:
@@ -1058,15 +1067,28 @@ def serve(host: str = "127.0.0.1", port: int = 9090, workers=(),
     """Run a broker until SIGTERM or SIGINT (blocking)."""
     from . import server
     broker_options, policy, server_options = _split_options(options)
-    handler = BrokerHandler(workers, db_path=db_path, options=broker_options, policy=policy)
+    server_options["security"] = _security(server_options)
+    handler = BrokerHandler(workers, db_path=db_path, options=broker_options, policy=policy,
+                            client_security=server_options["security"].client)
     server.serve(host, port, handler=handler, **server_options)
 
 
+def _security(server_options: dict):
+    """The broker's resolved security settings (token file read once), from the
+    server options (token, token_file, require_client_token, tls_cert, tls_key, tls_ca)."""
+    from . import server
+    names = ("token", "token_file", "require_client_token", "tls_cert", "tls_key", "tls_ca",
+             "security")
+    return server.security_of(server.Options.build(
+        **{k: server_options.pop(k) for k in names if k in server_options}))
+
+
 def join(broker_host: str, broker_port: int, my_host: str, my_port: int,
-         timeout: float = 10.0) -> bool:
-    """Register the worker at my_host:my_port with a broker (``serve --join``)."""
+         timeout: float = 10.0, **security) -> bool:
+    """Register the worker at my_host:my_port with a broker (``serve --join``);
+    ``security``: connect's token, token_file, tls, tls_ca or security."""
     from .client import connect
-    client = connect(broker_host, broker_port, timeout=timeout)
+    client = connect(broker_host, broker_port, timeout=timeout, **security)
     try:
         return client.register_worker(my_host, my_port)
     finally:

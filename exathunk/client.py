@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future
 
-from . import wire
+from . import auth, wire
 from .errors import ExathunkError, RemoteError, UnknownFunctionError
 from .library import Library
 
@@ -58,14 +58,19 @@ _METHODS = _method_table()
 
 
 class _Channel:
-    """One TCP connection carrying one call at a time."""
+    """One TCP (or TLS) connection carrying one call at a time; with a token, it
+    authenticates once, as it opens."""
 
-    def __init__(self, host: str, port: int, timeout: float, check_replies: bool = True):
+    def __init__(self, host: str, port: int, timeout: float, check_replies: bool = True,
+                 security: auth.ClientSecurity = auth.NO_CLIENT_SECURITY):
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as err:
             raise RemoteError(f"cannot connect to {host}:{port}: {err}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tls = security.ssl_context is not None
+        if self.tls:
+            self._tls_handshake(host, port, security.ssl_context)
         self.timeout = None
         self._set_timeout(timeout)
         self._seq = itertools.count(1)
@@ -73,11 +78,40 @@ class _Channel:
         self.broken = False
         self.check_replies = check_replies
         self._codec = wire.Codec()
+        if security.token is not None:
+            self._authenticate(security.token)
+
+    def _tls_handshake(self, host: str, port: int, context) -> None:
+        import ssl
+        try:
+            self.sock = auth.wrap_client(self.sock, context, host)
+        except ssl.SSLCertVerificationError as err:
+            self.sock.close()
+            raise RemoteError(f"TLS to {host}:{port}: the server's certificate does not "
+                              f"verify: {err.verify_message or err.reason}") from None
+        except (ssl.SSLError, OSError) as err:
+            self.sock.close()
+            why = getattr(err, "reason", None) or err.strerror or str(err) or "closed"
+            raise RemoteError(f"TLS to {host}:{port}: handshake failed ({why}): is the "
+                              "node serving TLS (--tls-cert)?") from None
+
+    def _authenticate(self, token: str) -> None:
+        result = self.call("authenticate", _METHODS["authenticate"][0](token=token),
+                           self.timeout)
+        failure = result.authError or result.err
+        if failure is not None:
+            self.close()
+            raise wire.thrift_to_error(failure)
 
     def _set_timeout(self, timeout: float) -> None:
-        # Kernel timeouts (see wire.kernel_timeouts), set again only when they change.
+        # Kernel timeouts (see wire.kernel_timeouts), set again only when they change;
+        # a TLS socket keeps Python's (over kernel timeouts a blocking SSL read retries
+        # inside OpenSSL and never times out).
         if timeout != self.timeout:
-            wire.kernel_timeouts(self.sock, timeout)
+            if self.tls:
+                self.sock.settimeout(timeout)
+            else:
+                wire.kernel_timeouts(self.sock, timeout)
             self.timeout = timeout
 
     def call(self, name: str, args, timeout: float):
@@ -125,6 +159,10 @@ class _Channel:
                 raise ConnectionError("closed by the server")
             if len(chunk) >= 4 and int.from_bytes(chunk[:4], "big") == len(chunk) - 4 > 0:
                 return chunk[4:]
+            if not self.tls and chunk[:1] in (b"\x15", b"\x16") and chunk[1:2] == b"\x03":
+                # A TLS record (an alert, a handshake) where a frame should be.
+                raise ConnectionError("the server speaks TLS: connect with TLS "
+                                      "(tls=True or tls_ca=, --tls-ca)")
             buf += chunk
         while len(buf) < 4:
             chunk = recv(65536)
@@ -183,13 +221,15 @@ class Client:
     sockets (up to 8 pooled)."""
 
     def __init__(self, host: str, port: int, timeout: float = 30.0, mode: str = "source",
-                 library: Library | None = None, check_replies: bool = True):
+                 library: Library | None = None, check_replies: bool = True,
+                 security: auth.ClientSecurity | None = None):
         if mode not in ("source", "graph", "graph-struct"):
             raise ValueError("mode is 'source', 'graph' (compiled here, shipped as "
                              "Program bytes) or 'graph-struct' (as a ProgramGraph)")
         self.host, self.port = host, int(port)
         self.timeout = timeout
         self.check_replies = check_replies
+        self.security = security or auth.NO_CLIENT_SECURITY
         self.mode = mode
         self._library = library
         self._remote_library: Library | None = None
@@ -212,7 +252,7 @@ class Client:
                 ch = self._pool.pop()
                 if not ch.broken:
                     return ch
-        return _Channel(self.host, self.port, self.timeout, self.check_replies)
+        return _Channel(self.host, self.port, self.timeout, self.check_replies, self.security)
 
     def _release(self, ch: _Channel) -> None:
         if ch.broken:
@@ -492,7 +532,7 @@ class Client:
             try:
                 if channel is None or channel.broken:
                     channel = _Channel(self.host, self.port, self.timeout,
-                                       self.check_replies)
+                                       self.check_replies, self.security)
                     self._waiter_channel = channel
                 outcomes = self._invoke("thunkWaitAny", channel=channel,
                                         timeout=WAIT_MS / 1000 + self.timeout,
@@ -558,7 +598,9 @@ def _enum_name(enum, value):
 
 def connect(host: str = "127.0.0.1", port: int = 9090, timeout: float = 30.0,
             mode: str = "source", library: Library | None = None,
-            check_replies: bool = True) -> Client:
+            check_replies: bool = True, *, token: str | None = None,
+            token_file=None, tls=None, tls_ca=None,
+            security: auth.ClientSecurity | None = None) -> Client:
     """A Client for the node at host:port (connects now; RemoteError if it cannot).
 
     ``mode``: "source" sends source text (compiled on the node); "graph" compiles here
@@ -566,9 +608,21 @@ def connect(host: str = "127.0.0.1", port: int = 9090, timeout: float = 30.0,
     program; "graph-struct" ships it as the IDL's ProgramGraph struct.
     ``check_replies`` bounds and checks every reply frame before decoding it (keep it on
     toward nodes you do not trust: thriftpy2 itself has no decode limits).
+
+    Security (docs/security.md): ``token`` (or ``token_file``, read once and stripped)
+    is the deployment's shared token, presented once per connection (a node that
+    requires one answers AuthenticationRequired without it, AuthenticationFailed for a
+    wrong one, both raised here at once since connect opens a connection); ``tls=True``
+    speaks TLS and verifies the node against the system's CAs, ``tls_ca=PATH`` against
+    that CA file, ``tls=`` an ``ssl.SSLContext`` uses that context.  ``security`` passes
+    all of these resolved (an auth.ClientSecurity).  A setting that cannot be used is
+    ConfigurationError.
     """
+    if security is None:
+        security = auth.ClientSecurity.build(token=token, token_file=token_file, tls=tls,
+                                             tls_ca=tls_ca)
     return Client(host, port, timeout=timeout, mode=mode, library=library,
-                  check_replies=check_replies)
+                  check_replies=check_replies, security=security)
 
 
 _STAT_LABELS = [

@@ -96,6 +96,25 @@ class RemoteError(ExathunkError):
     """Transport or protocol failure talking to a remote node."""
 
 
+class AuthenticationError(RemoteError):
+    """The node wants the deployment's shared token (``--token-file``) and did not get
+    it: the base of AuthenticationRequired and AuthenticationFailed."""
+
+
+class AuthenticationRequired(AuthenticationError):
+    """A call on a connection that has not authenticated, to a node that requires it
+    (connect with ``token=``/``token_file=``, or ``--token-file`` on the command line)."""
+
+
+class AuthenticationFailed(AuthenticationError):
+    """The token presented does not match the node's."""
+
+
+class ConfigurationError(ExathunkError):
+    """A security setting that cannot be used: a token file missing, empty or
+    unreadable, a TLS certificate, key or CA file that does not load."""
+
+
 class CompileWarning(ExathunkError):
     """Never raised: a warning with a place (a case that misses values, an alternative
     that is never used), kept on the checked module and rendered like an error."""
@@ -120,7 +139,8 @@ def no_match_message(form: str, line: int | None, column: int | None) -> str:
 ERROR_CLASSES: dict[str, type[ExathunkError]] = {
     cls.__name__: cls
     for cls in (ExathunkError, ParseError, TypeCheckError, UnknownFunctionError,
-                EvaluationError, LimitExceeded, RemoteError)
+                EvaluationError, LimitExceeded, RemoteError, AuthenticationError,
+                AuthenticationRequired, AuthenticationFailed, ConfigurationError)
 }
 
 

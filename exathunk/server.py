@@ -70,9 +70,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-from . import __version__, wire
+from . import __version__, auth, wire
 from .subthunks import using as using_runner
-from .errors import ExathunkError, LimitExceeded, UnknownFunctionError
+from .errors import AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError
 from .library import Library, default_library
 
 log = logging.getLogger("exathunk.server")
@@ -123,6 +123,18 @@ class Options:
     max_inflight_bytes: int = 256 << 20  # frame bytes being received, all connections
     linger: float = 2.0               # on shutdown, how long unfetched results wait
     join: object = None               # "host:port" of a broker to register with
+    # Authentication and TLS (exathunk.auth, docs/security.md): the shared token (or the
+    # file holding it), whether a broker requires it of every client (a worker always
+    # does), the TLS certificate and key to serve with, and the CA file that outgoing
+    # connections verify against (outgoing TLS when set).  ``security`` is these,
+    # resolved (an auth.NodeSecurity); start() builds it from the others when None.
+    token: str | None = None
+    token_file: str | None = None
+    require_client_token: bool | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    security: object = None
 
     @classmethod
     def build(cls, **options) -> "Options":
@@ -315,6 +327,9 @@ class ExecutionHandler:
         # The network layer fills these in for getStats.
         self.connections = lambda: 0
         self.rejected_frames = lambda: 0
+        # What this node presents when it calls others (start() sets it from --token-file
+        # and --tls-ca): the callers that take its sub-thunks.
+        self.client_security = auth.NO_CLIENT_SECURITY
 
     # ---------------------------------------------------------------- set-up
     def _calibrate(self) -> float:
@@ -498,7 +513,7 @@ class ExecutionHandler:
         with self._lock:
             c = self._callbacks.get(key)
         if c is None:
-            c = Client(host, port, timeout=30.0)
+            c = Client(host, port, timeout=30.0, security=self.client_security)
             with self._lock:
                 old = self._callbacks.setdefault(key, c)
             if old is not c:
@@ -1167,7 +1182,18 @@ def _missing_name(err) -> str:
 # ---------------------------------------------------------------------------------------
 # The network layer
 
-_DECLARED = (T.ExathunkException, T.NotDone, T.Overloaded, T.UnknownThunk, T.NotABroker)
+_DECLARED = (T.ExathunkException, T.NotDone, T.Overloaded, T.UnknownThunk, T.NotABroker,
+             T.AuthenticationError)
+
+
+class _Conn:
+    """The state of one connection: authenticated yet (a node with a token), and
+    whether to close it after the reply being sent (a wrong token)."""
+    __slots__ = ("authenticated", "close_after")
+
+    def __init__(self):
+        self.authenticated = False
+        self.close_after = False
 
 
 class ThriftServer:
@@ -1197,6 +1223,16 @@ class ThriftServer:
         self._accept_thread: threading.Thread | None = None
         self._calls = {name: self._make_call(name) for name in wire.Service.thrift_services}
         self._counters = getattr(handler, "counters", None)
+        # Authentication (checked once per connection, by authenticate) and TLS.
+        security = o.security if o.security is not None else auth.NodeSecurity()
+        self._token = security.token
+        self._ssl = security.server_ssl
+        self._guarded = None               # the methods that need an authenticated connection
+        if self._token is not None:
+            if getattr(handler, "role", None) == "broker" and not security.require_client_token:
+                self._guarded = frozenset({"registerWorker"})
+            else:
+                self._guarded = frozenset(n for n in self._calls if n != "authenticate")
         if hasattr(handler, "connections"):
             handler.connections = lambda: len(self._conns)
             handler.rejected_frames = lambda: self.rejected
@@ -1205,7 +1241,7 @@ class ThriftServer:
         args_cls = getattr(wire.Service, name + "_args")
         result_cls = getattr(wire.Service, name + "_result")
         arg_names = [spec[1] for _, spec in sorted(args_cls.thrift_spec.items())]
-        method = getattr(self.handler, name)
+        method = getattr(self.handler, name, None)   # authenticate: the server's own
         return args_cls, result_cls, arg_names, method
 
     # ---------------------------------------------------------------- lifecycle
@@ -1267,12 +1303,23 @@ class ThriftServer:
     def _connection(self, sock: socket.socket, addr) -> None:
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         pending = bytearray()
+        conn = _Conn()
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # Kernel timeouts on a blocking socket: a recv or send costs one system call,
-            # where Python's own socket timeouts add a poll() before each.  The tick is
-            # how often an idle connection looks at the idle limit and at shutdown.
-            wire.kernel_timeouts(sock, min(1.0, self.options.io_timeout))
+            tick = min(1.0, self.options.io_timeout)
+            if self._ssl is not None:
+                sock = self._handshake(sock, peer)
+                if sock is None:
+                    return
+                # A TLS socket keeps Python's own timeouts: over kernel timeouts a
+                # blocking SSL read retries inside OpenSSL and never times out.
+                sock.settimeout(tick)
+            else:
+                # Kernel timeouts on a blocking socket: a recv or send costs one system
+                # call, where Python's own socket timeouts add a poll() before each.  The
+                # tick is how often an idle connection looks at the idle limit and at
+                # shutdown.
+                wire.kernel_timeouts(sock, tick)
             busy = self._busy
             codec = wire.Codec()
             max_frame = self.options.max_frame
@@ -1298,10 +1345,12 @@ class ThriftServer:
                         return
                 busy.add(sock)
                 try:
-                    reply = self._dispatch(body, peer, codec)
+                    reply = self._dispatch(body, peer, codec, conn)
                     if reply is None:
                         return
                     sock.sendall(reply)
+                    if conn.close_after:
+                        return
                 finally:
                     busy.discard(sock)
         except (OSError, ConnectionError) as err:
@@ -1317,6 +1366,23 @@ class ThriftServer:
                 sock.close()
             except OSError:
                 pass
+
+    def _handshake(self, raw: socket.socket, peer: str):
+        """The TLS server handshake on a new connection, within the per-frame timeout;
+        the TLS socket (which replaces ``raw`` among the connections), or None."""
+        import ssl
+        raw.settimeout(self.options.io_timeout)
+        try:
+            tls = self._ssl.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as err:
+            # A plaintext client, a client that does not trust the certificate, a scan.
+            self._reject(peer, f"TLS handshake failed: {getattr(err, 'reason', None) or err}")
+            return None
+        with self._lock:
+            thread = self._conns.pop(raw, None)
+            if thread is not None:
+                self._conns[tls] = thread
+        return tls
 
     def _recv(self, sock, n: int, idle_since: float, deadline: float | None, peer: str):
         """One recv; b"" on EOF; None when the connection should close (idle too long,
@@ -1394,8 +1460,9 @@ class ThriftServer:
         self.rejected += 1
         log.warning("closing connection %s: %s", peer, why)
 
-    def _dispatch(self, body: bytes, peer: str, codec=None):
-        """Decode, call, encode; None closes the connection (malformed frame)."""
+    def _dispatch(self, body: bytes, peer: str, codec=None, conn: _Conn | None = None):
+        """Decode, call, encode; None closes the connection (malformed frame).  ``conn``
+        is the connection's state (None: an unauthenticated one)."""
         codec = codec or wire.Codec()
         try:
             wire.check_frame(body, self.bounds)
@@ -1415,12 +1482,27 @@ class ThriftServer:
                                         f"unknown method {api!r}")
             return wire.encode_message(api, wire.EXCEPTION, seqid, exc)
         args_cls, result_cls, arg_names, method = call
+        guarded = self._guarded
+        if guarded is not None and api in guarded and (conn is None or not conn.authenticated):
+            # Refused before its arguments are even decoded.
+            if self._counters is not None:
+                self._counters["auth_refused"] += 1
+            log.warning("%s from %s refused: the connection has not authenticated", api, peer)
+            result = result_cls()
+            result.authError = T.AuthenticationError(
+                kind="AuthenticationRequired",
+                message=f"{api}: this node requires the deployment's token: authenticate "
+                        "the connection first (token= / --token-file)")
+            return codec.encode(api, wire.REPLY, seqid, result)
         try:
             args = args_cls()
             iprot.read_struct(args)
         except Exception as err:
             self._reject(peer, f"undecodable {api} arguments: {err}")
             return None
+        if method is None:
+            return codec.encode(api, wire.REPLY, seqid,
+                                self._authenticate(args.token, result_cls(), peer, conn))
         result = result_cls()
         debug = log.isEnabledFor(logging.DEBUG)
         t0 = _perf() if debug else 0.0
@@ -1461,6 +1543,26 @@ class ThriftServer:
             fallback.err = T.ExathunkException(kind="ExathunkError",
                                                message=f"cannot encode the result: {err}")
             return wire.encode_message(api, wire.REPLY, seqid, fallback)
+
+    def _authenticate(self, token, result, peer: str, conn: _Conn | None):
+        """The authenticate call: the connection is authenticated from now on if the
+        token matches; a wrong one is AuthenticationFailed and closes the connection."""
+        if self._token is None:
+            result.success = False          # this node checks no tokens
+        elif auth.token_matches(self._token, token):
+            if conn is not None:
+                conn.authenticated = True
+            result.success = True
+        else:
+            if self._counters is not None:
+                self._counters["auth_failed"] += 1
+            log.warning("authentication failed from %s: wrong token", peer)
+            if conn is not None:
+                conn.close_after = True
+            result.authError = T.AuthenticationError(
+                kind="AuthenticationFailed",
+                message="authenticate: wrong token (the node closes this connection)")
+        return result
 
     @staticmethod
     def _set_declared(result, exc) -> None:
@@ -1529,10 +1631,15 @@ def start(host: str = "127.0.0.1", port: int = 0, library: Library | None = None
     """Start a node in background threads and return its handle (port 0: a free port).
 
     ``handler`` replaces the worker's ExecutionHandler (a broker passes its own).
+    Security options (``token``/``token_file``, ``require_client_token``, ``tls_cert``,
+    ``tls_key``, ``tls_ca``, or a resolved ``security``): see exathunk.auth; a setting
+    that cannot be used is ConfigurationError, before anything listens.
     """
     opts = Options.build(**options)
+    opts.security = security_of(opts)
     if handler is None:
         handler = ExecutionHandler(library, opts)
+    handler.client_security = opts.security.client
     server = ThriftServer(handler, host, port, opts)
     server.start()
     handle = ServerHandle(server, handler)
@@ -1540,14 +1647,24 @@ def start(host: str = "127.0.0.1", port: int = 0, library: Library | None = None
     if listening is not None:             # a broker: where its workers call it back
         listening(handle.host, handle.port)
     if opts.join:
-        _join_broker(opts.join, handle)
+        _join_broker(opts.join, handle, opts.security.client)
     log.info("exathunk %s listening on %s:%d (%d workers, queue bound %d)",
              getattr(handler, "role", "node"), handle.host, handle.port, opts.workers,
              opts.queue_bound)
     return handle
 
 
-def _join_broker(join, handle: ServerHandle) -> None:
+def security_of(opts: Options) -> "auth.NodeSecurity":
+    """The node's resolved security settings (the token file read once)."""
+    if opts.security is not None:
+        return opts.security
+    return auth.NodeSecurity.build(
+        token=opts.token, token_file=opts.token_file,
+        require_client_token=opts.require_client_token, tls_cert=opts.tls_cert,
+        tls_key=opts.tls_key, tls_ca=opts.tls_ca)
+
+
+def _join_broker(join, handle: ServerHandle, security=None) -> None:
     """Offer this worker to a broker, retrying in the background for a while."""
     if isinstance(join, str):
         bhost, _, bport = join.rpartition(":")
@@ -1560,13 +1677,17 @@ def _join_broker(join, handle: ServerHandle) -> None:
             if handle._stopped:
                 return
             try:
-                client = connect(bhost, bport, timeout=5)
+                client = connect(bhost, bport, timeout=5, security=security)
                 try:
                     if client.register_worker(handle.host, handle.port):
                         log.info("joined broker %s:%s", bhost, bport)
                         return
                 finally:
                     client.close()
+            except AuthenticationError as err:
+                # A wrong or missing token does not get better by retrying.
+                log.error("could not join broker %s:%s: %s", bhost, bport, err.message)
+                return
             except ExathunkError as err:
                 log.warning("could not join broker %s:%s: %s", bhost, bport, err.message)
             time.sleep(2.0)

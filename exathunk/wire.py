@@ -22,7 +22,8 @@ from thriftpy2.protocol import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport import TCyMemoryBuffer
 
-from .errors import ExathunkError, LimitExceeded, RemoteError, error_class
+from .errors import (AuthenticationFailed, AuthenticationRequired, ExathunkError,
+                     LimitExceeded, RemoteError, error_class)
 from .library import LAZY, STRICT, FuncSpec, Library
 from .values import Data
 
@@ -190,6 +191,9 @@ def thrift_to_error(exc, source: str | None = None) -> ExathunkError:
         err = RemoteError(message)
     elif isinstance(exc, thrift.NotABroker):
         err = NotABroker(message)
+    elif isinstance(exc, thrift.AuthenticationError):
+        err = (AuthenticationFailed if kind == "AuthenticationFailed"
+               else AuthenticationRequired)(message)
     else:
         err = RemoteError(f"{kind}: {message}")
     if source is not None:

@@ -15,7 +15,10 @@
 // The server never answers with a bare TApplicationException or drops the connection for
 // an error in a request (a malformed *frame* is another matter: that connection is closed).
 //
-// Transport: framed (4-byte big-endian length, then the message); protocol: binary, strict.
+// Transport: framed (4-byte big-endian length, then the message); protocol: binary, strict;
+// over TCP, or over TLS when the node is started with `--tls-cert`.  A node started with
+// `--token-file` wants the shared token once per connection (authenticate, the first
+// call) and answers AuthenticationError until it has it: see docs/security.md.
 // The server rejects frames larger than its configured bound (16 MiB by default), and
 // strings, containers and nesting beyond its bounds, before allocating anything for them.
 //
@@ -546,6 +549,23 @@ exception NotABroker {
   4: optional i32 column,
 }
 
+// The node requires the deployment's shared token (`--token-file`) and this connection has
+// not presented the right one.  Every method declares it, as field 9 of its throws (an
+// older client that does not know the field sees an empty reply, not a dropped
+// connection).  A connection authenticates once, with authenticate; see docs/security.md.
+exception AuthenticationError {
+  // "AuthenticationRequired": the call came before a successful authenticate on this
+  // connection.  "AuthenticationFailed": authenticate was given a wrong token (the node
+  // then closes the connection after this reply).
+  1: string kind,
+  // Says which method needed the token, or that the token was wrong (never the token).
+  2: string message,
+  // Unused, as in NotDone.
+  3: optional i32 line,
+  // Unused, as in NotDone.
+  4: optional i32 column,
+}
+
 // ---------------------------------------------------------------------------------------
 // Batches, bids and statistics
 
@@ -672,70 +692,100 @@ struct ServiceStats {
 // The service
 
 service RemoteExecutionService {
+  // Authenticate this connection with the deployment's shared token (the contents of the
+  // node's `--token-file`, surrounding white space stripped): every later call on the same
+  // connection is authenticated, so the token is checked once per connection, not per
+  // call.  True when the node checks tokens and this one matches; false when the node
+  // checks none (the token is then ignored, so a client may always send it).  A wrong
+  // token is AuthenticationError of kind AuthenticationFailed, after which the node closes
+  // the connection (one guess per connection).  A node with a token answers any other
+  // method called before this one with AuthenticationError of kind
+  // AuthenticationRequired (a broker only registerWorker, unless it requires client tokens
+  // too).  The token travels in clear unless the connection is TLS (`--tls-cert`).
+  bool authenticate(1: string token)
+    throws (1: ExathunkException err,
+            9: AuthenticationError authError),
+
   // The definitions of the named functions (all the node offers when funcIds is empty):
   // what a client needs to typecheck and compile locally.  An unknown name is an
   // ExathunkException of kind UnknownFunctionError.
-  list<FuncDef> getFuncDefs(1: list<FuncId> funcIds) throws (1: ExathunkException err),
+  list<FuncDef> getFuncDefs(1: list<FuncId> funcIds)
+    throws (1: ExathunkException err,
+            9: AuthenticationError authError),
 
   // Start evaluating a program and return a handle at once.  A program that does not
   // compile fails here (kind ParseError, TypeCheckError...); run-time errors come from
   // thunkGet / thunkWait.
   RemoteThunk submitEvalRequest(1: EvalRequest evalRequest)
-    throws (1: ExathunkException err, 2: Overloaded overloaded),
+    throws (1: ExathunkException err, 2: Overloaded overloaded,
+            9: AuthenticationError authError),
 
   // The value of a finished computation; NotDone while it is queued or running.  Results
   // are kept until they expire (a bounded time after they finish, fetched or not); then
   // UnknownThunk.
   VarCont thunkGet(1: RemoteThunk thunk)
-    throws (1: ExathunkException err, 2: NotDone notDone, 3: UnknownThunk unknownThunk),
+    throws (1: ExathunkException err, 2: NotDone notDone, 3: UnknownThunk unknownThunk,
+            9: AuthenticationError authError),
 
   // As thunkGet, but blocks until the computation finishes or timeoutMs passes (then
   // NotDone).  The server caps timeoutMs at 2000 ms so that the reply always comes before a
   // client's socket timeout (thriftpy2's default is 3 s): a client waits longer by looping.
   VarCont thunkWait(1: RemoteThunk thunk, 2: i32 timeoutMs)
-    throws (1: ExathunkException err, 2: NotDone notDone, 3: UnknownThunk unknownThunk),
+    throws (1: ExathunkException err, 2: NotDone notDone, 3: UnknownThunk unknownThunk,
+            9: AuthenticationError authError),
 
   // Blocks until at least one of the thunks has finished (or timeoutMs passes, capped as
   // in thunkWait) and returns the outcomes of all that have finished (an empty list on
   // timeout): one waiter can serve many futures.  Unknown ids come back as an outcome
   // whose error has kind UnknownThunk.
   list<ThunkOutcome> thunkWaitAny(1: list<RemoteThunk> thunks, 2: i32 timeoutMs)
-    throws (1: ExathunkException err),
+    throws (1: ExathunkException err,
+            9: AuthenticationError authError),
 
   // Cancel a computation: a queued one never runs, a running one is abandoned (its worker
   // finishes within its limits); true if it had not finished yet.
   bool thunkCancel(1: RemoteThunk thunk)
-    throws (1: ExathunkException err, 2: UnknownThunk unknownThunk),
+    throws (1: ExathunkException err, 2: UnknownThunk unknownThunk,
+            9: AuthenticationError authError),
 
   // Compile, run and return the value in one round trip: the fast path.
   VarCont evaluate(1: EvalRequest evalRequest)
-    throws (1: ExathunkException err, 2: Overloaded overloaded),
+    throws (1: ExathunkException err, 2: Overloaded overloaded,
+            9: AuthenticationError authError),
 
   // submitEvalRequest for many requests in one round trip; a request that fails to
   // compile gets a thunk that fails, so that one bad request does not fail the batch.
   list<RemoteThunk> submitBatch(1: list<EvalRequest> evalRequests)
-    throws (1: ExathunkException err, 2: Overloaded overloaded),
+    throws (1: ExathunkException err, 2: Overloaded overloaded,
+            9: AuthenticationError authError),
 
   // evaluate for many requests in one round trip, outcomes in request order.
   list<EvalOutcome> evaluateBatch(1: list<EvalRequest> evalRequests)
-    throws (1: ExathunkException err, 2: Overloaded overloaded),
+    throws (1: ExathunkException err, 2: Overloaded overloaded,
+            9: AuthenticationError authError),
 
   // Health and statistics.
-  ServiceStats getStats() throws (1: ExathunkException err),
+  ServiceStats getStats()
+    throws (1: ExathunkException err,
+            9: AuthenticationError authError),
 
   // The data types, classes and instances the node offers (see ClassDefs): with
   // getFuncDefs, what a client needs to typecheck and compile against them locally.  A
   // broker answers with the union of its live workers' (one declaration per name: the
   // one most of them offer) and the instances any of them offers.
-  ClassDefs getClassDefs() throws (1: ExathunkException err),
+  ClassDefs getClassDefs()
+    throws (1: ExathunkException err,
+            9: AuthenticationError authError),
 
   // A worker's price and latency estimate for a request, asked for by a broker (the
   // market).  Compiles the request (cached) but does not run it.
   Bid requestBid(1: EvalRequest evalRequest)
-    throws (1: ExathunkException err, 2: Overloaded overloaded),
+    throws (1: ExathunkException err, 2: Overloaded overloaded,
+            9: AuthenticationError authError),
 
   // A worker at host:port offers itself to a broker (`exathunk serve --join`); true when
   // accepted.  A plain worker answers NotABroker.
   bool registerWorker(1: string host, 2: i32 port)
-    throws (1: ExathunkException err, 2: NotABroker notABroker),
+    throws (1: ExathunkException err, 2: NotABroker notABroker,
+            9: AuthenticationError authError),
 }
