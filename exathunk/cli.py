@@ -2,9 +2,11 @@
 
 Verbs: demo, eval, check, disasm, repl, serve, broker, status, bench.  Errors go to
 stderr with the place and a caret; a bad command line is one line on stderr.  Exit
-codes follow clox and sysexits: 0 success, 2 bad usage, 65 a program that does not
-compile, 70 a run that fails (EvaluationError, LimitExceeded), 69 a remote node that
-cannot be reached or an address a server cannot listen on, 1 anything else.
+codes follow clox and sysexits: 0 success, 2 bad usage (a token, certificate or key
+file that cannot be used too), 65 a program that does not compile, 70 a run that fails
+(EvaluationError, LimitExceeded), 69 a remote node that cannot be reached or an address
+a server cannot listen on, 77 a node that refuses the token (AuthenticationError), 1
+anything else.
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
 $XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
 """
@@ -19,10 +21,11 @@ import socket
 import sys
 import time
 
-from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError, RemoteError,
-                     TypeCheckError, UnknownFunctionError)
+from .errors import (AuthenticationError, ConfigurationError, EvaluationError, ExathunkError,
+                     LimitExceeded, ParseError, RemoteError, TypeCheckError,
+                     UnknownFunctionError)
 
-EXIT_USAGE, EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE = 2, 65, 70, 69
+EXIT_USAGE, EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE, EXIT_NOPERM = 2, 65, 70, 69, 77
 SERVE_PORT, BROKER_PORT = 9090, 9091
 
 
@@ -91,6 +94,8 @@ def exit_code(err: ExathunkError) -> int:
         return EXIT_COMPILE
     if isinstance(err, (EvaluationError, LimitExceeded)):
         return EXIT_RUNTIME
+    if isinstance(err, AuthenticationError):
+        return EXIT_NOPERM
     if isinstance(err, RemoteError):
         return EXIT_UNAVAILABLE
     return 1
@@ -137,6 +142,57 @@ def _add_log_arg(p):
                         "(default info)")
 
 
+def _add_client_security_args(p):
+    p.add_argument("--token-file", metavar="PATH",
+                   help="present the deployment's shared token in PATH (the file's text, "
+                        "white space stripped) to a node that requires one")
+    p.add_argument("--tls-ca", metavar="PATH",
+                   help="speak TLS and verify the node's certificate against this CA file")
+    p.add_argument("--tls", action="store_true",
+                   help="speak TLS and verify the node against the system's CAs")
+
+
+def _add_server_security_args(p, broker: bool = False):
+    who = "workers (registerWorker)" if broker else "every client"
+    p.add_argument("--token-file", metavar="PATH",
+                   help=f"require the shared token in PATH of {who}, and present it to "
+                        "the nodes this one calls (chmod 600 it)")
+    if broker:
+        p.add_argument("--require-client-token", action="store_true",
+                       help="require the token of every client too, not only of workers")
+    p.add_argument("--tls-cert", metavar="PATH",
+                   help="serve TLS with this PEM certificate (chain); plaintext clients "
+                        "are refused")
+    p.add_argument("--tls-key", metavar="PATH",
+                   help="the certificate's PEM private key (default: in --tls-cert)")
+    p.add_argument("--tls-ca", metavar="PATH",
+                   help="speak TLS to the nodes this one calls, verifying them against "
+                        "this CA file")
+
+
+def _client_security(args):
+    """The token and TLS of a client verb; a file that cannot be used: exit code 2."""
+    from . import auth
+    try:
+        return auth.ClientSecurity.build(token_file=getattr(args, "token_file", None),
+                                         tls=getattr(args, "tls", False) or None,
+                                         tls_ca=getattr(args, "tls_ca", None))
+    except ConfigurationError as err:
+        raise UsageError(err.message) from None
+
+
+def _server_security(args):
+    """The token and TLS of serve and broker; a file that cannot be used: exit code 2."""
+    from . import auth
+    try:
+        return auth.NodeSecurity.build(
+            token_file=args.token_file,
+            require_client_token=getattr(args, "require_client_token", False) or None,
+            tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca)
+    except ConfigurationError as err:
+        raise UsageError(err.message) from None
+
+
 def _add_limit_args(p):
     p.add_argument("--max-steps", type=_positive, metavar="N",
                    help="stop after N reduction steps (LimitExceeded)")
@@ -170,7 +226,7 @@ def cmd_eval(args) -> int:
     source, name = _read_program(args)
     if args.remote:
         from .client import connect
-        client = connect(*args.remote)
+        client = connect(*args.remote, security=_client_security(args))
         try:
             started = time.perf_counter()
             try:
@@ -242,6 +298,7 @@ def cmd_serve(args) -> int:
         options["timeout_ms"] = args.timeout_ms
     if args.join:
         options["join"] = args.join
+    options["security"] = _server_security(args)
     return _listening("serve", args.host, args.port,
                       lambda: server.serve(host=args.host, port=args.port, **options))
 
@@ -254,6 +311,7 @@ def cmd_broker(args) -> int:
     # An oracle is a worker whose answers are trusted: it must be connected as one too.
     workers += [o for o in oracles if o not in workers]
     options = {"oracles": tuple(oracles)} if oracles else {}
+    options["security"] = _server_security(args)
     store = os.path.abspath(os.path.expanduser(args.store or default_store()))
     try:
         os.makedirs(os.path.dirname(store), exist_ok=True)
@@ -269,7 +327,7 @@ def cmd_status(args) -> int:
     from .client import connect, format_stats
     if args.count is not None and args.watch is None:
         args.watch = 2.0
-    client = connect(*args.address)
+    client = connect(*args.address, security=_client_security(args))
     clear = args.watch is not None and not args.json and sys.stdout.isatty()
     shown = 0
     try:
@@ -297,7 +355,8 @@ def cmd_status(args) -> int:
 
 def cmd_repl(args) -> int:
     from .repl import Repl
-    return Repl(remote=args.remote).loop()
+    security = _client_security(args)
+    return Repl(remote=args.remote, security=security).loop()
 
 
 def cmd_demo(args) -> int:
@@ -345,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "programs travel over Thrift RPC.",
         epilog="Run 'exathunk VERB --help' for a verb's options.  Exit codes: 0 ok, "
                "2 usage, 65 compile error, 70 run failure, 69 unreachable node or "
-               "an address that cannot be listened on.")
+               "an address that cannot be listened on, 77 token refused.")
     top.add_argument("--version", action="version", version=f"exathunk {__version__}")
     verbs = top.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
@@ -370,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on this worker or broker instead of locally")
     p.add_argument("--stats", action="store_true",
                    help="also print steps, peak heap, GC runs and times to stderr")
+    _add_client_security_args(p)
     p.set_defaults(run=cmd_eval)
 
     p = verbs.add_parser("check", help="typecheck a program, print its type",
@@ -387,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "Type :help inside for commands.")
     p.add_argument("--remote", type=parse_address, metavar="HOST:PORT",
                    help="evaluate on this worker or broker")
+    _add_client_security_args(p)
     p.set_defaults(run=cmd_repl)
 
     p = verbs.add_parser("serve", help="run a RemoteExecutionService worker node",
@@ -400,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-ms", type=_positive, metavar="MS",
                    help="default wall-clock limit per request")
     p.add_argument("--join", type=parse_address, metavar="HOST:PORT",
-                   help="register this worker with a broker")
+                   help="register this worker with a broker (presenting --token-file)")
+    _add_server_security_args(p)
     _add_limit_args(p)
     _add_log_arg(p)
     p.set_defaults(run=cmd_serve)
@@ -420,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLite file for reputation and statistics, kept across restarts "
                         "(default $XDG_DATA_HOME/exathunk/broker.sqlite3, i.e. "
                         "~/.local/share/exathunk/broker.sqlite3; its path is printed at start)")
+    _add_server_security_args(p, broker=True)
     _add_log_arg(p)
     p.set_defaults(run=cmd_broker)
 
@@ -432,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refresh every SECONDS (default 2) until Ctrl-C")
     p.add_argument("--count", type=_positive, metavar="N",
                    help="with --watch: stop after N refreshes")
+    _add_client_security_args(p)
     p.set_defaults(run=cmd_status)
 
     p = verbs.add_parser("bench", help="run the benchmark suites (from a checkout)",

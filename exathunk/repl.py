@@ -203,8 +203,10 @@ class _Def:
 
 
 class Repl:
-    def __init__(self, remote: tuple[str, int] | None = None, stdin=None, stdout=None):
+    def __init__(self, remote: tuple[str, int] | None = None, stdin=None, stdout=None,
+                 security=None):
         self.remote = remote
+        self.security = security           # token and TLS toward the remote node
         self._defs: list[_Def] = []
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
@@ -244,7 +246,7 @@ class Repl:
     def _connect(self):
         if self._client is None:
             from .client import connect
-            self._client = connect(*self.remote)
+            self._client = connect(*self.remote, security=self.security)
         return self._client
 
     def _interruptible(self, work, stop) -> object:

@@ -1308,9 +1308,10 @@ class ThriftServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tick = min(1.0, self.options.io_timeout)
             if self._ssl is not None:
-                sock = self._handshake(sock, peer)
-                if sock is None:
+                tls = self._handshake(sock, peer)
+                if tls is None:
                     return
+                sock = tls
                 # A TLS socket keeps Python's own timeouts: over kernel timeouts a
                 # blocking SSL read retries inside OpenSSL and never times out.
                 sock.settimeout(tick)
@@ -1373,6 +1374,17 @@ class ThriftServer:
         import ssl
         raw.settimeout(self.options.io_timeout)
         try:
+            head = raw.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return None
+        if not head:
+            return None                     # connected and left (a probe)
+        if head != b"\x16":
+            # Not a TLS handshake record (a frame that large would be refused anyway):
+            # a plaintext client.  It gets an answer that says so, not a reset.
+            self._refuse_plaintext(raw, peer)
+            return None
+        try:
             tls = self._ssl.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError) as err:
             # A plaintext client, a client that does not trust the certificate, a scan.
@@ -1383,6 +1395,20 @@ class ThriftServer:
             if thread is not None:
                 self._conns[tls] = thread
         return tls
+
+    def _refuse_plaintext(self, raw: socket.socket, peer: str) -> None:
+        from thriftpy2.thrift import TApplicationException
+        self._reject(peer, "plaintext client of a TLS node")
+        try:
+            raw.settimeout(0.5)
+            raw.recv(65536)                 # what it sent, so the close sends no reset
+            exc = TApplicationException(
+                TApplicationException.PROTOCOL_ERROR,
+                "this node serves TLS only: connect with TLS (tls_ca= / --tls-ca)")
+            raw.sendall(wire.encode_message("", wire.EXCEPTION, 0, exc))
+            raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def _recv(self, sock, n: int, idle_since: float, deadline: float | None, peer: str):
         """One recv; b"" on EOF; None when the connection should close (idle too long,
