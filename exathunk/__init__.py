@@ -11,7 +11,8 @@ The network half (connect, serve) is imported on first use, so that compiling an
 running locally never loads thriftpy2.
 """
 
-from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError,
+from .errors import (AuthenticationError, AuthenticationFailed, AuthenticationRequired,
+                     EvaluationError, ExathunkError, LimitExceeded, ParseError,
                      RemoteError, TypeCheckError, UnknownFunctionError)
 from .library import Library
 from .values import Data
@@ -21,7 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "compile", "evaluate", "Program", "Library", "Data", "connect", "serve",
     "ExathunkError", "ParseError", "TypeCheckError", "UnknownFunctionError",
-    "EvaluationError", "LimitExceeded", "RemoteError",
+    "EvaluationError", "LimitExceeded", "RemoteError", "AuthenticationError",
+    "AuthenticationRequired", "AuthenticationFailed",
 ]
 
 _LAZY = {

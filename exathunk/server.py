@@ -49,6 +49,13 @@ Policies:
   seconds (default 300) after it finished, fetched or not (so a client may fetch again
   after a lost reply), then expires (UnknownThunk); under pressure the oldest finished
   results are evicted first; if the table is full of unfinished work, Overloaded.
+- Authentication (``token``/``token_file``, exathunk.auth, docs/security.md): a node
+  with a token answers every method (a broker: registerWorker, unless
+  ``require_client_token``) with AuthenticationError until the connection has called
+  ``authenticate`` with the right token, checked once per connection; a wrong token is
+  answered, then the connection closed.  TLS (``tls_cert``, ``tls_key``): the handshake
+  runs on the connection's thread within ``io_timeout``; a plaintext client is told the
+  node serves TLS only.
 - Shutdown (SIGTERM/SIGINT, or ``ServerHandle.stop``): new work gets Overloaded
   (kind ShuttingDown), in-flight work finishes, results stay fetchable for a short
   linger, then connections close.

@@ -178,6 +178,8 @@ def test_sub_thunks_call_back_a_token_broker_with_the_token(nodes):
                      workers=[(w.host, w.port) for w in ws])
     c = connect(b, token=TOKEN)
     assert c.evaluate("(par-map (lambda (x) (* x x)) (range 0 5))") == [0, 1, 4, 9, 16]
+    # The elements went back to the broker as sub-thunks, over authenticated callbacks.
+    assert c.stats()["subThunks"] >= 5
 
 
 def test_without_a_token_nothing_changes_and_a_token_is_ignored(nodes):
