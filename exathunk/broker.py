@@ -920,7 +920,8 @@ class BrokerHandler:
             executionModel="broker", connections=self.connections(),
             rejectedFrames=self.rejected_frames(), workers=workers,
             subThunks=c["subthunks"], sharedRuns=c["shared_runs"],
-            splitRequests=c["split_requests"])
+            splitRequests=c["split_requests"],
+            authRefused=c["auth_refused"] + c["auth_failed"])
 
     def requestBid(self, evalRequest):
         """The broker's own bid: its best worker's expected latency for the request."""

@@ -634,7 +634,8 @@ _STAT_LABELS = [
     ("running", "running"), ("queued", "queued"), ("queueBound", "queue bound"),
     ("thunks", "thunks held"), ("overloaded", "refused (overloaded)"),
     ("timeouts", "timeouts"), ("meanRunMs", "mean run (ms)"),
-    ("rejectedFrames", "rejected frames"), ("draining", "draining"),
+    ("rejectedFrames", "rejected frames"), ("authRefused", "refused (no or wrong token)"),
+    ("draining", "draining"),
 ]
 
 

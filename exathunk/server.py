@@ -1140,7 +1140,8 @@ class ExecutionHandler:
             overloaded=c["overloaded"], timeouts=c["timeouts"], meanRunMs=self._mean_run_ms,
             draining=self.draining, executionModel="threads",
             connections=self.connections(), rejectedFrames=self.rejected_frames(),
-            workers=[], subThunks=c["subthunks"])
+            workers=[], subThunks=c["subthunks"],
+            authRefused=c["auth_refused"] + c["auth_failed"])
 
     def requestBid(self, evalRequest):
         try:

@@ -686,6 +686,9 @@ struct ServiceStats {
   // On a broker: requests planned across several workers (some of the functions or
   // instances they use delegated to other workers as sub-thunks).
   25: optional i64 splitRequests,
+  // Calls refused for want of authentication (AuthenticationRequired) plus wrong tokens
+  // given to authenticate (AuthenticationFailed); 0 on a node without a token.
+  26: optional i64 authRefused,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -160,6 +160,7 @@ def test_node_with_a_token_refuses_unauthenticated_calls_and_serves_authenticate
     assert c.evaluate("(+ 1 2)") == 3
     assert c.submit("(* 7 6)").result(10) == 42      # the waiter's own connection too
     assert c.evaluate_batch(["1", "2"]) == [1, 2]
+    assert c.stats()["authRefused"] == 4          # the four refused calls above
 
 
 def test_a_broker_with_require_client_token_refuses_anonymous_clients(nodes):
