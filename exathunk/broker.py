@@ -54,8 +54,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 from . import __version__, wire
-from .errors import (EvaluationError, ExathunkError, LimitExceeded, ParseError,
-                     RemoteError, TypeCheckError, UnknownFunctionError)
+from .errors import (AuthenticationError, EvaluationError, ExathunkError, LimitExceeded,
+                     ParseError, RemoteError, TypeCheckError, UnknownFunctionError)
 from .library import Library
 from .market import ACTIVE, DOWN, PROBATION, SHUT_OUT, Market, Policy, kind_of
 from .reputation import ReputationStore
@@ -947,7 +947,13 @@ class BrokerHandler:
     def registerWorker(self, host, port):
         if not host or not port or not 0 < int(port) < 65536:
             raise ExathunkError(f"registerWorker: bad address {host!r}:{port!r}")
-        self.add_worker(host, int(port))
+        try:
+            self.add_worker(host, int(port))
+        except AuthenticationError as err:
+            # The worker refused the broker's token: not the caller's authentication.
+            raise RemoteError(f"registerWorker: the worker {host}:{port} refused the "
+                              f"broker's token ({err.kind}: {err.message}); give both "
+                              "the same --token-file") from None
         return True
 
     def _overdue_loop(self) -> None:

@@ -119,6 +119,17 @@ def test_right_token_registers_the_worker_and_the_broker_uses_it(nodes):
     assert w.handler.counters["evaluations"] == 1   # the worker itself ran it
 
 
+def test_a_broker_without_the_workers_token_says_so(nodes):
+    worker, start_broker, connect = nodes
+    w = worker(token=TOKEN)
+    b = start_broker()                          # no token: the worker refuses it
+    with pytest.raises(RemoteError) as caught:
+        connect(b).register_worker(w.host, w.port)
+    assert not isinstance(caught.value, AuthenticationError)   # the caller's was fine
+    assert "refused the broker's token" in caught.value.message
+    assert "AuthenticationRequired" in caught.value.message
+
+
 def test_a_worker_that_joins_with_the_token_is_registered(nodes):
     worker, start_broker, connect = nodes
     b = start_broker(token=TOKEN)
