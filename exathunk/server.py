@@ -1300,6 +1300,8 @@ class ThriftServer:
                 pass
         deadline = _mono() + timeout
         for _, thread in conns:
+            if thread.ident is None:
+                continue      # accepted but not started yet: it will see _closing and end
             thread.join(max(0.0, deadline - _mono()))
         if self._accept_thread is not None:
             self._accept_thread.join(max(0.0, deadline - _mono()))
