@@ -169,3 +169,26 @@ def test_data_values_and_class_defs_through_the_generated_client(official):
     (fields,) = [c.fieldTypeTrees for c in maybe.constructors if c.name == "Just"]
     assert fields[0].nodes[0].kind == t.TypeKind.VAR and fields[0].nodes[0].name == "a"
     assert defs.classes == [] and defs.instances == []
+
+
+def test_the_generated_client_authenticates_on_a_node_with_a_token(generated):
+    """A node with a token (--token-file) refuses the generated client with the declared
+    AuthenticationError until it calls authenticate, then serves it."""
+    from thrift.protocol import TBinaryProtocol
+    from thrift.transport import TSocket, TTransport
+    service, t = generated
+    handle = server.start(token="shared-secret")
+    sock = TSocket.TSocket(handle.host, handle.port)
+    sock.setTimeout(30_000)
+    transport = TTransport.TFramedTransport(sock)
+    client = service.Client(TBinaryProtocol.TBinaryProtocol(transport))
+    transport.open()
+    try:
+        with pytest.raises(t.AuthenticationError) as info:
+            client.evaluate(t.EvalRequest(source="(+ 1 2)"))
+        assert info.value.kind == "AuthenticationRequired"
+        assert client.authenticate("shared-secret") is True
+        assert value_of(client.evaluate(t.EvalRequest(source="(+ 1 2)")), t) == 3
+    finally:
+        transport.close()
+        handle.stop(5)
