@@ -1,0 +1,183 @@
+"""What observing requests costs: exathunk.metrics on the request path.
+
+Run:  python bench/bench_metrics.py [--seconds S] [--rounds N] [--calls N]
+
+Reports
+- the cost of one ``NodeMetrics.observe`` (the per-request hook with metrics on), of the
+  hook with the JSON request log as well (its lines to a null stream), and of one
+  scrape, each in microseconds, next to an empty Python call;
+- round trips/s of a cached ``client.evaluate("(+ 1 2)")`` against a node with metrics
+  on and one with them off (and one with metrics and the JSON log), with 1 and 4
+  concurrent clients.  Each node runs in its own process (as in production: clients do
+  not share its GIL); the sides are interleaved (off, on, off, on ...) and the ratio
+  quoted is the median of the pairwise on/off ratios, since this shared machine's speed
+  swings within seconds.  1.00 means no measurable cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from exathunk import metrics, server  # noqa: E402
+from exathunk.client import connect  # noqa: E402
+
+SIDES = {"off": {}, "metrics": {"metrics_port": 0},
+         "metrics+json": {"metrics_port": 0, "log_format": "json"}}
+
+
+def per_call_us(fn, calls: int) -> float:
+    """Microseconds per call of fn(), best of 5 timed loops."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, time.perf_counter() - t0)
+    return best / calls * 1e6
+
+
+def observe_costs(calls: int) -> dict:
+    handler = server.ExecutionHandler(options=server.Options(steps_per_second=1e7))
+    m = metrics.NodeMetrics(stats=handler.getStats)
+    observe = m.observe
+    both = metrics.observer(m, json_log=True)
+    # The JSON lines go to a null stream, not the terminal.
+    sink = io.StringIO()
+    saved = sys.stderr
+    out = {}
+    out["empty call"] = per_call_us(lambda: None, calls)
+    out["observe (metrics on)"] = per_call_us(
+        lambda: observe("evaluate", "ok", 0.00004), calls)
+    sys.stderr = sink
+    try:
+        small = max(1000, calls // 20)
+        out["observe + JSON log line"] = per_call_us(
+            lambda: both("evaluate", "ok", 0.00004, "127.0.0.1:5000", None), small)
+    finally:
+        sys.stderr = saved
+    for kind in ("evaluate", "getStats", "thunkWait", "submitEvalRequest"):
+        for outcome in ("ok", "EvaluationError"):
+            observe(kind, outcome, 0.001)
+    out["one scrape (text)"] = per_call_us(m.text, 200)
+    logging.getLogger("exathunk.requests").handlers.clear()
+    handler.close()
+    return out
+
+
+def _spawn(side: str):
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", side],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("port "):
+        proc.kill()
+        raise RuntimeError(f"the {side} node did not start")
+    return proc, int(line.split()[1])
+
+
+def _serve(side: str) -> None:
+    handle = server.start(workers=2, **SIDES[side])
+    print("port", handle.port, flush=True)
+    threading.Event().wait()
+
+
+def rate(port: int, concurrency: int, seconds: float) -> float:
+    """Cached evaluate round trips/s with ``concurrency`` clients, one connection each."""
+    counts = [0] * concurrency
+    start = threading.Barrier(concurrency + 1)
+    stop = threading.Event()
+
+    def worker(i):
+        c = connect("127.0.0.1", port, timeout=30)
+        try:
+            c.evaluate("(+ 1 2)")
+            start.wait()
+            n = 0
+            while not stop.is_set():
+                c.evaluate("(+ 1 2)")
+                n += 1
+            counts[i] = n
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def round_trips(seconds: float, rounds: int) -> list:
+    procs = {side: _spawn(side) for side in SIDES}
+    rows = []
+    try:
+        for concurrency in (1, 4):
+            samples = {side: [] for side in SIDES}
+            ratios = {side: [] for side in SIDES if side != "off"}
+            for _ in range(rounds):
+                base = rate(procs["off"][1], concurrency, seconds)
+                samples["off"].append(base)
+                for side in ratios:
+                    r = rate(procs[side][1], concurrency, seconds)
+                    samples[side].append(r)
+                    ratios[side].append(r / base)
+            rows.append((concurrency, {s: statistics.median(v) for s, v in samples.items()},
+                         {s: statistics.median(v) for s, v in ratios.items()}))
+    finally:
+        for proc, _ in procs.values():
+            proc.kill()
+            proc.wait()
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="bench_metrics.py",
+        description="The cost of exathunk's request metrics and JSON log: microseconds "
+                    "per observe(), and cached-evaluate round trips/s with metrics on "
+                    "against off (1 and 4 clients, interleaved, median of pairwise "
+                    "ratios).")
+    p.add_argument("--seconds", type=float, default=0.4,
+                   help="length of one rate sample (default 0.4)")
+    p.add_argument("--rounds", type=int, default=9,
+                   help="interleaved off/on pairs per client count (default 9)")
+    p.add_argument("--calls", type=int, default=200_000,
+                   help="observe() calls per timed loop (default 200000)")
+    p.add_argument("--serve", choices=sorted(SIDES), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve:
+        _serve(args.serve)
+        return 0
+    if not metrics.available():
+        print(metrics.INSTALL_HINT, file=sys.stderr)
+        return 2
+    print("cost per call (us, best of 5 loops):")
+    for label, us in observe_costs(args.calls).items():
+        print(f"  {label:28s} {us:8.3f}")
+    print(f"cached evaluate round trips/s ({args.rounds} interleaved rounds of "
+          f"{args.seconds:g} s; ratio = median of pairwise on/off):")
+    for concurrency, medians, ratios in round_trips(args.seconds, args.rounds):
+        line = f"  {concurrency} client{'s' if concurrency > 1 else ' '}  off {medians['off']:8.0f}"
+        for side, ratio in ratios.items():
+            line += f"   {side} {medians[side]:8.0f} (x{ratio:.3f})"
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
