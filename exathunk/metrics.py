@@ -25,13 +25,15 @@ the JSON log works without it.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
+import json.encoder
 import logging
+import os
 import socket
 import sys
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 INSTALL_HINT = "metrics need prometheus-client: pip install 'exathunk[metrics]'"
@@ -318,18 +320,44 @@ def request_id_of(args) -> str | None:
     return None
 
 
+# Generated request ids: a random per-process prefix and a counter, 32 hex digits, unique
+# across processes (a uuid4 costs several times more, on every request).
+_ID_PREFIX = os.urandom(8).hex()
+_ids = itertools.count(1)
+_quote = json.encoder.encode_basestring   # C: a JSON string literal
+_second = [-1, ""]                        # the last whole second and its ISO text
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
 def _now_iso() -> str:
     t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e3):03d}Z"
+    whole = int(t)
+    cached = _second
+    if cached[0] != whole:
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        cached[0] = whole
+    return f"{cached[1]}.{int((t - whole) * 1000):03d}Z"
 
 
 def log_request(kind: str, outcome: str, seconds: float, peer=None, args=None) -> None:
-    """One JSON line for one request."""
+    """One JSON line for one request (built by hand: json.dumps of a dict costs more
+    than the rest of a cached request).  kind and outcome are method and class names;
+    the client's requestId and the peer are quoted."""
     rid = request_id_of(args) if args is not None else None
-    request_log.info("%s", json.dumps({
-        "ts": _now_iso(), "kind": kind, "outcome": outcome, "seconds": round(seconds, 6),
-        "client": peer, "request_id": rid or uuid.uuid4().hex,
-        "request_id_given": rid is not None}, separators=(",", ":")))
+    if rid is None:
+        rid_text, given = f'"{new_request_id()}"', "false"
+    else:
+        rid_text, given = _quote(rid), "true"
+    line = (f'{{"ts":"{_now_iso()}","kind":"{kind}","outcome":"{outcome}",'
+            f'"seconds":{seconds:.6f},"client":{_quote(peer) if peer else "null"},'
+            f'"request_id":{rid_text},"request_id_given":{given}}}')
+    # makeRecord + handle: logger.info would also walk the stack for the caller.
+    logger = request_log
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, line, None, None))
 
 
 def observer(metrics: NodeMetrics | None, json_log: bool):
