@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 log = logging.getLogger("exathunk.metrics")
 log.addHandler(logging.NullHandler())
+_bisect = bisect.bisect_left
 request_log = logging.getLogger("exathunk.requests")
 
 # Upper bounds of the latency histogram, in seconds: a cached evaluate answers in tens
@@ -93,7 +94,7 @@ class NodeMetrics:
     def __init__(self, stats=None):
         _require()
         self._lock = threading.Lock()
-        self._counts: dict = {}            # (kind, outcome) -> requests
+        self._entries: dict = {}           # (kind, outcome) -> [requests, its _Kind]
         self._kinds: dict = {}             # kind -> _Kind
         self._stats = stats
         self.registry = _prom.CollectorRegistry(auto_describe=False)
@@ -106,15 +107,25 @@ class NodeMetrics:
     # ---------------------------------------------------------------- request path
     def observe(self, kind: str, outcome: str, seconds: float, peer=None, args=None) -> None:
         """Count one request of ``kind`` that ended in ``outcome`` after ``seconds``."""
-        key = (kind, outcome)
+        entry = self._entries.get((kind, outcome))
+        if entry is None:
+            entry = self._entry(kind, outcome)
+        i = _bisect(BUCKETS, seconds)
         with self._lock:
-            counts = self._counts
-            counts[key] = counts.get(key, 0) + 1
-            h = self._kinds.get(kind)
-            if h is None:
-                h = self._kinds[kind] = _Kind()
-            h.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+            entry[0] += 1
+            h = entry[1]
+            h.buckets[i] += 1
             h.total += seconds
+
+    def _entry(self, kind: str, outcome: str) -> list:
+        with self._lock:
+            entry = self._entries.get((kind, outcome))
+            if entry is None:
+                h = self._kinds.get(kind)
+                if h is None:
+                    h = self._kinds[kind] = _Kind()
+                entry = self._entries[(kind, outcome)] = [0, h]
+            return entry
 
     def watch(self, stats) -> None:
         """Read ``stats()`` (a ServiceStats) at every scrape."""
@@ -124,7 +135,7 @@ class NodeMetrics:
     def collect(self):
         """The prometheus-client collector protocol: every series, built now."""
         with self._lock:
-            counts = dict(self._counts)
+            counts = {key: entry[0] for key, entry in self._entries.items()}
             kinds = {k: (list(h.buckets), h.total) for k, h in self._kinds.items()}
         requests = CounterMetricFamily(
             "exathunk_requests", "RPC requests answered, by method and outcome (ok or "
