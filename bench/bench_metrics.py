@@ -9,9 +9,12 @@ Reports
 - round trips/s of a cached ``client.evaluate("(+ 1 2)")`` against a node with metrics
   on and one with them off (and one with metrics and the JSON log), with 1 and 4
   concurrent clients.  Each node runs in its own process (as in production: clients do
-  not share its GIL); the sides are interleaved (off, on, off, on ...) and the ratio
-  quoted is the median of the pairwise on/off ratios, since this shared machine's speed
-  swings within seconds.  1.00 means no measurable cost.
+  not share its GIL); the sides are interleaved, each round in a rotated order, and the
+  ratio quoted is the median of the pairwise side/off ratios, since this shared
+  machine's speed swings within seconds.  1.00 means no measurable cost; "off again", a
+  second node without metrics, shows how far apart two equal sides come out (the noise);
+- the in-process cost of the hook: ``ThriftServer._dispatch`` of a cached evaluate (no
+  network) with the hook off and with metrics on, interleaved.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from exathunk import metrics, server  # noqa: E402
 from exathunk.client import connect  # noqa: E402
 
-SIDES = {"off": {}, "metrics": {"metrics_port": 0},
+SIDES = {"off": {}, "off again": {}, "metrics": {"metrics_port": 0},
          "metrics+json": {"metrics_port": 0, "log_format": "json"}}
 
 
@@ -73,6 +76,35 @@ def observe_costs(calls: int) -> dict:
     logging.getLogger("exathunk.requests").handlers.clear()
     handler.close()
     return out
+
+
+def dispatch_costs(rounds: int, calls: int = 20000) -> tuple:
+    """Microseconds per in-process ``ThriftServer._dispatch`` of a cached evaluate
+    (decode, handler, encode; no network), hook off and on, interleaved: medians."""
+    from exathunk import wire
+    handler = server.ExecutionHandler(options=server.Options(steps_per_second=1e7))
+    srv = server.ThriftServer(handler, "127.0.0.1", 0, handler.options)
+    args = wire.Service.evaluate_args(evalRequest=wire.thrift.EvalRequest(source="(+ 1 2)"))
+    body = wire.encode_message("evaluate", wire.CALL, 1, args)[4:]
+    codec = wire.Codec()
+    assert srv._dispatch(body, "127.0.0.1:1", codec)
+    hooks = {"off": None, "metrics": metrics.observer(metrics.NodeMetrics(), False)}
+    samples = {k: [] for k in hooks}
+    diffs = []
+    try:
+        for _ in range(rounds):
+            for label, hook in hooks.items():
+                srv.observer = hook
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    srv._dispatch(body, "127.0.0.1:1", codec)
+                samples[label].append((time.perf_counter() - t0) / calls * 1e6)
+            diffs.append(samples["metrics"][-1] - samples["off"][-1])
+    finally:
+        srv.close()
+        handler.close()
+    return (statistics.median(samples["off"]), statistics.median(samples["metrics"]),
+            statistics.median(diffs))
 
 
 def _spawn(side: str):
@@ -129,13 +161,16 @@ def round_trips(seconds: float, rounds: int) -> list:
         for concurrency in (1, 4):
             samples = {side: [] for side in SIDES}
             ratios = {side: [] for side in SIDES if side != "off"}
-            for _ in range(rounds):
-                base = rate(procs["off"][1], concurrency, seconds)
-                samples["off"].append(base)
-                for side in ratios:
-                    r = rate(procs[side][1], concurrency, seconds)
+            order = list(SIDES)
+            for k in range(rounds):
+                # Each round in another order: no side always runs right after another.
+                k %= len(order)
+                got = {side: rate(procs[side][1], concurrency, seconds)
+                       for side in order[k:] + order[:k]}
+                for side, r in got.items():
                     samples[side].append(r)
-                    ratios[side].append(r / base)
+                    if side != "off":
+                        ratios[side].append(r / got["off"])
             rows.append((concurrency, {s: statistics.median(v) for s, v in samples.items()},
                          {s: statistics.median(v) for s, v in ratios.items()}))
     finally:
@@ -169,6 +204,9 @@ def main(argv=None) -> int:
     print("cost per call (us, best of 5 loops):")
     for label, us in observe_costs(args.calls).items():
         print(f"  {label:28s} {us:8.3f}")
+    off, on, diff = dispatch_costs(args.rounds)
+    print(f"in-process dispatch of a cached evaluate (us): off {off:.2f}, metrics {on:.2f}, "
+          f"median pairwise difference {diff:.2f}")
     print(f"cached evaluate round trips/s ({args.rounds} interleaved rounds of "
           f"{args.seconds:g} s; ratio = median of pairwise on/off):")
     for concurrency, medians, ratios in round_trips(args.seconds, args.rounds):
