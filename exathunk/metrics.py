@@ -303,18 +303,29 @@ class _StderrLines(logging.Handler):
 
     def emit(self, record):
         try:
-            stream = sys.stderr
-            stream.write(record.getMessage() + "\n")
-            stream.flush()
+            _write(record.getMessage())
         except Exception:                     # pragma: no cover - as logging does
             self.handleError(record)
+
+
+_write_lock = threading.Lock()
+
+
+def _write(line: str) -> None:
+    with _write_lock:
+        stream = sys.stderr
+        stream.write(line + "\n")
+        stream.flush()
+
+
+_STDERR_LINES = _StderrLines()
 
 
 def enable_json_log() -> logging.Logger:
     """Send ``exathunk.requests`` lines, raw, to stderr (once per process); they do not
     propagate, so a root handler's format does not wrap the JSON."""
-    if not any(isinstance(h, _StderrLines) for h in request_log.handlers):
-        request_log.addHandler(_StderrLines())
+    if _STDERR_LINES not in request_log.handlers:
+        request_log.addHandler(_STDERR_LINES)
     request_log.setLevel(logging.INFO)
     request_log.propagate = False
     return request_log
@@ -365,9 +376,18 @@ def log_request(kind: str, outcome: str, seconds: float, peer=None, args=None) -
     line = (f'{{"ts":"{_now_iso()}","kind":"{kind}","outcome":"{outcome}",'
             f'"seconds":{seconds:.6f},"client":{_quote(peer) if peer else "null"},'
             f'"request_id":{rid_text},"request_id_given":{given}}}')
-    # makeRecord + handle: logger.info would also walk the stack for the caller.
     logger = request_log
-    if logger.isEnabledFor(logging.INFO):
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handlers = logger.handlers
+    if len(handlers) == 1 and handlers[0] is _STDERR_LINES and not logger.filters \
+            and not logger.propagate:
+        # The usual case, only our own handler: the line straight to stderr (a
+        # LogRecord costs more than the rest of the line).
+        _write(line)
+    else:
+        # Handlers of someone else's too: a record for them (makeRecord + handle, as
+        # logger.info would also walk the stack for the caller).
         logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, line, None, None))
 
 
