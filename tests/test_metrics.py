@@ -297,3 +297,33 @@ def test_serve_with_metrics_and_json_logs_end_to_end():
     evaluates = [r for r in records if r["kind"] == "evaluate"]
     assert [r["outcome"] for r in evaluates] == ["ok", "EvaluationError"], err
     assert all(HEX32.match(r["request_id"]) for r in evaluates)
+
+
+def test_a_handler_added_to_the_requests_logger_gets_the_lines_too(capsys):
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    keep = Keep()
+    handle = server.start("127.0.0.1", 0, log_format="json", steps_per_second=20e6)
+    logging.getLogger("exathunk.requests").addHandler(keep)
+    try:
+        c = connect(handle.host, handle.port, timeout=30)
+        try:
+            capsys.readouterr()
+            assert c.evaluate("(+ 5 5)") == 10
+        finally:
+            c.close()
+    finally:
+        logging.getLogger("exathunk.requests").removeHandler(keep)
+        handle.stop(5)
+    on_stderr = [line for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert len(keep.lines) == len(on_stderr) == 1
+    assert json.loads(keep.lines[0]) == json.loads(on_stderr[0])
+    assert json.loads(on_stderr[0])["kind"] == "evaluate"
