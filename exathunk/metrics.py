@@ -17,19 +17,23 @@ Owns, for one node (worker or broker):
   given a fresh one, so every line has one).
 
 Cost: the request path pays one lock and a bisect per request (``observe``); the
-prometheus-client objects are built only when scraped.  ``bench/bench_metrics.py``
+prometheus-client objects are built only when scraped.  A JSON line is formatted and
+written on the log's own thread (lines that queue up meanwhile go out in one write);
+a request only queues a tuple, and a node's stop (or the process's exit) flushes.  ``bench/bench_metrics.py``
 measures it.  prometheus-client is an optional extra (``pip install 'exathunk[metrics]'``);
 the JSON log works without it.
 """
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import itertools
 import json
 import json.encoder
 import logging
 import os
+import queue
 import socket
 import sys
 import threading
@@ -354,8 +358,7 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def _now_iso() -> str:
-    t = time.time()
+def _iso(t: float) -> str:
     whole = int(t)
     cached = _second
     if cached[0] != whole:
@@ -364,31 +367,105 @@ def _now_iso() -> str:
     return f"{cached[1]}.{int((t - whole) * 1000):03d}Z"
 
 
-def log_request(kind: str, outcome: str, seconds: float, peer=None, args=None) -> None:
-    """One JSON line for one request (built by hand: json.dumps of a dict costs more
-    than the rest of a cached request).  kind and outcome are method and class names;
-    the client's requestId and the peer are quoted."""
-    rid = request_id_of(args) if args is not None else None
+def format_line(t: float, kind: str, outcome: str, seconds: float, peer, rid) -> str:
+    """One request's JSON line (built by hand: json.dumps of a dict costs more than the
+    rest of a cached request).  kind and outcome are method and class names; the
+    client's requestId and the peer are quoted."""
     if rid is None:
         rid_text, given = f'"{new_request_id()}"', "false"
     else:
         rid_text, given = _quote(rid), "true"
-    line = (f'{{"ts":"{_now_iso()}","kind":"{kind}","outcome":"{outcome}",'
+    return (f'{{"ts":"{_iso(t)}","kind":"{kind}","outcome":"{outcome}",'
             f'"seconds":{seconds:.6f},"client":{_quote(peer) if peer else "null"},'
             f'"request_id":{rid_text},"request_id_given":{given}}}')
+
+
+def _emit(lines: list) -> None:
     logger = request_log
     if not logger.isEnabledFor(logging.INFO):
         return
     handlers = logger.handlers
     if len(handlers) == 1 and handlers[0] is _STDERR_LINES and not logger.filters \
             and not logger.propagate:
-        # The usual case, only our own handler: the line straight to stderr (a
-        # LogRecord costs more than the rest of the line).
-        _write(line)
+        # The usual case, only our own handler: the lines straight to stderr, in one
+        # write (a LogRecord per line costs more than the line).
+        _write("\n".join(lines))
     else:
         # Handlers of someone else's too: a record for them (makeRecord + handle, as
         # logger.info would also walk the stack for the caller).
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, line, None, None))
+        for line in lines:
+            logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, line, None,
+                                            None))
+
+
+class _Writer:
+    """Formats and writes the request log on a thread of its own: a request only puts
+    a tuple on a queue, and lines that queued up while one was written go out together
+    in one write."""
+
+    def __init__(self):
+        self._queue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def put(self, item: tuple) -> None:
+        if self._thread is None:
+            self._start()
+        self._queue.put(item)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._loop, daemon=True,
+                                          name="exathunk-request-log")
+                thread.start()
+                self._thread = thread
+
+    def _loop(self) -> None:
+        q = self._queue
+        while True:
+            items = [q.get()]
+            try:
+                while len(items) < 4096:
+                    items.append(q.get_nowait())
+            except queue.Empty:
+                pass
+            lines, done = [], []
+            for item in items:
+                if isinstance(item, threading.Event):
+                    done.append(item)
+                else:
+                    lines.append(format_line(*item))
+            if lines:
+                try:
+                    _emit(lines)
+                except Exception:             # a closed stderr: drop, never die
+                    pass
+            for event in done:
+                event.set()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every line put so far is written; False on the timeout."""
+        if self._thread is None:
+            return True
+        event = threading.Event()
+        self._queue.put(event)
+        return event.wait(timeout)
+
+
+_writer = _Writer()
+atexit.register(_writer.flush, 2.0)
+
+
+def log_request(kind: str, outcome: str, seconds: float, peer=None, args=None) -> None:
+    """Log one request (its line is written on the log's own thread: ``flush``)."""
+    _writer.put((time.time(), kind, outcome, seconds, peer,
+                 request_id_of(args) if args is not None else None))
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Write every request line logged so far (a node's stop does)."""
+    return _writer.flush(timeout)
 
 
 def observer(metrics: NodeMetrics | None, json_log: bool):

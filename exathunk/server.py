@@ -1541,6 +1541,9 @@ class ServerHandle:
             self.handler.close()
         if self.metrics is not None:
             self.metrics.stop()
+        if self.server.options.log_format == "json":
+            from . import metrics
+            metrics.flush()
         return drained
 
     def __enter__(self):

@@ -321,8 +321,8 @@ def test_a_handler_added_to_the_requests_logger_gets_the_lines_too(capsys):
         finally:
             c.close()
     finally:
+        handle.stop(5)                                  # writes the log's last lines
         logging.getLogger("exathunk.requests").removeHandler(keep)
-        handle.stop(5)
     on_stderr = [line for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     assert len(keep.lines) == len(on_stderr) == 1
     assert json.loads(keep.lines[0]) == json.loads(on_stderr[0])
