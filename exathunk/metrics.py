@@ -403,15 +403,24 @@ class _Writer:
     a tuple on a queue, and lines that queued up while one was written go out together
     in one write."""
 
+    # Lines waiting beyond this (a stderr nobody reads) are dropped, and counted, rather
+    # than kept in memory without bound.
+    max_pending = 100_000
+
     def __init__(self):
         self._queue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self.dropped = 0
 
     def put(self, item: tuple) -> None:
         if self._thread is None:
             self._start()
-        self._queue.put(item)
+        q = self._queue
+        if q.qsize() >= self.max_pending:
+            self.dropped += 1
+            return
+        q.put(item)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -441,6 +450,10 @@ class _Writer:
                     _emit(lines)
                 except Exception:             # a closed stderr: drop, never die
                     pass
+            if self.dropped:
+                dropped, self.dropped = self.dropped, 0
+                log.warning("request log: %d lines dropped (stderr is not keeping up)",
+                            dropped)
             for event in done:
                 event.set()
 
