@@ -35,6 +35,7 @@ import logging
 import os
 import queue
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -197,6 +198,12 @@ class NodeMetrics:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+            def server_bind(self):
+                # HTTPServer's own also looks its name up (socket.getfqdn: a reverse
+                # DNS query, slow where DNS is): not needed to serve /metrics.
+                socketserver.TCPServer.server_bind(self)
+                self.server_name, self.server_port = self.server_address[:2]
 
         try:
             self._server = Server((host, port), Handler)
