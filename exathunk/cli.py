@@ -5,8 +5,10 @@ stderr with the place and a caret; a bad command line is one line on stderr.  Ex
 codes follow clox and sysexits: 0 success, 2 bad usage (a token, certificate or key
 file that cannot be used too), 65 a program that does not compile, 70 a run that fails
 (EvaluationError, LimitExceeded), 69 a remote node that cannot be reached or an address
-a server cannot listen on, 77 a node that refuses the token (AuthenticationError), 1
-anything else.
+a server cannot listen on (its metrics' address too), 77 a node that refuses the token
+(AuthenticationError), 1 anything else.  serve and broker take --metrics-port/
+--metrics-host (Prometheus, needs the metrics extra) and --log-format json (one JSON
+line per request on stderr).
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
 $XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
 """
@@ -193,6 +195,37 @@ def _server_security(args):
         raise UsageError(err.message) from None
 
 
+def _add_ops_args(p):
+    p.add_argument("--metrics-port", type=_port, metavar="PORT",
+                   help="serve Prometheus metrics on http://METRICS_HOST:PORT/metrics "
+                        "(requests by method and outcome, latency histograms, queue, "
+                        "cache and connection gauges; default off; 0 for any free port; "
+                        "needs pip install 'exathunk[metrics]')")
+    p.add_argument("--metrics-host", metavar="HOST",
+                   help="address the metrics listen on (default 127.0.0.1; with "
+                        "--metrics-port)")
+    p.add_argument("--log-format", choices=["json"],
+                   help="json: one JSON object per line per request on stderr (ts, kind, "
+                        "outcome, seconds, client, request_id)")
+
+
+def _ops_options(args) -> dict:
+    """The metrics and request-log options of serve and broker."""
+    options = {}
+    if args.metrics_host is not None and args.metrics_port is None:
+        raise UsageError("--metrics-host needs --metrics-port")
+    if args.metrics_port is not None:
+        from . import metrics
+        if not metrics.available():
+            raise UsageError(f"--metrics-port: {metrics.INSTALL_HINT}")
+        options["metrics_port"] = args.metrics_port
+        if args.metrics_host is not None:
+            options["metrics_host"] = args.metrics_host
+    if args.log_format is not None:
+        options["log_format"] = args.log_format
+    return options
+
+
 def _add_limit_args(p):
     p.add_argument("--max-steps", type=_positive, metavar="N",
                    help="stop after N reduction steps (LimitExceeded)")
@@ -282,9 +315,14 @@ def _listening(verb: str, host: str, port: int, run) -> int:
         name_error = isinstance(err, socket.gaierror) or (err.errno or 0) < 0
         if err.errno not in listen_errors and not name_error:
             raise
+        what = ""
+        if hasattr(err, "host") and hasattr(err, "port"):
+            # exathunk.metrics.CannotListen: the metrics' own address.
+            what, host, port = " for metrics", err.host, err.port
         # socket.create_server's strerror repeats the address after the reason.
         reason = (err.strerror or str(err)).split(" (while attempting")[0].lower()
-        raise CannotListen(f"exathunk {verb}: cannot listen on {host}:{port}: {reason}") from None
+        raise CannotListen(f"exathunk {verb}: cannot listen on {host}:{port}{what}: "
+                           f"{reason}") from None
     return 0
 
 
@@ -299,6 +337,7 @@ def cmd_serve(args) -> int:
     if args.join:
         options["join"] = args.join
     options["security"] = _server_security(args)
+    options.update(_ops_options(args))
     return _listening("serve", args.host, args.port,
                       lambda: server.serve(host=args.host, port=args.port, **options))
 
@@ -312,6 +351,7 @@ def cmd_broker(args) -> int:
     workers += [o for o in oracles if o not in workers]
     options = {"oracles": tuple(oracles)} if oracles else {}
     options["security"] = _server_security(args)
+    options.update(_ops_options(args))
     store = os.path.abspath(os.path.expanduser(args.store or default_store()))
     try:
         os.makedirs(os.path.dirname(store), exist_ok=True)
@@ -465,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_security_args(p)
     _add_limit_args(p)
     _add_log_arg(p)
+    _add_ops_args(p)
     p.set_defaults(run=cmd_serve)
 
     p = verbs.add_parser("broker", help="run a market broker over worker nodes",
@@ -484,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "~/.local/share/exathunk/broker.sqlite3; its path is printed at start)")
     _add_server_security_args(p, broker=True)
     _add_log_arg(p)
+    _add_ops_args(p)
     p.set_defaults(run=cmd_broker)
 
     p = verbs.add_parser("status", help="show a node's statistics as a table",

@@ -59,6 +59,11 @@ Policies:
 - Shutdown (SIGTERM/SIGINT, or ``ServerHandle.stop``): new work gets Overloaded
   (kind ShuttingDown), in-flight work finishes, results stay fetchable for a short
   linger, then connections close.
+- Operations (``exathunk.metrics``): with ``metrics_port`` a node serves Prometheus
+  metrics on its own HTTP thread; with ``log_format="json"`` it writes one JSON line per
+  request.  Both hang on one hook around every RPC in ``ThriftServer._dispatch``
+  (method, outcome, seconds, client, arguments), which is None and costs nothing when
+  both are off.
 """
 
 from __future__ import annotations
@@ -142,6 +147,12 @@ class Options:
     tls_key: str | None = None
     tls_ca: str | None = None
     security: object = None
+    # Operations (exathunk.metrics): Prometheus metrics on http://metrics_host:metrics_port
+    # /metrics (None: off; 0: a free port), and log_format "json": one JSON line per
+    # request on the exathunk.requests logger (stderr).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    log_format: str | None = None
 
     @classmethod
     def build(cls, **options) -> "Options":
@@ -1241,6 +1252,8 @@ class ThriftServer:
                 self._guarded = frozenset({"registerWorker"})
             else:
                 self._guarded = frozenset(n for n in self._calls if n != "authenticate")
+        # The per-request hook (exathunk.metrics.observer): None costs nothing.
+        self.observer = None
         if hasattr(handler, "connections"):
             handler.connections = lambda: len(self._conns)
             handler.rejected_frames = lambda: self.rejected
@@ -1541,7 +1554,8 @@ class ThriftServer:
                                 self._authenticate(args.token, result_cls(), peer, conn))
         result = result_cls()
         debug = log.isEnabledFor(logging.DEBUG)
-        t0 = _perf() if debug else 0.0
+        observer = self.observer
+        t0 = _perf() if debug or observer is not None else 0.0
         counters = self._counters
         if counters is not None:
             counters["requests"] += 1
@@ -1552,7 +1566,9 @@ class ThriftServer:
                 result.success = method(*[getattr(args, n) for n in arg_names])
             outcome = "ok"
         except _DECLARED as exc:
-            outcome = type(exc).__name__
+            # A declared ExathunkException carries the error's class in its kind.
+            outcome = (exc.kind or "ExathunkException") if type(exc) is T.ExathunkException \
+                else type(exc).__name__
             self._set_declared(result, exc)
         except ExathunkError as err:
             outcome = err.kind
@@ -1562,7 +1578,7 @@ class ThriftServer:
             log.warning("%s %s from %s: %s: %s", api, _line_col(err), peer, err.kind,
                         err.message)
         except Exception as err:
-            outcome = "internal"
+            outcome = type(err).__name__
             result.err = wire.error_to_thrift(err)
             if counters is not None:
                 counters["errors"] += 1
@@ -1570,15 +1586,22 @@ class ThriftServer:
         if debug:
             log.debug("%s %s %s %.3f ms", peer, api, outcome, (_perf() - t0) * 1e3)
         try:
-            return codec.encode(api, wire.REPLY, seqid, result)
+            reply = codec.encode(api, wire.REPLY, seqid, result)
         except Exception as err:
             # A value that cannot be encoded (e.g. an Int beyond i64 from a host
             # function): still an answer, never a dropped connection.
             log.warning("%s from %s: cannot encode the reply: %r", api, peer, err)
+            outcome = "ExathunkError"
             fallback = result_cls()
             fallback.err = T.ExathunkException(kind="ExathunkError",
                                                message=f"cannot encode the result: {err}")
-            return wire.encode_message(api, wire.REPLY, seqid, fallback)
+            reply = wire.encode_message(api, wire.REPLY, seqid, fallback)
+        if observer is not None:
+            try:
+                observer(api, outcome, _perf() - t0, peer, args)
+            except Exception:              # observing never costs a client its answer
+                log.warning("%s from %s: the request hook failed", api, peer, exc_info=True)
+        return reply
 
     def _authenticate(self, token, result, peer: str, conn: _Conn | None):
         """The authenticate call: the connection is authenticated from now on if the
@@ -1628,6 +1651,7 @@ class ServerHandle:
         self.server = server
         self.handler = handler
         self.host, self.port = server.host, server.port
+        self.metrics = None                # exathunk.metrics.NodeMetrics, when served
         self._stopped = False
         self._stop_lock = threading.Lock()
 
@@ -1653,6 +1677,11 @@ class ServerHandle:
         self.server.close(timeout=2.0)
         if hasattr(self.handler, "close"):
             self.handler.close()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.server.options.log_format == "json":
+            from . import metrics
+            metrics.flush()
         return drained
 
     def __enter__(self):
@@ -1673,12 +1702,32 @@ def start(host: str = "127.0.0.1", port: int = 0, library: Library | None = None
     """
     opts = Options.build(**options)
     opts.security = security_of(opts)
-    if handler is None:
-        handler = ExecutionHandler(library, opts)
-    handler.client_security = opts.security.client
-    server = ThriftServer(handler, host, port, opts)
+    if opts.log_format not in (None, "json"):
+        raise ValueError(f"log_format must be None or 'json', not {opts.log_format!r}")
+    node_metrics = None
+    if opts.metrics_port is not None:
+        # First, so that a missing prometheus-client or a taken metrics port leaves
+        # nothing running (metrics.CannotListen is an OSError, like a taken port).
+        from . import metrics
+        node_metrics = metrics.NodeMetrics()
+        node_metrics.listen(opts.metrics_host, opts.metrics_port)
+    try:
+        if handler is None:
+            handler = ExecutionHandler(library, opts)
+        handler.client_security = opts.security.client
+        server = ThriftServer(handler, host, port, opts)
+    except BaseException:
+        if node_metrics is not None:
+            node_metrics.stop()
+        raise
+    if node_metrics is not None or opts.log_format == "json":
+        from . import metrics
+        if node_metrics is not None:
+            node_metrics.watch(handler.getStats)
+        server.observer = metrics.observer(node_metrics, opts.log_format == "json")
     server.start()
     handle = ServerHandle(server, handler)
+    handle.metrics = node_metrics
     listening = getattr(handler, "listening", None)
     if listening is not None:             # a broker: where its workers call it back
         listening(handle.host, handle.port)
@@ -1744,6 +1793,8 @@ def serve(host: str = "127.0.0.1", port: int = 9090, library: Library | None = N
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
     print(f"exathunk serving on {handle.host}:{handle.port}", flush=True)
+    if handle.metrics is not None:
+        print(f"exathunk metrics on {handle.metrics.url}", flush=True)
     try:
         while not stop.wait(0.5):
             pass
