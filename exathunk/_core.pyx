@@ -29,6 +29,20 @@ from threading import get_ident as _get_ident
 
 include "_opcodes.pxi"
 
+cdef enum:
+    # Superinstructions: never on the wire nor in a Program, only in an Image's copy of
+    # the code, where quicken() writes one over the opcode word of the first instruction
+    # of a sequence it stands for.  The sequence's own words stay in place (only that
+    # one word changes), so a jump into the middle of it, or a resumption after a thunk
+    # entry, runs the original instructions; each QOP does exactly what running the
+    # sequence would.  Picked from bench/profile_instructions.py's commonest sequences.
+    QOP_LOCAL2 = 240           # LOCAL a; LOCAL b
+    QOP_STORE_DROP = 241       # STORE n; LOCAL n; POP   (the push and pop cancel)
+    QOP_LOCAL_HEAD_EVAL = 242  # LOCAL n; HEAD; EVAL
+    QOP_LOCAL_TAIL_EVAL = 243  # LOCAL n; TAIL; EVAL
+    QOP_BR_LOCAL_CONS = 244    # LOCAL n; NULLP; JUMPF t   (to t when the list is a cons)
+    QOP_EVAL_STORE = 245       # EVAL; STORE n
+
 cdef extern from *:
     """
     #include <stdint.h>
@@ -1412,6 +1426,74 @@ cdef int interp(Machine* m) noexcept nogil:
                     S[sp] = S[base + code[pc + 1]]
                     sp += 1
                     pc += 2
+                elif op == QOP_LOCAL2:
+                    S[sp] = S[base + code[pc + 1]]
+                    S[sp + 1] = S[base + code[pc + 3]]
+                    sp += 2
+                    pc += 4
+                elif op == QOP_STORE_DROP:
+                    sp -= 1
+                    S[base + code[pc + 1]] = S[sp]
+                    pc += 5
+                elif op == QOP_LOCAL_HEAD_EVAL or op == QOP_LOCAL_TAIL_EVAL:
+                    v = S[base + code[pc + 1]]
+                    if v.k == K_NIL:
+                        fail(m, E_EVAL, "head of an empty list" if op == QOP_LOCAL_HEAD_EVAL
+                             else "tail of an empty list")
+                        mode = M_FAIL
+                        break
+                    if not is_cons(v):
+                        fail(m, E_EVAL, "malformed program: head/tail of a non-list")
+                        mode = M_FAIL
+                        break
+                    v = FLD(v.u.p)[0 if op == QOP_LOCAL_HEAD_EVAL else 1]
+                    pc += 4
+                    if v.k == K_PTR:
+                        v = resolve(v)
+                        S[sp] = v
+                        sp += 1
+                        if v.k == K_PTR:
+                            if v.u.p.tag == T_THUNK:
+                                F[fp].pc = pc
+                                mode = M_ENTER
+                                break
+                            if v.u.p.tag == T_BH:
+                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                                mode = M_FAIL
+                                break
+                    else:
+                        S[sp] = v
+                        sp += 1
+                elif op == QOP_BR_LOCAL_CONS:
+                    v = S[base + code[pc + 1]]
+                    if v.k == K_NIL:
+                        pc += 5
+                    elif is_cons(v):
+                        pc = code[pc + 4]
+                    else:
+                        fail(m, E_EVAL, "malformed program: null? of a non-list")
+                        mode = M_FAIL
+                        break
+                elif op == QOP_EVAL_STORE:
+                    v = S[sp - 1]
+                    if v.k == K_PTR:
+                        v = resolve(v)
+                        S[sp - 1] = v
+                        if v.k == K_PTR:
+                            if v.u.p.tag == T_THUNK:
+                                # resumed at the STORE, which is still there
+                                pc += 1
+                                F[fp].pc = pc
+                                mode = M_ENTER
+                                break
+                            if v.u.p.tag == T_BH:
+                                pc += 1
+                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+                                mode = M_FAIL
+                                break
+                    sp -= 1
+                    S[base + code[pc + 2]] = v
+                    pc += 3
                 elif op == OP_LOCAL_EVAL:
                     v = S[base + code[pc + 1]]
                     if v.k == K_PTR:
@@ -2601,6 +2683,7 @@ cdef class Image:
     def __cinit__(self, program):
         cdef int64_t total = 0, off = 0, i, j
         cdef Obj* o
+        cdef bint profiling = XT_PROFILED
         functions = program.functions
         self.nfns = len(functions)
         for fobj in functions:
@@ -2628,6 +2711,10 @@ cdef class Image:
             for x in fobj.code:
                 self.code[off] = x
                 off += 1
+            if not profiling:
+                # (a profiling build counts the instructions the compiler wrote)
+                for j, q in quicken(fobj.code):
+                    self.code[self.fns[i].off + j] = q
         for i, x in enumerate(program.ints):
             self.ints[i] = x
         for i, x in enumerate(program.doubles):
@@ -2702,6 +2789,52 @@ cdef class Image:
         free(self.strs)
         free(self.host_arity)
         free(self.host_strict)
+
+
+cdef object _LENGTHS = None
+
+
+def quicken(code):
+    """The superinstructions for a function's code: a list of (pc, QOP) to write over
+    the opcode at pc, left to right, sequences not overlapping.  Reads only what the
+    verifier has accepted (instructions and their operands as the code lays them out)."""
+    global _LENGTHS
+    if _LENGTHS is None:
+        from .opcodes import OPERANDS
+        _LENGTHS = {int(op): 1 + len(kinds) for op, kinds in OPERANDS.items()}
+    lengths = _LENGTHS
+    out = []
+    n = len(code)
+    pc = 0
+    while pc < n:
+        op = code[pc]
+        nxt = pc + lengths[op]
+        op2 = code[nxt] if nxt < n else -1
+        op3 = code[nxt + 1] if nxt + 1 < n else -1
+        q = -1
+        span = 0
+        if op == OP_LOCAL:
+            if op2 == OP_LOCAL:
+                q, span = QOP_LOCAL2, 4
+            elif op2 == OP_HEAD and op3 == OP_EVAL:
+                q, span = QOP_LOCAL_HEAD_EVAL, 4
+            elif op2 == OP_TAIL and op3 == OP_EVAL:
+                q, span = QOP_LOCAL_TAIL_EVAL, 4
+            elif op2 == OP_NULLP and op3 == OP_JUMPF:
+                q, span = QOP_BR_LOCAL_CONS, 5
+        elif op == OP_STORE:
+            if op2 == OP_LOCAL and code[nxt + 1] == code[pc + 1] and nxt + 2 < n \
+                    and code[nxt + 2] == OP_POP:
+                q, span = QOP_STORE_DROP, 5
+        elif op == OP_EVAL:
+            if op2 == OP_STORE:
+                q, span = QOP_EVAL_STORE, 3
+        if q >= 0 and pc + span <= n:
+            out.append((pc, q))
+            pc += span
+        else:
+            pc = nxt
+    return out
 
 
 def _prologue_length(code):
