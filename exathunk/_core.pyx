@@ -1437,13 +1437,11 @@ cdef int interp(Machine* m) noexcept nogil:
                     pc += 5
                 elif op == QOP_LOCAL_HEAD_EVAL or op == QOP_LOCAL_TAIL_EVAL:
                     v = S[base + code[pc + 1]]
-                    if v.k == K_NIL:
-                        fail(m, E_EVAL, "head of an empty list" if op == QOP_LOCAL_HEAD_EVAL
-                             else "tail of an empty list")
-                        mode = M_FAIL
-                        break
-                    if not is_cons(v):
-                        fail(m, E_EVAL, "malformed program: head/tail of a non-list")
+                    if v.k == K_NIL or not is_cons(v):
+                        pc += 3               # stopped past the HEAD/TAIL, as it would
+                        fail(m, E_EVAL, ("head of an empty list" if op == QOP_LOCAL_HEAD_EVAL
+                                         else "tail of an empty list") if v.k == K_NIL
+                             else "malformed program: head/tail of a non-list")
                         mode = M_FAIL
                         break
                     v = FLD(v.u.p)[0 if op == QOP_LOCAL_HEAD_EVAL else 1]
@@ -1471,6 +1469,7 @@ cdef int interp(Machine* m) noexcept nogil:
                     elif is_cons(v):
                         pc = code[pc + 4]
                     else:
+                        pc += 3               # stopped past the NULLP, as it would
                         fail(m, E_EVAL, "malformed program: null? of a non-list")
                         mode = M_FAIL
                         break
