@@ -288,10 +288,61 @@ def _listening(verb: str, host: str, port: int, run) -> int:
     return 0
 
 
+def load_library(spec: str):
+    """``pkg.module:attr`` -> the Library it names: ``attr`` is a Library or a callable
+    of no arguments that returns one.  Anything else is a UsageError (exit code 2)."""
+    import importlib
+    from .library import Library
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--library {spec}: expected MODULE:ATTRIBUTE "
+                         "(e.g. mypkg.hostlib:lib)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        missing = getattr(err, "name", None) or module_name
+        why = (f"no module named {missing!r}" if isinstance(err, ModuleNotFoundError)
+               else f"{type(err).__name__}: {err}")
+        raise UsageError(f"--library {spec}: cannot import the module {module_name!r} "
+                         f"({why}; is it on PYTHONPATH?)") from None
+    except Exception as err:      # the module itself fails while it is imported
+        raise UsageError(f"--library {spec}: importing the module {module_name!r} "
+                         f"failed: {type(err).__name__}: {err}") from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"--library {spec}: the module {module_name!r} has no "
+                             f"attribute {attr!r}") from None
+    if not isinstance(obj, Library) and callable(obj) and not isinstance(obj, type):
+        try:
+            obj = obj()
+        except ExathunkError as err:
+            raise UsageError(f"--library {spec}: {attr}() failed: {err.kind}: "
+                             f"{err.message}") from None
+        except Exception as err:
+            raise UsageError(f"--library {spec}: {attr}() failed: "
+                             f"{type(err).__name__}: {err}") from None
+        what = f"{attr}() returned"
+    else:
+        what = f"{attr} is"
+    if not isinstance(obj, Library):
+        raise UsageError(f"--library {spec}: {what} of type {type(obj).__name__}, not an "
+                         "exathunk.Library (give a Library or a function of no "
+                         "arguments that returns one)")
+    return obj
+
+
 def cmd_serve(args) -> int:
     from . import server
     _configure_logging(args)
     options = {k: v for k, v in _limits(args).items()}
+    if args.library:
+        if len(args.library) > 1:
+            raise UsageError("--library given more than once: a node serves one Library "
+                             "(build one that registers everything)")
+        options["library"] = load_library(args.library[0])
     if args.workers is not None:
         options["workers"] = args.workers
     if args.timeout_ms is not None:
@@ -462,6 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default wall-clock limit per request")
     p.add_argument("--join", type=parse_address, metavar="HOST:PORT",
                    help="register this worker with a broker (presenting --token-file)")
+    p.add_argument("--library", action="append", metavar="MODULE:ATTR",
+                   help="offer the host functions, data types, classes and instances of "
+                        "this exathunk.Library: ATTR of the importable MODULE, a Library "
+                        "or a function of no arguments that returns one (e.g. "
+                        "mypkg.hostlib:lib); once")
     _add_server_security_args(p)
     _add_limit_args(p)
     _add_log_arg(p)
