@@ -95,6 +95,8 @@ class BrokerOptions:
     hedge_factor: float = 8.0         # ... and this many times its expected latency
     forward: str = "source"           # what workers get for a source request: the
                                       # "source" (checked here), or the "compiled" bytes
+    strict_store: bool = False        # a corrupt reputation store is a StoreError
+                                      # (default: moved aside, a fresh one started)
 
 
 def _split_options(options: dict):
@@ -278,7 +280,7 @@ class BrokerHandler:
         # The token and TLS the broker presents to its workers (one shared token per
         # deployment: the one it requires of registerWorker).
         self.client_security = client_security or NO_CLIENT_SECURITY
-        self.store = ReputationStore(db_path) if db_path else None
+        self.store = ReputationStore(db_path, strict=o.strict_store) if db_path else None
         rng = random.Random(o.seed) if o.seed is not None else random.Random()
         self.market = Market(policy or Policy(), rng=rng, store=self.store)
         self.library = Library()

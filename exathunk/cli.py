@@ -5,8 +5,9 @@ stderr with the place and a caret; a bad command line is one line on stderr.  Ex
 codes follow clox and sysexits: 0 success, 2 bad usage (a token, certificate or key
 file that cannot be used too), 65 a program that does not compile, 70 a run that fails
 (EvaluationError, LimitExceeded), 69 a remote node that cannot be reached or an address
-a server cannot listen on, 77 a node that refuses the token (AuthenticationError), 1
-anything else.
+a server cannot listen on, 74 a reputation store the broker cannot use (corrupt, with
+--strict-store; or not openable), 77 a node that refuses the token (AuthenticationError),
+1 anything else.
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
 $XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
 """
@@ -26,6 +27,7 @@ from .errors import (AuthenticationError, ConfigurationError, EvaluationError, E
                      UnknownFunctionError)
 
 EXIT_USAGE, EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE, EXIT_NOPERM = 2, 65, 70, 69, 77
+EXIT_IOERR = 74      # sysexits EX_IOERR: the broker's reputation store cannot be used
 SERVE_PORT, BROKER_PORT = 9090, 9091
 
 
@@ -354,9 +356,21 @@ def cmd_serve(args) -> int:
                       lambda: server.serve(host=args.host, port=args.port, **options))
 
 
+def _open_store(path: str, strict: bool) -> None:
+    """Check the reputation store before the broker opens it: a corrupt one is moved
+    aside (a line on stderr names where), or with --strict-store refused (StoreError)."""
+    from .reputation import ReputationStore
+    store = ReputationStore(path, strict=strict)
+    store.close()
+    if store.moved_aside:
+        print(f"exathunk broker: the reputation store {path} is corrupt: moved it aside "
+              f"to {store.moved_aside}; starting with a fresh one", file=sys.stderr,
+              flush=True)
+
+
 def cmd_broker(args) -> int:
     from . import broker
-    _configure_logging(args)
+    from .errors import StoreError
     workers = list(args.worker or [])
     oracles = list(args.oracle or [])
     # An oracle is a worker whose answers are trusted: it must be connected as one too.
@@ -368,10 +382,18 @@ def cmd_broker(args) -> int:
         os.makedirs(os.path.dirname(store), exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot create the folder of --store {store}: {err.strerror}")
+    try:
+        # Before logging is set up: the store's own warning stays quiet, this says it.
+        _open_store(store, args.strict_store)
+    except StoreError as err:
+        print(f"exathunk broker: error: {err.message}", file=sys.stderr)
+        return EXIT_IOERR
+    _configure_logging(args)
     print(f"exathunk broker: reputation store {store}", flush=True)
     return _listening("broker", args.host, args.port,
                       lambda: broker.serve(host=args.host, port=args.port, workers=workers,
-                                           db_path=store, **options))
+                                           db_path=store, strict_store=args.strict_store,
+                                           **options))
 
 
 def cmd_status(args) -> int:
@@ -455,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "programs travel over Thrift RPC.",
         epilog="Run 'exathunk VERB --help' for a verb's options.  Exit codes: 0 ok, "
                "2 usage, 65 compile error, 70 run failure, 69 unreachable node or "
-               "an address that cannot be listened on, 77 token refused.")
+               "an address that cannot be listened on, 74 unusable broker store "
+               "(broker --strict-store), 77 token refused.")
     top.add_argument("--version", action="version", version=f"exathunk {__version__}")
     verbs = top.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
@@ -538,6 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLite file for reputation and statistics, kept across restarts "
                         "(default $XDG_DATA_HOME/exathunk/broker.sqlite3, i.e. "
                         "~/.local/share/exathunk/broker.sqlite3; its path is printed at start)")
+    p.add_argument("--strict-store", action="store_true",
+                   help="refuse to start (exit code 74) when the store is corrupt; by "
+                        "default a corrupt store is moved aside to "
+                        "PATH.corrupt-TIMESTAMP (the new path is printed on stderr) and "
+                        "a fresh one started")
     _add_server_security_args(p, broker=True)
     _add_log_arg(p)
     p.set_defaults(run=cmd_broker)

@@ -414,3 +414,56 @@ def test_a_runaway_that_times_out_everywhere_is_the_users_error(cluster):
         assert info.value.limit == "timeout"
     for row in c.stats()["workers"]:
         assert row["state"] == "ACTIVE" and row["disagreed"] == 0 and row["failures"] == 0
+
+
+# ---- a corrupt reputation store ------------------------------------------------------
+
+def _corrupt_store(path):
+    path.write_bytes(b"this is not a SQLite database\n" * 200)
+    return path
+
+
+def test_a_corrupt_store_is_moved_aside_and_the_broker_starts_fresh(cluster, tmp_path,
+                                                                     caplog):
+    worker, start_broker, connect = cluster
+    w = worker()
+    db = _corrupt_store(tmp_path / "rep.sqlite3")
+    with caplog.at_level("WARNING", logger="exathunk.reputation"):
+        b = start_broker([w], db_path=str(db))
+    assert connect(b).evaluate("(+ 1 2)") == 3
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("rep.sqlite3.corrupt-")]
+    assert len(aside) == 1
+    assert aside[0].read_bytes().startswith(b"this is not a SQLite database")
+    assert b.handler.store.moved_aside == str(aside[0])
+    assert any(str(aside[0]) in r.getMessage() for r in caplog.records)
+    # The fresh store works: the worker's record is written to it.
+    from exathunk.reputation import ReputationStore
+    b.handler.market.flush()
+    assert [r["address"] for r in ReputationStore(str(db)).load()] == [f"{w.host}:{w.port}"]
+
+
+def test_a_damaged_store_is_moved_aside_too(tmp_path):
+    from exathunk.reputation import ReputationStore
+    db = tmp_path / "rep.sqlite3"
+    store = ReputationStore(str(db))
+    store.save([{"address": f"h:{i}", "state": "active", "agreed": 0, "lost": 0,
+                 "streak": 0, "requests": 0, "completed": 0, "failures": 0,
+                 "shut_until": 0.0, "shutouts": 0, "probation_left": 0, "trusted": False}
+                for i in range(2000)])
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(db.read_bytes())
+    data[4096 * 2:4096 * 6] = b"\xa5" * (4096 * 4)      # pages past the header
+    db.write_bytes(bytes(data))
+    fresh = ReputationStore(str(db))
+    assert fresh.moved_aside is not None and os.path.exists(fresh.moved_aside)
+    assert fresh.load() == []
+
+
+def test_strict_store_refuses_a_corrupt_store(tmp_path):
+    from exathunk.errors import StoreError
+    db = _corrupt_store(tmp_path / "rep.sqlite3")
+    with pytest.raises(StoreError) as info:
+        broker.start("127.0.0.1", 0, db_path=str(db), strict_store=True)
+    assert str(db) in info.value.message and "corrupt" in info.value.message
+    assert [p.name for p in tmp_path.iterdir()] == ["rep.sqlite3"]   # left where it was

@@ -430,3 +430,42 @@ def test_serve_library_twice_is_a_usage_error(tmp_path):
                        timeout=60)
     assert r.returncode == 2
     assert "--library given more than once" in r.stderr
+
+
+def test_broker_moves_a_corrupt_store_aside_and_says_where(tmp_path):
+    store = tmp_path / "rep.db"
+    store.write_bytes(b"garbage, not SQLite\n" * 100)
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["broker", "--port", str(port), "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+        first = proc.stdout.readline()
+        r = run("status", f"127.0.0.1:{port}", "--json")
+        assert r.returncode == 0 and '"role": "broker"' in r.stdout       # it serves
+    finally:
+        stop(proc)
+    err = proc.stderr.read()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("rep.db.corrupt-")]
+    assert len(aside) == 1
+    assert aside[0].read_bytes().startswith(b"garbage, not SQLite")
+    assert (f"exathunk broker: the reputation store {store} is corrupt: moved it aside "
+            f"to {aside[0]}; starting with a fresh one") in err
+    assert "Traceback" not in err
+    assert first.strip() == f"exathunk broker: reputation store {store}"
+    from exathunk.reputation import ReputationStore
+    assert ReputationStore(str(store)).moved_aside is None     # a fresh, sound store
+
+
+def test_broker_strict_store_refuses_a_corrupt_store_exit_74(tmp_path):
+    store = tmp_path / "rep.db"
+    store.write_bytes(b"garbage, not SQLite\n" * 100)
+    r = run("broker", "--port", str(free_port()), "--store", str(store), "--strict-store",
+            timeout=60)
+    assert r.returncode == 74
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"exathunk broker: error: the reputation store {store} "
+                               "is corrupt (file is not a database)")
+    assert [p.name for p in tmp_path.iterdir()] == ["rep.db"]
+    assert "74" in run("broker", "--help").stdout
