@@ -467,3 +467,127 @@ def test_strict_store_refuses_a_corrupt_store(tmp_path):
         broker.start("127.0.0.1", 0, db_path=str(db), strict_store=True)
     assert str(db) in info.value.message and "corrupt" in info.value.message
     assert [p.name for p in tmp_path.iterdir()] == ["rep.sqlite3"]   # left where it was
+
+
+# ---- a broker is not its own worker ---------------------------------------------------
+
+class _Forwarder:
+    """A TCP port on 127.0.0.1 that forwards every connection to ``target``: another
+    address that reaches the same node."""
+
+    def __init__(self, target):
+        import socket
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                a, _ = self.listener.accept()
+            except OSError:
+                return
+            b = socket.create_connection(self.target)
+            self.sockets += [a, b]
+            for src, dst in ((a, b), (b, a)):
+                t = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
+                self.threads.append(t)
+                t.start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        import socket
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", "127.0.0.2"])
+def test_a_broker_refuses_to_register_itself(cluster, host):
+    from exathunk.errors import WorkerRefused
+    worker, start_broker, connect = cluster
+    w = worker()
+    b = start_broker([w])
+    c = connect(b)
+    with pytest.raises(WorkerRefused) as info:
+        c.register_worker(host, b.port)
+    assert f"{host}:{b.port} is this broker itself" in info.value.message
+    assert [x["address"] for x in c.stats()["workers"]] == [f"{w.host}:{w.port}"]
+
+
+def test_a_broker_refuses_itself_through_an_alias_address(cluster):
+    from exathunk.errors import WorkerRefused
+    worker, start_broker, connect = cluster
+    w = worker()
+    b = start_broker([w])
+    alias = _Forwarder((b.host, b.port))
+    try:
+        c = connect(b)
+        with pytest.raises(WorkerRefused) as info:
+            c.register_worker("127.0.0.1", alias.port)
+        assert "reports the broker's own node id" in info.value.message
+        assert [x["address"] for x in c.stats()["workers"]] == [f"{w.host}:{w.port}"]
+        # A real worker through the same kind of alias is accepted.
+        other = worker()
+        alias2 = _Forwarder((other.host, other.port))
+        try:
+            assert c.register_worker("127.0.0.1", alias2.port)
+        finally:
+            b.handler.remove_worker(f"127.0.0.1:{alias2.port}")
+            alias2.close()
+    finally:
+        alias.close()
+
+
+def test_stats_report_a_node_id_per_start(cluster):
+    worker, start_broker, connect = cluster
+    w = worker()
+    b = start_broker([w])
+    ids = {connect(b).stats()["nodeId"], connect(w).stats()["nodeId"]}
+    assert len(ids) == 2 and all(len(i) == 32 for i in ids)
+
+
+def test_a_broker_given_itself_as_a_worker_at_start_drops_it(cluster, caplog):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = broker.start("127.0.0.1", port, workers=[("localhost", port)], flush_interval=0.05,
+                     seed=7)
+    try:
+        with caplog.at_level("WARNING", logger="exathunk.broker"):
+            for _ in range(400):
+                if not b.handler._pending_workers:
+                    break
+                time.sleep(0.05)
+        assert not b.handler._pending_workers and not b.handler.market.workers
+        assert any(f"localhost:{port} is this broker itself" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        b.stop()
