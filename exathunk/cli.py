@@ -317,7 +317,7 @@ def load_library(spec: str):
         except AttributeError:
             raise UsageError(f"--library {spec}: the module {module_name!r} has no "
                              f"attribute {attr!r}") from None
-    if not isinstance(obj, Library) and callable(obj) and not isinstance(obj, type):
+    if not isinstance(obj, Library) and callable(obj):
         try:
             obj = obj()
         except ExathunkError as err:
@@ -326,7 +326,7 @@ def load_library(spec: str):
         except Exception as err:
             raise UsageError(f"--library {spec}: {attr}() failed: "
                              f"{type(err).__name__}: {err}") from None
-        what = f"{attr}() returned"
+        what = f"{attr}() returned a value"
     else:
         what = f"{attr} is"
     if not isinstance(obj, Library):

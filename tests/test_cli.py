@@ -371,6 +371,9 @@ not_a_library = 42
 
 def broken():
     raise ValueError("no luck")
+
+def make_number():
+    return 7
 '''
 
 
@@ -409,6 +412,8 @@ def test_serve_library_offers_its_host_functions(tmp_path, attr):
     ("xt_hostlib_mod:missing", "the module 'xt_hostlib_mod' has no attribute 'missing'"),
     ("xt_hostlib_mod:not_a_library", "not_a_library is of type int, not an exathunk.Library"),
     ("xt_hostlib_mod:broken", "broken() failed: ValueError: no luck"),
+    ("xt_hostlib_mod:make_number",
+     "make_number() returned a value of type int, not an exathunk.Library"),
     ("xt_hostlib_mod", "expected MODULE:ATTRIBUTE"),
 ])
 def test_serve_bad_library_is_one_line_and_exit_2(tmp_path, spec, message):
