@@ -5,8 +5,9 @@ stderr with the place and a caret; a bad command line is one line on stderr.  Ex
 codes follow clox and sysexits: 0 success, 2 bad usage (a token, certificate or key
 file that cannot be used too), 65 a program that does not compile, 70 a run that fails
 (EvaluationError, LimitExceeded), 69 a remote node that cannot be reached or an address
-a server cannot listen on (its metrics' address too), 77 a node that refuses the token
-(AuthenticationError), 1 anything else.  serve and broker take --metrics-port/
+a server cannot listen on (its metrics' address too), 74 a reputation store the broker
+cannot use (corrupt, with --strict-store; or not openable), 77 a node that refuses the
+token (AuthenticationError), 1 anything else.  serve and broker take --metrics-port/
 --metrics-host (Prometheus, needs the metrics extra) and --log-format json (one JSON
 line per request on stderr).
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
@@ -28,6 +29,7 @@ from .errors import (AuthenticationError, ConfigurationError, EvaluationError, E
                      UnknownFunctionError)
 
 EXIT_USAGE, EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE, EXIT_NOPERM = 2, 65, 70, 69, 77
+EXIT_IOERR = 74      # sysexits EX_IOERR: the broker's reputation store cannot be used
 SERVE_PORT, BROKER_PORT = 9090, 9091
 
 
@@ -326,10 +328,61 @@ def _listening(verb: str, host: str, port: int, run) -> int:
     return 0
 
 
+def load_library(spec: str):
+    """``pkg.module:attr`` -> the Library it names: ``attr`` is a Library or a callable
+    of no arguments that returns one.  Anything else is a UsageError (exit code 2)."""
+    import importlib
+    from .library import Library
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--library {spec}: expected MODULE:ATTRIBUTE "
+                         "(e.g. mypkg.hostlib:lib)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        missing = getattr(err, "name", None) or module_name
+        why = (f"no module named {missing!r}" if isinstance(err, ModuleNotFoundError)
+               else f"{type(err).__name__}: {err}")
+        raise UsageError(f"--library {spec}: cannot import the module {module_name!r} "
+                         f"({why}; is it on PYTHONPATH?)") from None
+    except Exception as err:      # the module itself fails while it is imported
+        raise UsageError(f"--library {spec}: importing the module {module_name!r} "
+                         f"failed: {type(err).__name__}: {err}") from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"--library {spec}: the module {module_name!r} has no "
+                             f"attribute {attr!r}") from None
+    if not isinstance(obj, Library) and callable(obj):
+        try:
+            obj = obj()
+        except ExathunkError as err:
+            raise UsageError(f"--library {spec}: {attr}() failed: {err.kind}: "
+                             f"{err.message}") from None
+        except Exception as err:
+            raise UsageError(f"--library {spec}: {attr}() failed: "
+                             f"{type(err).__name__}: {err}") from None
+        what = f"{attr}() returned a value"
+    else:
+        what = f"{attr} is"
+    if not isinstance(obj, Library):
+        raise UsageError(f"--library {spec}: {what} of type {type(obj).__name__}, not an "
+                         "exathunk.Library (give a Library or a function of no "
+                         "arguments that returns one)")
+    return obj
+
+
 def cmd_serve(args) -> int:
     from . import server
     _configure_logging(args)
     options = {k: v for k, v in _limits(args).items()}
+    if args.library:
+        if len(args.library) > 1:
+            raise UsageError("--library given more than once: a node serves one Library "
+                             "(build one that registers everything)")
+        options["library"] = load_library(args.library[0])
     if args.workers is not None:
         options["workers"] = args.workers
     if args.timeout_ms is not None:
@@ -342,9 +395,21 @@ def cmd_serve(args) -> int:
                       lambda: server.serve(host=args.host, port=args.port, **options))
 
 
+def _open_store(path: str, strict: bool) -> None:
+    """Check the reputation store before the broker opens it: a corrupt one is moved
+    aside (a line on stderr names where), or with --strict-store refused (StoreError)."""
+    from .reputation import ReputationStore
+    store = ReputationStore(path, strict=strict)
+    store.close()
+    if store.moved_aside:
+        print(f"exathunk broker: the reputation store {path} is corrupt: moved it aside "
+              f"to {store.moved_aside}; starting with a fresh one", file=sys.stderr,
+              flush=True)
+
+
 def cmd_broker(args) -> int:
     from . import broker
-    _configure_logging(args)
+    from .errors import StoreError
     workers = list(args.worker or [])
     oracles = list(args.oracle or [])
     # An oracle is a worker whose answers are trusted: it must be connected as one too.
@@ -357,10 +422,18 @@ def cmd_broker(args) -> int:
         os.makedirs(os.path.dirname(store), exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot create the folder of --store {store}: {err.strerror}")
+    try:
+        # Before logging is set up: the store's own warning stays quiet, this says it.
+        _open_store(store, args.strict_store)
+    except StoreError as err:
+        print(f"exathunk broker: error: {err.message}", file=sys.stderr)
+        return EXIT_IOERR
+    _configure_logging(args)
     print(f"exathunk broker: reputation store {store}", flush=True)
     return _listening("broker", args.host, args.port,
                       lambda: broker.serve(host=args.host, port=args.port, workers=workers,
-                                           db_path=store, **options))
+                                           db_path=store, strict_store=args.strict_store,
+                                           **options))
 
 
 def cmd_status(args) -> int:
@@ -444,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "programs travel over Thrift RPC.",
         epilog="Run 'exathunk VERB --help' for a verb's options.  Exit codes: 0 ok, "
                "2 usage, 65 compile error, 70 run failure, 69 unreachable node or "
-               "an address that cannot be listened on, 77 token refused.")
+               "an address that cannot be listened on, 74 unusable broker store "
+               "(broker --strict-store), 77 token refused.")
     top.add_argument("--version", action="version", version=f"exathunk {__version__}")
     verbs = top.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
@@ -502,6 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default wall-clock limit per request")
     p.add_argument("--join", type=parse_address, metavar="HOST:PORT",
                    help="register this worker with a broker (presenting --token-file)")
+    p.add_argument("--library", action="append", metavar="MODULE:ATTR",
+                   help="offer the host functions, data types, classes and instances of "
+                        "this exathunk.Library: ATTR of the importable MODULE, a Library "
+                        "or a function of no arguments that returns one (e.g. "
+                        "mypkg.hostlib:lib); once")
     _add_server_security_args(p)
     _add_limit_args(p)
     _add_log_arg(p)
@@ -523,6 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLite file for reputation and statistics, kept across restarts "
                         "(default $XDG_DATA_HOME/exathunk/broker.sqlite3, i.e. "
                         "~/.local/share/exathunk/broker.sqlite3; its path is printed at start)")
+    p.add_argument("--strict-store", action="store_true",
+                   help="refuse to start (exit code 74) when the store is corrupt; by "
+                        "default a corrupt store is moved aside to "
+                        "PATH.corrupt-TIMESTAMP (the new path is printed on stderr) and "
+                        "a fresh one started")
     _add_server_security_args(p, broker=True)
     _add_log_arg(p)
     _add_ops_args(p)

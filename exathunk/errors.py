@@ -115,6 +115,17 @@ class ConfigurationError(ExathunkError):
     unreadable, a TLS certificate, key or CA file that does not load."""
 
 
+class StoreError(ExathunkError):
+    """The broker's reputation store cannot be used: not a SQLite database or damaged
+    (with ``strict_store``/``--strict-store``; otherwise it is moved aside), or a file
+    that cannot be opened or written."""
+
+
+class WorkerRefused(ExathunkError):
+    """registerWorker (or a worker given at start) refused: the address reaches the
+    broker itself, by its own host:port, an alias of it, or by the node id it reports."""
+
+
 class CompileWarning(ExathunkError):
     """Never raised: a warning with a place (a case that misses values, an alternative
     that is never used), kept on the checked module and rendered like an error."""
@@ -140,7 +151,8 @@ ERROR_CLASSES: dict[str, type[ExathunkError]] = {
     cls.__name__: cls
     for cls in (ExathunkError, ParseError, TypeCheckError, UnknownFunctionError,
                 EvaluationError, LimitExceeded, RemoteError, AuthenticationError,
-                AuthenticationRequired, AuthenticationFailed, ConfigurationError)
+                AuthenticationRequired, AuthenticationFailed, ConfigurationError,
+                StoreError, WorkerRefused)
 }
 
 

@@ -294,6 +294,7 @@ class ExecutionHandler:
     def __init__(self, library: Library | None = None, options: Options | None = None):
         self.library = library or default_library()
         self.options = options or Options()
+        self.node_id = os.urandom(16).hex()   # ServiceStats.nodeId: new at every start
         o = self.options
         self._results = _LRU(o.cache_size)
         self._by_source = _LRU(o.cache_size)
@@ -1152,7 +1153,7 @@ class ExecutionHandler:
             draining=self.draining, executionModel="threads",
             connections=self.connections(), rejectedFrames=self.rejected_frames(),
             workers=[], subThunks=c["subthunks"],
-            authRefused=c["auth_refused"] + c["auth_failed"])
+            authRefused=c["auth_refused"] + c["auth_failed"], nodeId=self.node_id)
 
     def requestBid(self, evalRequest):
         try:

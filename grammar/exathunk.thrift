@@ -483,7 +483,8 @@ struct VarCont {
 // client raises the exathunk class named by kind, with the same message and position.
 exception ExathunkException {
   // The exathunk error class: ParseError, TypeCheckError, UnknownFunctionError,
-  // EvaluationError, LimitExceeded, RemoteError or ExathunkError.
+  // EvaluationError, LimitExceeded, RemoteError, WorkerRefused (registerWorker given the
+  // broker itself) or ExathunkError.
   1: string kind,
   // The message, without the rendered source line (the client has the source).
   2: string message,
@@ -689,6 +690,11 @@ struct ServiceStats {
   // Calls refused for want of authentication (AuthenticationRequired) plus wrong tokens
   // given to authenticate (AuthenticationFailed); 0 on a node without a token.
   26: optional i64 authRefused,
+  // A random id (32 hex digits) the node draws when it starts, new at every start: a
+  // broker asks a candidate worker for it and refuses (WorkerRefused) one that reports
+  // the broker's own id, i.e. an address that reaches the broker itself.  Unset on nodes
+  // older than the field.
+  27: optional string nodeId,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,7 +793,9 @@ service RemoteExecutionService {
             9: AuthenticationError authError),
 
   // A worker at host:port offers itself to a broker (`exathunk serve --join`); true when
-  // accepted.  A plain worker answers NotABroker.
+  // accepted.  A plain worker answers NotABroker.  An address that reaches the broker
+  // itself (its own port on a loopback, wildcard or local address, or a node whose
+  // getStats reports the broker's nodeId) is an ExathunkException of kind WorkerRefused.
   bool registerWorker(1: string host, 2: i32 port)
     throws (1: ExathunkException err, 2: NotABroker notABroker,
             9: AuthenticationError authError),
