@@ -733,6 +733,11 @@ _EXACT = frozenset(int(op) for op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC
 _PARTIAL = frozenset(int(op) for op in (Op.MKPAP, Op.ALLOC_PAP))
 _APPLIES = frozenset(int(op) for op in (Op.APPLY, Op.TAILAPPLY))
 _FUN, _CAF, _HOST, _MKCON = int(Op.FUN), int(Op.CAF), int(Op.HOST), int(Op.MKCON)
+_STORE = int(Op.STORE)
+# Per opcode, the positions of its operands that read a frame slot (every "slot"
+# operand but STORE's, which writes it).
+_READS = {int(op): tuple(i for i, kind in enumerate(OPERANDS[op]) if kind == "slot")
+          for op in Op if op != Op.STORE}
 
 
 def _verify_code(prog, f, arities, con_arities=()) -> int:
@@ -808,14 +813,34 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
             if con_arities[con_arg] != count:
                 raise _bad(f, pc, f"MKCON with {count} fields for a constructor of arity "
                                   f"{con_arities[con_arg]}")
-    # stack heights: every path agrees, never underflows, never falls off the end
+    # Stack heights: every path agrees, never underflows, never falls off the end.
+    # Definite assignment, in the same pass: ``assigned`` maps a pc to the bit set of
+    # the frame slots written on every path to it (the parameters, which hold the
+    # arguments or a thunk's captured variables, at entry; STORE adds its slot; where
+    # paths meet, the intersection).  A slot read outside that set is refused: the
+    # engine's fresh slots hold whatever an earlier frame left in the stack.  Every
+    # jump goes forward (checked above), so the control-flow graph is acyclic and one
+    # pass in pc order, which sees every predecessor of an instruction before it,
+    # reaches the fixpoint.  Direct calls enter after the strict-parameter prologue
+    # (LOCAL_EVAL i; STORE i pairs), which only rewrites slots it reads, so its end
+    # has the entry state too.
     heights = {0: 0}
+    assigned = {0: (1 << f.arity) - 1}
     max_h = 0
     last = len(decoded) - 1
+    reads = _READS
     for idx, (pc, op, ops, kinds) in enumerate(decoded):
         h = heights.get(pc)
         if h is None:
             continue          # unreachable
+        a = assigned[pc]
+        if op == _STORE:
+            a |= 1 << ops[0]
+        else:
+            for i in reads[op]:
+                if not (a >> ops[i]) & 1:
+                    raise _bad(f, pc, f"{Op(op).name} reads slot {ops[i]} before it is "
+                                      f"written on every path")
         pops, pushes = _EFFECT[op]
         if pops.__class__ is str:
             n = ops[-1]
@@ -834,15 +859,21 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
             old = heights.get(nxt)
             if old is None:
                 heights[nxt] = h2
+                assigned[nxt] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
+            else:
+                assigned[nxt] &= a
         if op in _BRANCH:
             t = ops[-1]
             old = heights.get(t)
             if old is None:
                 heights[t] = h2
+                assigned[t] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
+            else:
+                assigned[t] &= a
     return max_h + 1
 
 
