@@ -791,6 +791,8 @@ class ExecutionHandler:
     def _evaluate_one(self, req):
         # The hottest path: the same source text again, answered from the cache by its
         # text without compiling or hashing (library changes invalidate by version).
+        if req is None:
+            raise ExathunkError("missing evalRequest")
         source = req.source
         if (source is not None and req.graph is None and req.programBytes is None
                 and not req.noCache and req.requestId is None):
