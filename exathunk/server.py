@@ -1430,6 +1430,9 @@ class ThriftServer:
         if counters is not None:
             counters["requests"] += 1
         try:
+            bad = wire.undecoded_text(args, body)     # a string field that is not UTF-8
+            if bad is not None:
+                raise bad
             if len(arg_names) == 1:
                 result.success = method(getattr(args, arg_names[0]))
             else:

@@ -452,3 +452,60 @@ def test_mutated_frames_never_reach_an_internal_error(serve):
     assert proc.poll() is None
     with connect(host, port) as c:
         assert c.evaluate("(+ 2 2)") == 4
+
+
+def test_string_field_not_utf8_is_a_declared_error(serve):
+    # thriftpy2 hands a string that is not UTF-8 over as bytes; the node names the field
+    host, port, _ = serve
+    msg = wire.encode_message("evaluate", wire.CALL, 1, wire.Service.evaluate_args(
+        evalRequest=wire.make_request("(+ 1 2)", request_id="rid-A")))
+    result = reply(send_raw(host, port, msg.replace(b"rid-A", b"rid-\xff")), "evaluate")
+    assert result.err.kind == "ExathunkError"
+    assert result.err.message == "field evalRequest.requestId is not valid UTF-8 (byte offset 4)"
+    rt = T.RemoteThunk(id="thunk-A")
+    msg = wire.encode_message("thunkWaitAny", wire.CALL, 1, wire.Service.thunkWaitAny_args(
+        thunks=[T.RemoteThunk(id="ok"), rt], timeoutMs=1))
+    result = reply(send_raw(host, port, msg.replace(b"thunk-A", b"thunk\xc3(")), "thunkWaitAny")
+    assert result.err.message == "field thunks[1].id is not valid UTF-8 (byte offset 5)"
+
+
+@pytest.fixture(scope="module")
+def broker_node():
+    """A broker in front of one worker (both in this process, on loopback)."""
+    from exathunk import broker, server
+    worker = server.start(workers=1, io_timeout=2.0)
+    try:
+        b = broker.start(workers=[(worker.host, worker.port)], db_path=None, io_timeout=2.0)
+        try:
+            yield b.host, b.port
+        finally:
+            b.stop(5)
+    finally:
+        worker.stop(5)
+
+
+def test_broker_batch_with_a_request_that_fails_to_compile(broker_node):
+    host, port = broker_node
+    msg = wire.encode_message("submitBatch", wire.CALL, 1, wire.Service.submitBatch_args(
+        evalRequests=[wire.make_request("(+ 1"), wire.make_request("(+ 1 2)")]))
+    result = reply(send_raw(host, port, msg), "submitBatch")
+    assert result.err is None and len(result.success) == 2
+    with connect(host, port) as c:
+        assert c.evaluate("(+ 1 2)") == 3
+
+
+def test_broker_mutated_frames_never_reach_an_internal_error(broker_node):
+    host, port = broker_node
+    messages = _messages()
+    rng = random.Random(31)
+    internal = []
+    for _ in range(300):
+        data = bytearray(rng.choice(messages))
+        for _ in range(rng.randrange(1, 4)):
+            data[rng.randrange(16, len(data))] = rng.randrange(256)
+        got = send_raw(host, port, bytes(data), wait=3.0)
+        if b"internal error" in got:
+            internal.append((bytes(data), got))
+    assert internal == [], f"{len(internal)} internal errors, e.g. {internal[0][1]!r}"
+    with connect(host, port) as c:
+        assert c.evaluate("(+ 2 2)") == 4
