@@ -726,18 +726,27 @@ def _verify_datatypes(datatypes) -> list:
 
 # Per-opcode tables indexed by int, so that verification does no enum look-ups.
 _KINDS = {int(op): OPERANDS[op] for op in Op}
-_EFFECT = {int(op): STACK[op] for op in Op}
 _TERMINATOR = frozenset(int(op) for op in TERMINATORS)
 _BRANCH = frozenset(int(op) for op in BRANCHES)
 _EXACT = frozenset(int(op) for op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC_THUNK))
 _PARTIAL = frozenset(int(op) for op in (Op.MKPAP, Op.ALLOC_PAP))
 _APPLIES = frozenset(int(op) for op in (Op.APPLY, Op.TAILAPPLY))
 _FUN, _CAF, _HOST, _MKCON = int(Op.FUN), int(Op.CAF), int(Op.HOST), int(Op.MKCON)
-_STORE = int(Op.STORE)
-# Per opcode, the positions of its operands that read a frame slot (every "slot"
-# operand but STORE's, which writes it).
-_READS = {int(op): tuple(i for i, kind in enumerate(OPERANDS[op]) if kind == "slot")
-          for op in Op if op != Op.STORE}
+# The opcodes with frame-slot operands, by what they do with them: 0 STORE writes the
+# slot of its first operand; 1 reads the slot of its first operand; 2 reads those of
+# its first two (the compare-two-locals branches).  The others touch no slot.
+def _slot_use(op):
+    kinds = OPERANDS[op]
+    if op == Op.STORE:
+        return 0
+    n = sum(1 for k in kinds if k == "slot")
+    assert kinds[:n] == ("slot",) * n, op      # slot operands come first
+    return n
+
+
+_SLOTS = {int(op): _slot_use(op) for op in Op if "slot" in OPERANDS[op]}
+# (pops, pushes, slot use or None) per opcode: one look-up per instruction.
+_EFFECT_SLOTS = {int(op): (*STACK[op], _SLOTS.get(int(op))) for op in Op}
 
 
 def _verify_code(prog, f, arities, con_arities=()) -> int:
@@ -823,25 +832,30 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
     # pass in pc order, which sees every predecessor of an instruction before it,
     # reaches the fixpoint.  Direct calls enter after the strict-parameter prologue
     # (LOCAL_EVAL i; STORE i pairs), which only rewrites slots it reads, so its end
-    # has the entry state too.
+    # has the entry state too.  A frame of only parameters (every in-range slot
+    # written at entry) needs no tracking.
     heights = {0: 0}
+    track = f.frame_size > f.arity
     assigned = {0: (1 << f.arity) - 1}
     max_h = 0
     last = len(decoded) - 1
-    reads = _READS
+    effects = _EFFECT_SLOTS
     for idx, (pc, op, ops, kinds) in enumerate(decoded):
         h = heights.get(pc)
         if h is None:
             continue          # unreachable
-        a = assigned[pc]
-        if op == _STORE:
-            a |= 1 << ops[0]
+        pops, pushes, use = effects[op]
+        if track:
+            a = assigned[pc]
         else:
-            for i in reads[op]:
-                if not (a >> ops[i]) & 1:
-                    raise _bad(f, pc, f"{Op(op).name} reads slot {ops[i]} before it is "
-                                      f"written on every path")
-        pops, pushes = _EFFECT[op]
+            a = use = None
+        if use is not None:
+            if use == 0:
+                a |= 1 << ops[0]
+            elif not (a >> ops[0]) & 1 or use == 2 and not (a >> ops[1]) & 1:
+                slot = ops[0] if not (a >> ops[0]) & 1 else ops[1]
+                raise _bad(f, pc, f"{Op(op).name} reads slot {slot} before it is "
+                                  f"written on every path")
         if pops.__class__ is str:
             n = ops[-1]
             pops = n if pops == "n" else n + 1
@@ -859,20 +873,22 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
             old = heights.get(nxt)
             if old is None:
                 heights[nxt] = h2
-                assigned[nxt] = a
+                if track:
+                    assigned[nxt] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
-            else:
+            elif track:
                 assigned[nxt] &= a
         if op in _BRANCH:
             t = ops[-1]
             old = heights.get(t)
             if old is None:
                 heights[t] = h2
-                assigned[t] = a
+                if track:
+                    assigned[t] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
-            else:
+            elif track:
                 assigned[t] &= a
     return max_h + 1
 
