@@ -4,7 +4,8 @@ A Program is plain data: functions (name, arity, frame size, int32 code and a pa
 line table), constant pools (ints, doubles, strings), host function references (name,
 signature, strictness), the entry function and the result type.  ``to_bytes`` writes
 it with a magic and a format version; ``from_bytes`` reads it back and verifies it
-(bounds, operand ranges, arities, jump targets, stack heights) so that hostile bytes
+(bounds, operand ranges, arities, jump targets, stack heights, and that every frame
+slot is written on every path before it is read) so that hostile bytes
 raise ExathunkError and never reach the engine ill-formed.  ``digest`` hashes the
 canonical encoding without names and line tables, so whitespace, comments and
 positions do not change it (the names of data types, constructors and fields do: a
