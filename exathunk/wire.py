@@ -974,8 +974,9 @@ def _any_bytes(value) -> bool:
 def undecoded_text(args, body=None):
     """A declared error for the first string field of a call's decoded arguments that
     arrived as bytes (not UTF-8), or None when every one is text.  ``body``: the frame
-    it was decoded from; an ASCII frame holds no bytes that are not UTF-8."""
-    if body is not None and body.isascii():
+    it was decoded from; one that is ASCII after the version word (0x8001...) holds no
+    bytes that are not UTF-8, and is not looked over."""
+    if body is not None and body[4:].isascii():
         return None
     if not _any_bytes(args):
         return None
