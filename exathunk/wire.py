@@ -934,7 +934,7 @@ def _first_bytes(value, path):
         items = v.items() if kind == 13 else None
         if kind == 15:
             et = spec[0] if spec.__class__ is tuple else spec
-            ek = 12 if et == 12 else (11 if et == 11 else et)
+            ek = 15 if et == 14 else et            # a set's elements as a list's
             sub = spec[1] if spec.__class__ is tuple else None
             for i, x in enumerate(v):
                 if x is not None:
