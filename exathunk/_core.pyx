@@ -1388,7 +1388,7 @@ cdef int interp(Machine* m) noexcept nogil:
     cdef int32_t fn = 0, f, n, op, ar, held, extra
     cdef int mode = M_RESUME
     cdef int64_t napply = 0, b, i, k, need
-    cdef Val v, w, R
+    cdef Val v, w, R, Z
     cdef Obj* o
     cdef Obj* o2
     cdef FnInfo* fi
@@ -1402,6 +1402,11 @@ cdef int interp(Machine* m) noexcept nogil:
     cdef int64_t next_check = m.next_check
     R.k = K_INT
     R.u.i = 0
+    # A frame's slots past its arguments start as the Int 0, never as what an earlier
+    # frame left in the value stack (a heap pointer, read as an Int, would leak it):
+    # the verifier refuses a read before a write, this is the second line of defence.
+    Z.k = K_INT
+    Z.u.i = 0
     while True:
         xt_prof_mode(mode)
         if mode == M_EXEC:
@@ -1571,7 +1576,7 @@ cdef int interp(Machine* m) noexcept nogil:
                     F[fp].fn = f
                     F[fp].base = b
                     for i in range(n, fi.nlocals):
-                        S[b + i].k = K_INT
+                        S[b + i] = Z
                     sp = b + fi.nlocals
                     base = b
                     fn = f
@@ -1598,7 +1603,7 @@ cdef int interp(Machine* m) noexcept nogil:
                             break
                     F[fp].fn = f
                     for i in range(n, fi.nlocals):
-                        S[base + i].k = K_INT
+                        S[base + i] = Z
                     sp = base + fi.nlocals
                     fn = f
                     code = allcode + fi.off
@@ -2213,7 +2218,7 @@ cdef int interp(Machine* m) noexcept nogil:
             F[fp].fn = f
             F[fp].base = b
             for i in range(n, fi.nlocals):
-                S[b + i].k = K_INT
+                S[b + i] = Z
             sp = b + fi.nlocals
             base = b
             fn = f
@@ -2308,7 +2313,7 @@ cdef int interp(Machine* m) noexcept nogil:
             F[fp].fn = f
             F[fp].base = b
             for i in range(ar, fi.nlocals):
-                S[b + i].k = K_INT
+                S[b + i] = Z
             sp = b + fi.nlocals
             base = b
             fn = f
@@ -2948,6 +2953,7 @@ cdef class Run:
             self.raise_error()
         for i in range(fi.nlocals):
             m.S[i].k = K_INT
+            m.S[i].u.i = 0
         m.sp = fi.nlocals
         with nogil:
             rc = interp(m)

@@ -274,6 +274,7 @@ class _Request:
 
     def __init__(self, rid: str):
         self.id = rid
+        self.source = None           # set by _submit; a request refused there has none
         self.results: dict = {}
         self.sent: dict = {}                  # address -> when it was dispatched there
         self.done = threading.Event()

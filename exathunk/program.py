@@ -4,7 +4,8 @@ A Program is plain data: functions (name, arity, frame size, int32 code and a pa
 line table), constant pools (ints, doubles, strings), host function references (name,
 signature, strictness), the entry function and the result type.  ``to_bytes`` writes
 it with a magic and a format version; ``from_bytes`` reads it back and verifies it
-(bounds, operand ranges, arities, jump targets, stack heights) so that hostile bytes
+(bounds, operand ranges, arities, jump targets, stack heights, and that every frame
+slot is written on every path before it is read) so that hostile bytes
 raise ExathunkError and never reach the engine ill-formed.  ``digest`` hashes the
 canonical encoding without names and line tables, so whitespace, comments and
 positions do not change it (the names of data types, constructors and fields do: a
@@ -726,13 +727,27 @@ def _verify_datatypes(datatypes) -> list:
 
 # Per-opcode tables indexed by int, so that verification does no enum look-ups.
 _KINDS = {int(op): OPERANDS[op] for op in Op}
-_EFFECT = {int(op): STACK[op] for op in Op}
 _TERMINATOR = frozenset(int(op) for op in TERMINATORS)
 _BRANCH = frozenset(int(op) for op in BRANCHES)
 _EXACT = frozenset(int(op) for op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC_THUNK))
 _PARTIAL = frozenset(int(op) for op in (Op.MKPAP, Op.ALLOC_PAP))
 _APPLIES = frozenset(int(op) for op in (Op.APPLY, Op.TAILAPPLY))
 _FUN, _CAF, _HOST, _MKCON = int(Op.FUN), int(Op.CAF), int(Op.HOST), int(Op.MKCON)
+# The opcodes with frame-slot operands, by what they do with them: 0 STORE writes the
+# slot of its first operand; 1 reads the slot of its first operand; 2 reads those of
+# its first two (the compare-two-locals branches).  The others touch no slot.
+def _slot_use(op):
+    kinds = OPERANDS[op]
+    if op == Op.STORE:
+        return 0
+    n = sum(1 for k in kinds if k == "slot")
+    assert kinds[:n] == ("slot",) * n, op      # slot operands come first
+    return n
+
+
+_SLOTS = {int(op): _slot_use(op) for op in Op if "slot" in OPERANDS[op]}
+# (pops, pushes, slot use or None) per opcode: one look-up per instruction.
+_EFFECT_SLOTS = {int(op): (*STACK[op], _SLOTS.get(int(op))) for op in Op}
 
 
 def _verify_code(prog, f, arities, con_arities=()) -> int:
@@ -808,15 +823,40 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
             if con_arities[con_arg] != count:
                 raise _bad(f, pc, f"MKCON with {count} fields for a constructor of arity "
                                   f"{con_arities[con_arg]}")
-    # stack heights: every path agrees, never underflows, never falls off the end
+    # Stack heights: every path agrees, never underflows, never falls off the end.
+    # Definite assignment, in the same pass: ``assigned`` maps a pc to the bit set of
+    # the frame slots written on every path to it (the parameters, which hold the
+    # arguments or a thunk's captured variables, at entry; STORE adds its slot; where
+    # paths meet, the intersection).  A slot read outside that set is refused: the
+    # engine's fresh slots hold whatever an earlier frame left in the stack.  Every
+    # jump goes forward (checked above), so the control-flow graph is acyclic and one
+    # pass in pc order, which sees every predecessor of an instruction before it,
+    # reaches the fixpoint.  Direct calls enter after the strict-parameter prologue
+    # (LOCAL_EVAL i; STORE i pairs), which only rewrites slots it reads, so its end
+    # has the entry state too.  A frame of only parameters (every in-range slot
+    # written at entry) needs no tracking.
     heights = {0: 0}
+    track = f.frame_size > f.arity
+    assigned = {0: (1 << f.arity) - 1}
     max_h = 0
     last = len(decoded) - 1
+    effects = _EFFECT_SLOTS
     for idx, (pc, op, ops, kinds) in enumerate(decoded):
         h = heights.get(pc)
         if h is None:
             continue          # unreachable
-        pops, pushes = _EFFECT[op]
+        pops, pushes, use = effects[op]
+        if track:
+            a = assigned[pc]
+        else:
+            a = use = None
+        if use is not None:
+            if use == 0:
+                a |= 1 << ops[0]
+            elif not (a >> ops[0]) & 1 or use == 2 and not (a >> ops[1]) & 1:
+                slot = ops[0] if not (a >> ops[0]) & 1 else ops[1]
+                raise _bad(f, pc, f"{Op(op).name} reads slot {slot} before it is "
+                                  f"written on every path")
         if pops.__class__ is str:
             n = ops[-1]
             pops = n if pops == "n" else n + 1
@@ -834,15 +874,23 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
             old = heights.get(nxt)
             if old is None:
                 heights[nxt] = h2
+                if track:
+                    assigned[nxt] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
+            elif track:
+                assigned[nxt] &= a
         if op in _BRANCH:
             t = ops[-1]
             old = heights.get(t)
             if old is None:
                 heights[t] = h2
+                if track:
+                    assigned[t] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
+            elif track:
+                assigned[t] &= a
     return max_h + 1
 
 

@@ -825,6 +825,8 @@ class ExecutionHandler:
     def _evaluate_one(self, req):
         # The hottest path: the same source text again, answered from the cache by its
         # text without compiling or hashing (library changes invalidate by version).
+        if req is None:
+            raise ExathunkError("missing evalRequest")
         source = req.source
         if (source is not None and req.graph is None and req.programBytes is None
                 and not req.noCache and req.requestId is None):
@@ -1561,6 +1563,9 @@ class ThriftServer:
         if counters is not None:
             counters["requests"] += 1
         try:
+            bad = wire.undecoded_text(args, body)     # a string field that is not UTF-8
+            if bad is not None:
+                raise bad
             if len(arg_names) == 1:
                 result.success = method(getattr(args, arg_names[0]))
             else:

@@ -882,6 +882,124 @@ def _open(buf, pos, end, vtype, stack, max_container, max_depth) -> int:
 
 
 # ----------------------------------------------------------------------------------------
+# Text fields.  thriftpy2 decodes a string field that is not UTF-8 as bytes instead of
+# failing, so a hostile frame can put bytes wherever the code expects a str.  The server
+# looks over each call's decoded arguments first and answers a declared error naming
+# the field.  Two fields are left to their own checks: ``source`` (the compile path
+# reads bytes as UTF-8 and reports the byte offset as a ParseError) and ``graph``
+# (graph_to_program refuses any ill-typed field of a program).
+
+_TEXT_EXEMPT = frozenset(("source", "graph"))
+
+
+_TEXTUAL = {}      # struct class -> ((field name, kind, element spec), ...) worth a look
+
+
+def _text_fields(cls):
+    """A struct's fields that are or may hold strings: (name, kind, element spec);
+    kind 11 a string, 12 a struct (spec its class), 15 a list or set (spec its
+    element's), 13 a map (spec its (key, value) specs)."""
+    got = _TEXTUAL.get(cls)
+    if got is None:
+        out = []
+        for _, fspec in sorted(cls.thrift_spec.items()):
+            ttype, name = fspec[0], fspec[1]
+            if name in _TEXT_EXEMPT:
+                continue
+            if ttype == 11:
+                out.append((name, 11, None))
+            elif ttype == 12:
+                out.append((name, 12, fspec[2]))
+            elif ttype in (14, 15):
+                elem = fspec[2]
+                if (elem[0] if elem.__class__ is tuple else elem) in (11, 12, 13, 14, 15):
+                    out.append((name, 15, elem))
+            elif ttype == 13:
+                out.append((name, 13, fspec[2]))
+        got = _TEXTUAL[cls] = tuple(out)
+    return got
+
+
+def _first_bytes(value, path):
+    """(path, bytes) of the first undecoded string in the struct ``value``."""
+    work = [(value, 12, None, path)]
+    while work:
+        v, kind, spec, where = work.pop()
+        if kind == 11:
+            if v.__class__ is not str:
+                return where, v
+            continue
+        if kind == 12:
+            for name, k, sub in _text_fields(v.__class__):
+                fv = getattr(v, name, None)
+                if fv is not None:
+                    work.append((fv, k, sub, f"{where}.{name}" if where else name))
+            continue
+        items = v.items() if kind == 13 else None
+        if kind == 15:
+            et = spec[0] if spec.__class__ is tuple else spec
+            ek = 15 if et == 14 else et            # a set's elements as a list's
+            sub = spec[1] if spec.__class__ is tuple else None
+            for i, x in enumerate(v):
+                if x is not None:
+                    work.append((x, ek, sub, f"{where}[{i}]"))
+        elif items is not None:
+            (kt, vt) = spec
+            for key, x in items:
+                for part, pspec in ((key, kt), (x, vt)):
+                    pt = pspec[0] if pspec.__class__ is tuple else pspec
+                    if part is not None and pt in (11, 12, 13, 14, 15):
+                        work.append((part, 15 if pt == 14 else pt,
+                                     pspec[1] if pspec.__class__ is tuple else None,
+                                     f"{where}[{key!r}]"))
+    return None
+
+
+def _any_bytes(value) -> bool:
+    """Whether the struct ``value`` holds an undecoded string (the fast check)."""
+    work = [value]
+    pop, push = work.pop, work.append
+    while work:
+        v = pop()
+        for name, kind, spec in _TEXTUAL.get(v.__class__) or _text_fields(v.__class__):
+            fv = getattr(v, name, None)
+            if fv is None:
+                continue
+            if kind == 11:
+                if fv.__class__ is not str:
+                    return True
+            elif kind == 12:
+                push(fv)
+            else:
+                return _first_bytes(value, "") is not None     # containers: the full walk
+    return False
+
+
+def undecoded_text(args, body=None):
+    """A declared error for the first string field of a call's decoded arguments that
+    arrived as bytes (not UTF-8), or None when every one is text.  ``body``: the frame
+    it was decoded from; one that is ASCII after the version word (0x8001...) holds no
+    bytes that are not UTF-8, and is not looked over."""
+    if body is not None and body[4:].isascii():
+        return None
+    if not _any_bytes(args):
+        return None
+    found = _first_bytes(args, "")
+    if found is None:
+        return None
+    path, data = found
+    try:
+        bytes(data).decode("utf-8")
+        at = None
+    except UnicodeDecodeError as err:
+        at = err.start
+    except TypeError:
+        at = None
+    where = f" (byte offset {at})" if at is not None else ""
+    return ExathunkError(f"field {path} is not valid UTF-8{where}")
+
+
+# ----------------------------------------------------------------------------------------
 # Messages (shared by the server and the client, which both frame by hand)
 
 def encode_message(name: str, mtype: int, seqid: int, payload) -> bytes:

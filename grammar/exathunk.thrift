@@ -14,6 +14,9 @@
 // (`kind`), the message and, where known, the line and column of the offending source.
 // The server never answers with a bare TApplicationException or drops the connection for
 // an error in a request (a malformed *frame* is another matter: that connection is closed).
+// Every string is UTF-8: a string argument that is not is an ExathunkException naming the
+// field ("field evalRequest.requestId is not valid UTF-8 (byte offset 4)"), and a source
+// text that is not is a ParseError naming the byte offset, with its line and column.
 //
 // Transport: framed (4-byte big-endian length, then the message); protocol: binary, strict;
 // over TCP, or over TLS when the node is started with `--tls-cert`.  A node started with
