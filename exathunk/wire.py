@@ -29,8 +29,15 @@ from .values import Data
 
 def _load_idl():
     # The IDL is package data of exathunk.grammar, so an installed exathunk finds it
-    # outside the checkout; as_file copes with zipped installs too.
-    with resources.as_file(resources.files("exathunk.grammar").joinpath("exathunk.thrift")) as p:
+    # outside the checkout; as_file copes with zipped installs too.  A checkout's source
+    # tree, imported as it is (built in place, not installed), has no exathunk.grammar:
+    # setup.py installs grammar/ under that name, so there the IDL is ../grammar/.
+    try:
+        idl = resources.files("exathunk.grammar").joinpath("exathunk.thrift")
+    except ModuleNotFoundError:
+        import pathlib
+        idl = pathlib.Path(__file__).resolve().parent.parent / "grammar" / "exathunk.thrift"
+    with resources.as_file(idl) as p:
         return thriftpy2.load(str(p), module_name="exathunk_thrift")
 
 
