@@ -193,24 +193,29 @@ def plot(storage, out: str) -> str:
 
     if ratio_runs:
         latest = ratio_runs[-1]["ratios"]
+        targets = {}
+        for t in ratio_runs[-1].get("targets", []):
+            if t.get("b") and t.get("verdict") in ("MET", "MISSED"):
+                targets.setdefault((t["workload"], t["b"]), []).append(t)
         labels = [f"{r['workload']}: {r['a']} / {r['b']}" for r in latest]
         values = [r["median"] for r in latest]
-        ax_ratio.barh(range(len(values)), values, color=["tab:green" if v <= 1 else
-                                                         "tab:red" for v in values])
+        colours = []
+        for r in latest:
+            verdicts = {t["verdict"] for t in targets.get((r["workload"], r["b"]), [])}
+            colours.append("tab:red" if "MISSED" in verdicts else
+                           "tab:green" if verdicts else "tab:gray")
+        ax_ratio.barh(range(len(values)), values, color=colours)
         ax_ratio.set_yticks(range(len(values)))
         ax_ratio.set_yticklabels(labels, fontsize=7)
         ax_ratio.invert_yaxis()
         ax_ratio.axvline(1.0, color="black", linewidth=0.8)
         ax_ratio.set_xscale("log")
-        for t in ratio_runs[-1].get("targets", []):
-            if t.get("b") and t.get("bound") and t.get("workload"):
-                label = f"{t['workload']}: engine / {t['b']}"
-                if label in labels:
-                    y = labels.index(label)
-                    ax_ratio.plot([t["bound"]], [y], marker="|", markersize=14,
-                                  color="black")
+        for y, r in enumerate(latest):
+            for t in targets.get((r["workload"], r["b"]), []):
+                ax_ratio.plot([float(t["bound"])], [y], marker="|", markersize=14,
+                              color="black")
         ax_ratio.set_title("latest compare_engine.py ratios, engine time / peer time "
-                           "(log; < 1: the engine is faster; | marks a target)")
+                           "(log)\n< 1: the engine is faster; | a target, green met, red missed")
         keys = sorted({(r["workload"], r["b"]) for run in ratio_runs for r in run["ratios"]})
         for key in keys:
             xs, ys = [], []
