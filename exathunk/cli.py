@@ -6,7 +6,8 @@ codes follow clox and sysexits: 0 success, 2 bad usage, 65 a program that does n
 compile, 70 a run that fails (EvaluationError, LimitExceeded), 69 a remote node that
 cannot be reached or an address a server cannot listen on, 1 anything else.
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
-$XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
+$XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset), and saved benchmark
+runs in its bench/ folder (exathunk.benchstore).
 """
 
 from __future__ import annotations
