@@ -236,7 +236,7 @@ def test_the_c_row_reports_the_c_programs_own_time(tmp_path):
 def test_a_checkout_without_exathunk_grammar_finds_its_idl():
     """The source tree has no exathunk/grammar (setup.py installs grammar/ under that
     name): a checkout imported as it is, with no installed exathunk to lean on, still
-    loads the Thrift IDL.  This was why bench_broker.py failed beside a non-editable
+    loads the Thrift IDL, its own.  This was why bench_broker.py failed beside a non-editable
     install ('No module named exathunk.grammar')."""
     code = ("import sys\n"
             "sys.meta_path[:] = [f for f in sys.meta_path\n"
@@ -251,10 +251,24 @@ def test_a_checkout_without_exathunk_grammar_finds_its_idl():
             "except ModuleNotFoundError:\n"
             "    print('no exathunk.grammar')\n"
             "print(exathunk.__file__)\n"
-            "print(wire.Service.__name__)\n")
+            "print(wire.Service.__name__)\n"
+            "print(wire.IDL_SOURCE)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=ROOT / "docs")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[1] == str(ROOT / "exathunk" / "__init__.py")
     assert lines[2] == "RemoteExecutionService"
+    assert lines[3] == str(ROOT / "grammar" / "exathunk.thrift")
+
+
+def test_a_checkout_reads_its_own_idl_beside_another_install():
+    """With another checkout's editable install on the machine, a checkout's exathunk
+    (imported from PYTHONPATH) reads its own grammar/exathunk.thrift, not the other's
+    exathunk.grammar: its worker nodes in bench/ speak its own version of the IDL."""
+    code = ("from exathunk import wire\n"
+            "print(wire.IDL_SOURCE)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env(), cwd=ROOT / "docs")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(ROOT / "grammar" / "exathunk.thrift")
