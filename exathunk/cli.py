@@ -11,7 +11,8 @@ token (AuthenticationError), 1 anything else.  serve and broker take --metrics-p
 --metrics-host (Prometheus, needs the metrics extra) and --log-format json (one JSON
 line per request on stderr).
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
-$XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
+$XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset), and saved benchmark
+runs in its bench/ folder (exathunk.benchstore).
 """
 
 from __future__ import annotations
@@ -487,7 +488,25 @@ BENCH_SUITES = ("compile", "engine", "service", "broker")
 
 
 def cmd_bench(args) -> int:
+    import pathlib
     import subprocess
+
+    from . import benchstore
+    storage = os.path.abspath(args.storage or benchstore.default_storage())
+    if args.plot:
+        if not args.plot.lower().endswith((".svg", ".png")):
+            raise UsageError(f"--plot: the file must end in .svg or .png, got {args.plot!r}")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError(f"--plot needs matplotlib: {benchstore.PLOT_HINT}") from None
+        try:
+            print(benchstore.plot(storage, args.plot))
+        except benchstore.StorageError as err:
+            raise UsageError(str(err)) from None
+        return 0
+    if args.compare and (args.quick or args.no_save):
+        raise UsageError("--compare needs a timed, saved run: drop --quick and --no-save")
     bench_dir = args.dir or os.path.join(os.getcwd(), "bench")
     if not os.path.isdir(bench_dir):
         print(f"error: no benchmark folder at {bench_dir} (run from a checkout, or give --dir)",
@@ -497,14 +516,37 @@ def cmd_bench(args) -> int:
     # The suites are named bench_*.py, which pytest collects only when named explicitly.
     cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
     cmd += [os.path.join(bench_dir, f"bench_{suite}.py") for suite in suites]
+    if args.k:
+        cmd += ["-k", args.k]
     if args.json:
         cmd.append(f"--benchmark-json={args.json}")
     if args.quick:
         # Each benchmark runs once, as a test: checks the suite works, measures nothing.
         cmd.append("--benchmark-disable")
         cmd.remove("--benchmark-only")
-    print("$ " + " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd)
+    elif not args.no_save:
+        # pytest-benchmark saves the run as <storage>/<machine id>/NNNN_*.json.
+        pathlib.Path(storage).mkdir(parents=True, exist_ok=True)
+        cmd += ["--benchmark-autosave", f"--benchmark-storage=file://{storage}"]
+    before = {r.path for r in benchstore.load_runs(storage)} if args.compare else set()
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    rc = subprocess.call(cmd)
+    if not args.quick and not args.no_save:
+        print(f"runs are saved in {storage}", file=sys.stderr)
+    if rc != 0 or not args.compare:
+        return rc
+    runs = benchstore.load_runs(storage)
+    new = [r for r in runs if r.path not in before]
+    old = [r for r in runs if r.path in before]
+    if not new:
+        print("exathunk bench: --compare: this run saved nothing to compare", file=sys.stderr)
+        return 1
+    if not old:
+        print(f"no earlier run in {storage} to compare with: this one is the first")
+        return 0
+    lines, _slower = benchstore.compare_runs(old[-1], new[-1])
+    print("\n".join(lines))
+    return 0
 
 
 # ---- argument parsing ---------------------------------------------------------------
@@ -624,15 +666,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_security_args(p)
     p.set_defaults(run=cmd_status)
 
-    p = verbs.add_parser("bench", help="run the benchmark suites (from a checkout)",
-                         description="Run the pytest-benchmark suites in bench/.")
+    p = verbs.add_parser("bench", help="run the benchmark suites (from a checkout), save, "
+                                       "compare, plot",
+                         description="Run the pytest-benchmark suites in bench/ and save the "
+                                     "run (pytest-benchmark autosave) in the storage folder; "
+                                     "--compare also prints the change against the last "
+                                     "saved run, --plot draws the saved history instead of "
+                                     "running.",
+                         epilog="Storage: --storage DIR, default $XDG_DATA_HOME/exathunk/"
+                                "bench (~/.local/share/exathunk/bench); "
+                                "bench/compare_engine.py saves its ratio runs there too. "
+                                "Exit codes: pytest's (0 passed, 1 failed, 5 nothing "
+                                "selected); 2 usage, or --plot without matplotlib.")
     p.add_argument("--suite", default="all",
                    choices=["all", *BENCH_SUITES],
                    help="which suite (default all)")
     p.add_argument("--dir", help="the bench folder (default ./bench)")
+    p.add_argument("-k", metavar="EXPR",
+                   help="run only the benchmarks pytest's -k EXPR selects "
+                        "(e.g. -k tiny_runs)")
     p.add_argument("--json", metavar="FILE", help="also write pytest-benchmark JSON here")
     p.add_argument("--quick", action="store_true",
-                   help="run each benchmark once as a smoke test (no timing)")
+                   help="run each benchmark once as a smoke test (no timing, nothing saved)")
+    p.add_argument("--storage", metavar="DIR",
+                   help="where runs are saved and read (default "
+                        "$XDG_DATA_HOME/exathunk/bench, i.e. ~/.local/share/exathunk/bench)")
+    p.add_argument("--no-save", action="store_true", help="do not save this run")
+    p.add_argument("--compare", action="store_true",
+                   help="after the run, print each benchmark's median in the last saved run "
+                        "and in this one, the change, and SLOWER where it is slower beyond "
+                        "noise")
+    p.add_argument("--plot", metavar="FILE.svg|FILE.png",
+                   help="run nothing: draw the history of each benchmark's median over the "
+                        "saved runs and the latest compare_engine.py ratios against the "
+                        "peers into FILE (needs pip install 'exathunk[plot]')")
     p.set_defaults(run=cmd_bench)
     return top
 

@@ -28,10 +28,25 @@ from .library import LAZY, STRICT, FuncSpec, Library
 from .values import Data
 
 
+def _idl_file():
+    """The Thrift IDL: package data of exathunk.grammar, so an installed exathunk finds
+    it outside the checkout.  A checkout's source tree, imported as it is (built in
+    place), reads its own ../grammar/ instead: the tree has no exathunk.grammar (setup.py
+    installs grammar/ under that name), and an exathunk.grammar found elsewhere (another
+    checkout's editable install) may be another version of the IDL."""
+    import pathlib
+    beside = pathlib.Path(__file__).resolve().parent.parent / "grammar" / "exathunk.thrift"
+    if beside.is_file():
+        return beside
+    return resources.files("exathunk.grammar").joinpath("exathunk.thrift")
+
+
+IDL_SOURCE = str(_idl_file())
+
+
 def _load_idl():
-    # The IDL is package data of exathunk.grammar, so an installed exathunk finds it
-    # outside the checkout; as_file copes with zipped installs too.
-    with resources.as_file(resources.files("exathunk.grammar").joinpath("exathunk.thrift")) as p:
+    # as_file copes with zipped installs too.
+    with resources.as_file(_idl_file()) as p:
         return thriftpy2.load(str(p), module_name="exathunk_thrift")
 
 
