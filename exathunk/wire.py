@@ -215,7 +215,7 @@ def thrift_to_error(exc, source: str | None = None) -> ExathunkError:
                                 line=line, column=column)
         else:
             err = cls(message, line, column)
-        err.trace = [TraceFrame(f.kind or "user", f.name or "?", f.line, f.column)
+        err.trace = [TraceFrame(f.kind or "user", f.name or "", f.line, f.column)
                      for f in (exc.trace or [])]
     elif isinstance(exc, thrift.Overloaded):
         err = Overloaded(message, retry_after_ms=exc.retryAfterMs, kind_name=kind)
