@@ -2955,7 +2955,7 @@ cdef class Run:
         frames = self.active_frames(256)
         line, column, trace = _error_place(program, frames)
         if line is None and len(frames) == 256:      # deep in the prelude: look further
-            line, column, trace = _error_place(program, self.active_frames(m.fp + 1))
+            line, column, trace = _error_place(program, self.active_frames(100_000))
         err = _errors.EvaluationError(msg, line=line, column=column)
         err.trace = trace
         raise err
