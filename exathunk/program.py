@@ -485,11 +485,13 @@ def _conform(value, t, name, table):
 
 # ---- encoding ----------------------------------------------------------------------
 
-def _encode(prog: Program, canonical: bool) -> bytes:
+def _encode(prog: Program, canonical: bool, version: int = FORMAT_VERSION) -> bytes:
+    """The program's bytes (``version`` 2: without the column table, for the tests of
+    reading old blobs)."""
     out = bytearray()
     u32 = struct.Struct("<I").pack
     out += MAGIC
-    out += struct.pack("<H", FORMAT_VERSION)
+    out += struct.pack("<H", version)
 
     def s(text):
         b = text.encode("utf-8", "surrogatepass")
@@ -538,8 +540,10 @@ def _encode(prog: Program, canonical: bool) -> bytes:
         out += struct.pack(f"<{len(f.code)}i", *f.code)
         if not canonical:
             out += struct.pack(f"<{len(f.lines)}I", *f.lines)
-            cols = f.columns if f.columns and len(f.columns) == len(f.code) else [0] * len(f.code)
-            out += struct.pack(f"<{len(cols)}I", *cols)
+            if version >= 3:
+                cols = f.columns if f.columns and len(f.columns) == len(f.code) \
+                    else [0] * len(f.code)
+                out += struct.pack(f"<{len(cols)}I", *cols)
     return bytes(out)
 
 

@@ -264,3 +264,25 @@ def test_cli_refuses_a_negative_limit():
     out = _cli("eval", "--max-steps", "-5", "-e", "1")
     assert out.returncode == 2
     assert "positive integer" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_version_2_blob_still_runs_with_lines_but_no_columns():
+    from exathunk.program import _encode
+    prog = compile_source(NTH)
+    old = Program.from_bytes(_encode(prog, False, version=2))
+    assert old.version == 2 and all(f.columns is None for f in old.functions)
+    assert old.digest == prog.digest
+    with pytest.raises(EvaluationError) as info:
+        old.run()
+    assert (info.value.line, info.value.column) == (3, None)
+    assert info.value.trace[0] == TraceFrame("prelude", "nth")
+
+
+def test_the_repl_shows_the_place_in_the_entry():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-m", "exathunk", "repl"], input=NTH,
+                         capture_output=True, text=True, env=env, timeout=120)
+    text = out.stdout + out.stderr
+    assert "<repl>:2:8: EvaluationError: nth: index out of range" in text
+    assert "\n           ^\n" in text
+    assert "in 'pick' at line 2, column 8" in text
