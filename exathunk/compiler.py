@@ -1446,7 +1446,11 @@ class _Compiler:
             flags = self.strictness.get((g.kind, g.name), ())
             self.c_args(fb, args[:arity], flags, env, ns)
             if len(args) == arity:
-                fb.emit(Op.TAILCALL if tail else Op.CALL, idx, arity)
+                if tail and self.keeps_caller(fb, g, ns):
+                    fb.emit(Op.CALL, idx, arity)
+                    fb.emit(Op.RET)
+                else:
+                    fb.emit(Op.TAILCALL if tail else Op.CALL, idx, arity)
                 return
             fb.emit(Op.CALL, idx, arity)
             return self.c_apply_rest(fb, args[arity:], env, ns, tail)
@@ -1468,6 +1472,20 @@ class _Compiler:
         if rest:
             return self.c_apply_rest(fb, rest, env, ns, tail)
         return self.ret(fb, tail)
+
+    def keeps_caller(self, fb, g, ns) -> bool:
+        """Whether a call in tail position keeps the caller's frame (a CALL and a RET
+        instead of a TAILCALL), so that a run that fails in the callee has the call's
+        place in the user's source.  Only where that costs at most one frame: from the
+        main expression (run once), and from user code into a prelude function that
+        can never call user code again (its type has no function in it and no class
+        constraint, so by parametricity it calls nothing it is given), so no loop
+        through it grows the stack."""
+        if ns != _USER:
+            return False
+        if fb.name == "%main":
+            return True
+        return g.kind == _PRELUDE and g.name in _leaf_prelude()
 
     def c_builtin(self, fb, name, args, env, ns, tail) -> bool:
         """Emit a saturated built-in; True when it already returned (tail)."""
@@ -1518,6 +1536,26 @@ class _Compiler:
         if op in (Op.HEAD, Op.TAIL) and not tail:
             fb.emit(Op.EVAL)
         return False
+
+
+_leaf_cache: dict = {}
+
+
+def _leaf_prelude() -> frozenset:
+    """Prelude functions whose type holds no function and no constraint (``nth``,
+    ``length``, ``fst``): they never call back into user code."""
+    checked = typecheck.checked_prelude()
+    leaves = _leaf_cache.get(id(checked))
+    if leaves is None:
+        names = set()
+        for name, scheme in (checked.define_types or {}).items():
+            text = str(scheme)
+            if "=>" not in text and text.count("(->") == 1 and text.startswith("(->"):
+                names.add(name)
+        leaves = frozenset(names)
+        _leaf_cache.clear()
+        _leaf_cache[id(checked)] = leaves
+    return leaves
 
 
 class _PreludeImage:

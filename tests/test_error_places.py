@@ -19,6 +19,7 @@ from exathunk import reference, server
 from exathunk.client import connect
 from exathunk.driver import check, compile as compile_source
 from exathunk.errors import EvaluationError, LimitExceeded, TraceFrame
+from exathunk.opcodes import Op
 from exathunk.program import PRELUDE_LINE, Program, user_function_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,6 +51,12 @@ DEEP = """\
 (down 100)
 """
 
+# tot is polymorphic (Num a): its sum is the prelude's %sum-poly, which takes the head
+SUM_POLY = """\
+(define (tot xs) (sum xs))
+(tot (the (List Int) nil))
+"""
+
 # head as a value (the %builtin:head wrapper), applied by the prelude's map
 HEAD_VALUE = """\
 (define (firsts xss) (map head xss))
@@ -66,6 +73,15 @@ CASES = [
      [TraceFrame("user", "check", 2, 15), TraceFrame("main", "", 3, 14)]),
     ("division", DEEP, "division by zero", 3, 7,
      [TraceFrame("user", "down", 3, 7), TraceFrame("user", "down", 4, 12)]),
+    # tot's call of sum is a tail call (its frame is gone), the main expression's is not
+    ("sum-poly", SUM_POLY, "head of an empty list", 2, 1,
+     [TraceFrame("prelude", "sum"), TraceFrame("main", "", 2, 1)]),
+    # a tail call of a prelude function that never calls user code keeps the caller
+    ("nth-tail", "(define (f x) (nth (list 1 2) x))\n(f 5)\n", "nth: index out of range",
+     1, 15, [TraceFrame("prelude", "nth"), TraceFrame("user", "f", 1, 15),
+             TraceFrame("main", "", 2, 1)]),
+    ("top-level", "(nth (list 1 2) -1)", "nth: negative index", 1, 1,
+     [TraceFrame("prelude", "nth"), TraceFrame("main", "", 1, 1)]),
 ]
 
 
@@ -152,7 +168,7 @@ def test_prelude_code_is_marked_in_the_line_table():
                          CASES, ids=[c[0] for c in CASES])
 def test_the_reference_interpreter_gives_the_same_place(name, source, message, line,
                                                          column, trace):
-    if name == "nth":
+    if name in ("nth", "sum-poly", "nth-tail", "top-level"):
         # it fails at the prelude's own code, whose position it does not show
         expected = (None, None)
     else:
@@ -286,3 +302,17 @@ def test_the_repl_shows_the_place_in_the_entry():
     assert "<repl>:2:8: EvaluationError: nth: index out of range" in text
     assert "\n           ^\n" in text
     assert "in 'pick' at line 2, column 8" in text
+
+
+def test_only_calls_that_cannot_loop_keep_their_frame():
+    # f's tail call of nth keeps f's frame (CALL, RET): nth never calls user code
+    prog = compile_source("(define (f x) (nth (list 1 2) x))\n(f 1)")
+    f = next(fn for fn in prog.functions if fn.name == "f")
+    nth = next(i for i, fn in enumerate(prog.functions) if fn.name == "nth")
+    assert f.code[-4:] == [int(Op.CALL), nth, 2, int(Op.RET)]
+    text = prog.disassemble()
+    assert re.search(r"^0000  p\d+ LOCAL_EVAL", text, re.M)      # nth's lines: the prelude's
+    # a loop through a higher-order prelude function stays a loop in constant space
+    loop = "(define (go n) (if (= n 0) 0 (maybe 0 go (Just (- n 1)))))\n(go 100000)"
+    assert compile_source(loop).run(max_depth=1000) == 0
+    assert re.search(r"TAILCALL +\d+ +maybe", compile_source(loop).disassemble())
