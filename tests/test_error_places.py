@@ -316,3 +316,14 @@ def test_only_calls_that_cannot_loop_keep_their_frame():
     loop = "(define (go n) (if (= n 0) 0 (maybe 0 go (Just (- n 1)))))\n(go 100000)"
     assert compile_source(loop).run(max_depth=1000) == 0
     assert re.search(r"TAILCALL +\d+ +maybe", compile_source(loop).disassemble())
+
+
+def test_the_place_and_trace_cross_a_broker(cluster):
+    worker, start_broker, connect_to = cluster
+    broker_handle = start_broker([worker()])
+    c = connect_to(broker_handle)
+    with pytest.raises(EvaluationError) as info:
+        c.evaluate(NTH)
+    err = info.value
+    assert (err.line, err.column) == (3, 8)
+    assert err.trace[:2] == [TraceFrame("prelude", "nth"), TraceFrame("user", "pick", 3, 8)]
