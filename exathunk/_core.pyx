@@ -2723,10 +2723,11 @@ cdef object _show_double = None
 cdef object _show_string = None
 cdef object _Data = None
 cdef object _errors = None
+cdef object _error_place = None
 
 
 def _init():
-    global _show_double, _show_string, _Data, _errors
+    global _show_double, _show_string, _Data, _errors, _error_place
     global p_substring, p_split, p_chars, p_not_an_int, p_compare_shallow, p_concat_big
     global p_copy_chunked, p_native_step
     p_substring = substring_op
@@ -2742,6 +2743,8 @@ def _init():
     _show_string = values.show_string
     _Data = values.Data
     _errors = errors
+    from .program import error_place
+    _error_place = error_place
 
 
 _init()
@@ -2899,35 +2902,68 @@ cdef class Run:
             free(self.m)
             self.m = NULL
 
+    cdef list active_frames(self, int64_t limit):
+        """(function index, pc) of the code frames active when the run failed,
+        innermost first, at most ``limit``: the innermost one's pc is where the engine
+        stopped, every other one's its return address.  Read from the frame stack only
+        on the error path (the interpreter records nothing more)."""
+        cdef Machine* m = self.m
+        cdef int64_t k
+        out = []
+        if m == NULL or m.F == NULL:
+            return out
+        k = m.fp
+        while k >= 0 and len(out) < limit:
+            if m.F[k].kind == F_CODE and 0 <= m.F[k].fn < m.nfns:
+                if not out and k == m.fp and m.F[k].fn == m.err_fn:
+                    out.append((m.F[k].fn, m.err_pc))
+                else:
+                    out.append((m.F[k].fn, m.F[k].pc))
+            k -= 1
+        if not out and 0 <= m.err_fn < m.nfns:
+            out.append((m.err_fn, m.err_pc))
+        return out
+
     cdef raise_error(self):
         m = self.m
         if m.err == E_PY and self.pyerr is not None:
             raise self.pyerr
         msg = m.errmsg.decode("utf-8", "replace")
         if m.err == E_STEPS:
-            raise _errors.LimitExceeded(msg, limit="max_steps")
+            raise _errors.LimitExceeded(_errors.limit_message("max_steps", m.max_steps, m.steps),
+                                        limit="max_steps", value=m.max_steps, used=m.steps)
         if m.err == E_HEAP:
-            raise _errors.LimitExceeded(msg, limit="max_heap")
+            used = self.stats()["peak_heap"] if m.heap != NULL else None
+            if not msg.startswith("the heap limit"):   # out of memory, a string too long
+                msg = f"{msg}; raise it with --max-heap or max_heap="
+            else:
+                msg = _errors.limit_message("max_heap", m.max_heap, used)
+            raise _errors.LimitExceeded(msg, limit="max_heap", value=m.max_heap, used=used)
         if m.err == E_DEPTH:
-            raise _errors.LimitExceeded(msg, limit="max_depth")
+            depth = m.fmax - 16
+            if msg.startswith("the stack depth limit"):
+                msg = _errors.limit_message("max_depth", depth, m.fp)
+            else:
+                msg = f"{msg}; raise it with --max-depth or max_depth="
+            raise _errors.LimitExceeded(msg, limit="max_depth", value=depth, used=m.fp)
         if m.err == E_CANCEL:
             raise _errors.LimitExceeded(msg, limit="cancelled")
         if m.err == E_TIMEOUT:
-            ms = self.timeout * 1000.0 if self.timeout is not None else 0.0
-            shown = f"{ms:.0f}" if ms >= 10 else f"{ms:.3g}"
-            raise _errors.LimitExceeded(f"the time limit (timeout) of {shown} ms was exceeded",
-                                        limit="timeout")
+            used = None
+            if self.timeout is not None and m.deadline != INT64_MAX_V:
+                used = self.timeout + (xt_now_ns() - m.deadline) / 1e9
+            raise _errors.LimitExceeded(_errors.limit_message("timeout", self.timeout or 0.0, used),
+                                        limit="timeout", value=self.timeout, used=used)
         if msg == "error" and self.error_message is not None:
             msg = self.error_message
-        line = None
-        if 0 <= m.err_fn < m.nfns:
-            fobj = self.image.program.functions[m.err_fn]
-            if fobj.lines:
-                line = fobj.lines[min(max(m.err_pc, 0), len(fobj.lines) - 1)] or None
-            name = fobj.name.split("/")[0]
-            if not name.startswith("%main"):
-                msg = f"{msg} (in {name})"
-        raise _errors.EvaluationError(msg, line=line)
+        program = self.image.program
+        frames = self.active_frames(256)
+        line, column, trace = _error_place(program, frames)
+        if line is None and len(frames) == 256:      # deep in the prelude: look further
+            line, column, trace = _error_place(program, self.active_frames(100_000))
+        err = _errors.EvaluationError(msg, line=line, column=column)
+        err.trace = trace
+        raise err
 
     def execute(self):
         cdef Machine* m = self.m

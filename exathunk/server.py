@@ -84,7 +84,8 @@ from dataclasses import dataclass, fields
 
 from . import __version__, auth, wire
 from .subthunks import using as using_runner
-from .errors import AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError
+from .errors import (AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError,
+                     limit_message)
 from .library import Library, default_library
 
 log = logging.getLogger("exathunk.server")
@@ -770,8 +771,9 @@ class ExecutionHandler:
 
     def _timeout_error(self, job: _Job) -> LimitExceeded:
         self.counters["timeouts"] += 1
-        return LimitExceeded(f"wall-clock limit of {job.timeout_ms} ms passed",
-                             limit="timeout")
+        seconds = job.timeout_ms / 1e3
+        return LimitExceeded(limit_message("timeout", seconds), limit="timeout",
+                             value=seconds)
 
     def _run(self, job: _Job, queue_ms: float):
         t0 = _perf()

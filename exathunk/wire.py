@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from importlib import resources
+from pathlib import Path
 
 import thriftpy2
 from thriftpy2.protocol import TCyBinaryProtocol
@@ -23,7 +24,7 @@ from thriftpy2.thrift import TMessageType
 from thriftpy2.transport import TCyMemoryBuffer
 
 from .errors import (AuthenticationFailed, AuthenticationRequired, ExathunkError,
-                     LimitExceeded, RemoteError, error_class)
+                     LimitExceeded, RemoteError, TraceFrame, error_class)
 from .library import LAZY, STRICT, FuncSpec, Library
 from .values import Data
 
@@ -178,15 +179,34 @@ _UNKNOWN_POS = None
 def error_to_thrift(err: BaseException):
     """Any exception as the declared ExathunkException (kind, message, position)."""
     if isinstance(err, ExathunkError):
+        limited = isinstance(err, LimitExceeded)
+        trace = [thrift.TraceFrame(kind=f.kind, name=f.name,
+                                   line=f.line if isinstance(f.line, int) else None,
+                                   column=f.column if isinstance(f.column, int) else None)
+                 for f in (getattr(err, "trace", None) or [])] or None
         return thrift.ExathunkException(
             kind=err.kind, message=err.message,
             line=err.line if isinstance(err.line, int) else None,
             column=err.column if isinstance(err.column, int) else None,
-            limit=getattr(err, "limit", None) if isinstance(err, LimitExceeded) else None)
+            limit=getattr(err, "limit", None) if limited else None,
+            trace=trace,
+            limitValue=_limit_amount(err, "value") if limited else None,
+            limitUsed=_limit_amount(err, "used") if limited else None)
     # A bug or an unexpected failure on the node: still a declared exception, so that the
     # client gets an answer instead of a dropped connection.
     return thrift.ExathunkException(kind="ExathunkError",
                                     message=f"internal error: {type(err).__name__}: {err}")
+
+
+def _limit_amount(err, attr):
+    """A LimitExceeded's value or used as the wire's i64 (a timeout in ms)."""
+    v = getattr(err, attr, None)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if getattr(err, "limit", None) == "timeout":
+        v = v * 1000.0
+    v = int(v)
+    return v if -(1 << 63) <= v < (1 << 63) else None
 
 
 def thrift_to_error(exc, source: str | None = None) -> ExathunkError:
@@ -197,9 +217,16 @@ def thrift_to_error(exc, source: str | None = None) -> ExathunkError:
     if isinstance(exc, thrift.ExathunkException):
         cls = error_class(kind)
         if cls is LimitExceeded:
-            err = LimitExceeded(message, limit=exc.limit, line=line, column=column)
+            value, used = exc.limitValue, exc.limitUsed
+            if exc.limit == "timeout":
+                value = value / 1000.0 if value is not None else None
+                used = used / 1000.0 if used is not None else None
+            err = LimitExceeded(message, limit=exc.limit, value=value, used=used,
+                                line=line, column=column)
         else:
             err = cls(message, line, column)
+        err.trace = [TraceFrame(f.kind or "user", f.name or "", f.line, f.column)
+                     for f in (exc.trace or [])]
     elif isinstance(exc, thrift.Overloaded):
         err = Overloaded(message, retry_after_ms=exc.retryAfterMs, kind_name=kind)
     elif isinstance(exc, thrift.UnknownThunk):
@@ -678,7 +705,8 @@ def program_to_graph(program):
     return thrift.ProgramGraph(
         formatVersion=program.version,
         functions=[thrift.GraphFunction(name=f.name, arity=f.arity, frameSize=f.frame_size,
-                                        code=list(f.code), lines=list(f.lines))
+                                        code=list(f.code), lines=list(f.lines),
+                                        columns=list(f.columns) if f.columns else None)
                    for f in program.functions],
         intConstants=list(program.ints), doubleConstants=list(program.doubles),
         stringConstants=list(program.strings),
@@ -697,13 +725,17 @@ def program_to_graph(program):
 
 def graph_to_program(graph, library: Library | None = None):
     """A ProgramGraph from the wire as a verified Program (ill-formed: ExathunkError)."""
-    from .program import FORMAT_VERSION, Constructor, DataType, Function, HostRef, Program
-    if graph.formatVersion != FORMAT_VERSION:
+    from .program import (READABLE_VERSIONS, Constructor, DataType, Function, HostRef,
+                          Program)
+    if graph.formatVersion not in READABLE_VERSIONS:
         raise ExathunkError(f"unsupported program format version {graph.formatVersion} "
-                            f"(this node reads version {FORMAT_VERSION})")
+                            f"(this node reads versions "
+                            f"{', '.join(map(str, READABLE_VERSIONS))})")
     try:
         functions = [Function(f.name or "", int(f.arity), int(f.frameSize), list(f.code),
-                              list(f.lines)) for f in (graph.functions or [])]
+                              list(f.lines),
+                              columns=list(f.columns) if f.columns is not None else None)
+                     for f in (graph.functions or [])]
         hosts = [HostRef(h.name or "", h.signature or "",
                          tuple(s != thrift.Strictness.LAZY for s in (h.strictness or [])))
                  for h in (graph.hostFunctions or [])]

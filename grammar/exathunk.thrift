@@ -299,8 +299,13 @@ struct GraphFunction {
   // defines the opcodes); operands index the constant pools, the function list and the
   // host function list, and are validated before anything runs.
   4: list<i32> code,
-  // Source line of each code word (parallel to code), for error positions.
+  // Source line of each code word (parallel to code), for error positions; 0 where
+  // unknown.  A word with bit 30 (1073741824) set is a line of the prelude (prelude.xt),
+  // not of the user's source: errors name such code "prelude" and show no line for it.
   5: list<i32> lines,
+  // Source column (1-based) of each code word, parallel to code; 0 where unknown.
+  // Absent in format version 2 (then errors carry no column).
+  6: optional list<i32> columns,
 }
 
 // A host function a program calls: the node that runs it must export a function of that
@@ -481,6 +486,19 @@ struct VarCont {
 // ---------------------------------------------------------------------------------------
 // Exceptions
 
+// One active frame of a failed run (ExathunkException.trace).
+struct TraceFrame {
+  // "user" (a define of the program), "main" (its main expression), "fused" (a fused
+  // list pipeline of the program), "prelude", "built-in", "host" or "constructor".
+  1: string kind,
+  // The function's name as the user wrote it ("nth", "head", the define's name).
+  2: string name,
+  // 1-based line and column in the user's source of the expression the frame was
+  // evaluating; absent for prelude, built-in and host frames.
+  3: optional i32 line,
+  4: optional i32 column,
+}
+
 // Any failure of the program or of the request: a parse, type or name error at compile
 // time, an evaluation error or a passed limit at run time, or an invalid request.  The
 // client raises the exathunk class named by kind, with the same message and position.
@@ -497,6 +515,13 @@ exception ExathunkException {
   4: optional i32 column,
   // For LimitExceeded: which limit (max_steps, max_heap, max_depth, timeout).
   5: optional string limit,
+  // For EvaluationError: the innermost active frames of the run when it failed,
+  // innermost first (a few), as the client shows them under the error.
+  6: optional list<TraceFrame> trace,
+  // For LimitExceeded: the limit's value (steps, bytes, frames, or ms for timeout).
+  7: optional i64 limitValue,
+  // For LimitExceeded: what the run had used when it stopped, in the same unit.
+  8: optional i64 limitUsed,
 }
 
 // thunkGet (or thunkWait when its timeout passes) on a computation that has not finished.
