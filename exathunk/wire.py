@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import struct
 from importlib import resources
-from pathlib import Path
 
 import thriftpy2
 from thriftpy2.protocol import TCyBinaryProtocol
