@@ -18,7 +18,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+import benchkit  # noqa: E402,F401  (chooses the exathunk to import)
 
 from exathunk import broker, client, server  # noqa: E402
 from exathunk.errors import LimitExceeded  # noqa: E402

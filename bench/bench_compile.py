@@ -8,6 +8,10 @@ source, which exathunk.compile answers from its cache.
 
     python -m pytest bench/bench_compile.py --benchmark-only --benchmark-group-by=group
     python bench/bench_compile.py        # interleaved A/B runs, median of pairwise ratios
+    python bench/bench_compile.py --pairs 5 --only arith,string   # a shorter run
+
+The script mode has no target to meet (it prints the ratios for comparison with
+earlier runs).  Progress goes to stderr (a tqdm bar with pip install 'exathunk[bench]').
 
 The machine's speed swings by more than 1.5x within seconds, so the ratios quoted come
 from the script mode, which alternates the two sides batch by batch.
@@ -15,13 +19,14 @@ from the script mode, which alternates the two sides batch by batch.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
 
-if __name__ == "__main__":                      # script mode, run from anywhere
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchkit  # noqa: E402  (chooses the exathunk to import)
 
 import pytest
 
@@ -126,12 +131,29 @@ def interleaved(a, b, pairs: int, batch: int) -> tuple[float, float, float]:
     return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
 
 
-def main() -> None:
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="Cases: " + ", ".join(CASES) + ".")
+    ap.add_argument("--pairs", type=int, default=None,
+                    help="interleaved A/B batches per row (default 25; 7 for the "
+                         "1000-line program)")
+    ap.add_argument("--only", default="", help="comma-separated case names")
+    args = ap.parse_args(argv)
+    only = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(only) - set(CASES))
+    if unknown:
+        ap.error(f"--only: unknown case(s) {', '.join(unknown)} (of: {', '.join(CASES)})")
+    if args.pairs is not None and args.pairs < 1:
+        ap.error("--pairs must be at least 1")
     print(f"{'case':<20} {'exathunk':>30} {'CPython compile()':>18} {'ratio':>8}")
-    for name, (source, py_source, mode, expected_type) in CASES.items():
+    chosen = [n for n in CASES if not only or n in only]
+    for name in benchkit.progress(chosen, desc="compile cases"):
+        source, py_source, mode, expected_type = CASES[name]
         assert compile_uncached(source).type == expected_type
         big = name.startswith("program")
         pairs, batch = (7, 3) if big else (25, 400)
+        if args.pairs is not None:
+            pairs = args.pairs
         cpy = (cpython_compile, (py_source, mode))
         sides = [("compile, uncached", (compile_uncached, (source,))),
                  ("parse only", (parse, (source,)))]
@@ -141,7 +163,8 @@ def main() -> None:
         for label, side in sides:
             t_a, t_b, ratio = interleaved(side, cpy, pairs, batch)
             print(f"{name:<20} {label + ':':<18}{_fmt(t_a):>12} {_fmt(t_b):>18} "
-                  f"{ratio:>7.2f}x")
+                  f"{ratio:>7.2f}x", flush=True)
+    return 0
 
 
 def _fmt(seconds: float) -> str:
@@ -151,4 +174,4 @@ def _fmt(seconds: float) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

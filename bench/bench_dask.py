@@ -45,7 +45,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+import benchkit  # noqa: E402,F401  (chooses the exathunk to import)
 
 SHAPES = ("latency", "batch", "par-map")
 

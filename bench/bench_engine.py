@@ -21,6 +21,7 @@ from exathunk.values import show_value
 from conftest import ENGINE_LIMITS, at_depth, reference_run, run_c
 
 NAMES = ["fib", "tak", "pipeline", "sharing", "stream", "tree"]
+C_REPS = 5
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -82,17 +83,43 @@ def test_engine_scaled(benchmark, all_workloads, name):
     assert value == w.small_expected
 
 
+class SelfReportedClock:
+    """A timer for pytest-benchmark that reads a program's own measurements: each round
+    advances it by the seconds the timed program reported for itself, so the table
+    shows that figure, not the time of the whole process (start-up, exec, pipes)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.parametrize("name", ["fib", "tak"])
 def test_c_gcc_O2(benchmark, all_workloads, name):
-    """The C program times itself over repeated runs in one process; pytest-benchmark
-    times the whole process, so the per-run figure is in extra_info."""
+    """The C program times itself in CPU time (clock_gettime around the work, in the
+    process); the table's figures are those per-run times (the median of C_REPS runs per
+    round), as the other peers time themselves in compare_engine.py."""
     w = all_workloads[name]
     benchmark.group = name
     c_name, args = w.c
-    result, median_s, min_s = benchmark.pedantic(run_c, args=(c_name, args, 50), rounds=3)
-    benchmark.extra_info["c_median_seconds_per_run"] = median_s
-    benchmark.extra_info["c_min_seconds_per_run"] = min_s
-    assert str(result) == w.expected
+    clock = SelfReportedClock()
+    benchmark._timer = clock          # pytest-benchmark's runner reads its timer here
+    results = []
+
+    reported = []
+
+    def one_round():
+        result, median_s, min_s = run_c(c_name, args, C_REPS)
+        clock.now += median_s
+        reported.append(median_s)
+        results.append(result)
+        return result
+
+    benchmark.extra_info["timer"] = "the C program's own CPU time per run"
+    benchmark.extra_info["c_reported_seconds"] = reported
+    benchmark.pedantic(one_round, rounds=10)
+    assert {str(r) for r in results} == {w.expected}
 
 
 THREAD_JOBS = 4

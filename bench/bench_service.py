@@ -1,6 +1,7 @@
 """RemoteExecutionService throughput, side by side with a bare thriftpy2 service.
 
 Run the report:   python bench/bench_service.py [SECONDS ROUNDS]   (0.4 s x 11: ~1.5 min)
+                  (then a MET or MISSED line per target; progress on stderr)
 Or under pytest:  python -m pytest bench/bench_service.py -q -s
 
 What it measures, in one run, interleaving the two sides (A B A B ...) and quoting the
@@ -35,6 +36,7 @@ the GIL for runs of at most 100k steps raised the 4-client uncached rate from 0.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -48,8 +50,14 @@ from thriftpy2.protocol import TCyBinaryProtocolFactory
 from thriftpy2.rpc import make_client, make_server
 from thriftpy2.transport import TCyFramedTransportFactory
 
-from exathunk import server
-from exathunk.client import connect
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import benchkit  # noqa: E402  (chooses the exathunk to import)
+from exathunk import server  # noqa: E402
+from exathunk.client import connect  # noqa: E402
+
+RATIO_TARGET = 0.70            # our round-trip rate / the bare service's
+BATCH_TARGET = 50_000          # evaluate_batch evaluations per second
 
 BARE_IDL = "service Bare { i64 add(1: i64 a, 2: i64 b) }\n"
 
@@ -127,10 +135,11 @@ def rate(make_call, concurrency: int, seconds: float) -> float:
     return sum(calls) / (time.perf_counter() - t0)
 
 
-def interleaved(a, b, rounds: int):
+def interleaved(a, b, rounds: int, desc: str = ""):
     """Run a() and b() alternately; (median a, median b, median of pairwise a/b)."""
     ra, rb, ratios = [], [], []
-    for _ in range(rounds):
+    steps = benchkit.progress(range(rounds), desc=desc) if desc else range(rounds)
+    for _ in steps:
         x, y = a(), b()
         ra.append(x)
         rb.append(y)
@@ -180,7 +189,7 @@ def _spawn(kind: str):
     """A server in its own process (as in production: clients do not share its GIL)."""
     import subprocess
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", kind],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env=benchkit.child_env())
     line = proc.stdout.readline()
     if not line.startswith("port "):
         proc.kill()
@@ -226,9 +235,9 @@ def report(seconds: float = 0.4, rounds: int = 11, out=print) -> dict:
         for conc in (1, 4):
             for label, make in (("evaluate (+ 1 2), cached", ours()),
                                 ("evaluate (+ 1 2), engine runs", ours(True))):
-                a, b, r = interleaved(lambda: rate(make, conc, seconds),
-                                      lambda: rate(bare, conc, seconds), rounds)
                 key = f"{label}, {conc} client{'s' if conc > 1 else ''}"
+                a, b, r = interleaved(lambda: rate(make, conc, seconds),
+                                      lambda: rate(bare, conc, seconds), rounds, desc=key)
                 figures[key] = (a, b, r)
                 out(f"{key:42} {a:9.0f} {b:9.0f} {r:6.2f}")
 
@@ -336,9 +345,47 @@ def test_side_by_side_report():
     assert all(v > 0 for v in figures.values() if isinstance(v, float))
 
 
+def targets(figures: dict) -> list[str]:
+    """A MET or MISSED line per target the report's figures bear on."""
+    lines = []
+    for key, value in figures.items():
+        if isinstance(value, tuple) and key.startswith("evaluate"):
+            lines.append(benchkit.verdict_line(
+                value[2] >= RATIO_TARGET, f"round trips/s, {key}",
+                f"{value[2]:.2f} of the bare rate", f">= {RATIO_TARGET:.2f}"))
+    # The target is for the cached and the compiled-on-the-server batches; the batch
+    # with the engine running each program is printed for comparison.
+    for key in ("batch, repeated programs (evals/s)", "batch, new programs (evals/s)"):
+        if key in figures:
+            lines.append(benchkit.verdict_line(
+                figures[key] >= BATCH_TARGET, key, f"{figures[key]:,.0f}",
+                f">= {BATCH_TARGET:,}"))
+    return lines
+
+
+def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if len(argv) == 2 and argv[0] == "--serve":        # a server process of the report
+        _serve(argv[1])
+        return 0
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=f"Targets: our round-trip rate >= {RATIO_TARGET:.0%} of the bare service's; "
+               f"evaluate_batch >= {BATCH_TARGET:,} evaluations/s.  Both servers run in "
+               "processes of their own on 127.0.0.1 (free ports), stopped at the end.")
+    ap.add_argument("seconds", nargs="?", type=float, default=0.4,
+                    help="seconds per rate measurement (default 0.4)")
+    ap.add_argument("rounds", nargs="?", type=int, default=11,
+                    help="interleaved rounds per row (default 11)")
+    args = ap.parse_args(argv)
+    if not args.seconds > 0 or args.rounds < 1:
+        ap.error("SECONDS must be positive and ROUNDS at least 1")
+    figures = report(seconds=args.seconds, rounds=args.rounds)
+    print()
+    print("\n".join(targets(figures)))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--serve":
-        _serve(sys.argv[2])
-    else:
-        report(seconds=float(sys.argv[1]) if len(sys.argv) > 1 else 0.4,
-               rounds=int(sys.argv[2]) if len(sys.argv) > 2 else 11)
+    sys.exit(main())

@@ -24,8 +24,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
+
+import benchkit  # noqa: E402,F401  (chooses the exathunk to import)
 
 from exathunk import client  # noqa: E402
 from nodes import spawn, stop  # noqa: E402

@@ -10,8 +10,9 @@ grammar/cases/bench_*.xt) it times the engine against:
     gh-142183);
   * the reference interpreter (both on the reference's scaled-down input, so the pair
     is like for like);
-  * for fib and tak, gcc -O2 C (bench/c/; the C program times itself in wall-clock
-    time over repeated runs in one process, so that row's engine side is wall time);
+  * for fib and tak, gcc -O2 C (bench/c/; the C program times itself in CPU time,
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID) around each of its repeated runs in one
+    process, so process start-up is not counted);
   * ghc -O0, ghc -O2 and GHCi (Debian's ghc; bench/ghc/Bench.hs, the same algorithms,
     with lazy lists of its own type where the exathunk program uses lazy lists, and
     the idiomatic Prelude lists as extra rows).  The compiled programs are built once
@@ -20,14 +21,20 @@ grammar/cases/bench_*.xt) it times the engine against:
     computation, so compiling, loading and start-up are excluded, and its results are
     checked against the .xt file's expected value.  Without ghc these rows are skipped.
 
-Except for the C row and the threads rows, both sides are timed in CPU time
+Except for the threads rows, both sides are timed in CPU time
 (time.process_time for the engine, CPython and the reference), which the machine's
 other load disturbs less than wall-clock time.  A and B alternate (A B A B ...) and the
 table gives the median of the pairwise time ratios A/B with their range.  Then the
 memory figures (GC share of a run over a retained 1M-element list, when the engine's
 run stats report GC time; peak RSS of the 10M stream, in a fresh process), the issue's
 speed and memory targets, each MET or MISSED with its figure, and last engine
-throughput with one thread against two.  Progress goes to stderr.
+throughput with one thread against two.  Progress goes to stderr (a tqdm bar when
+tqdm is installed: pip install 'exathunk[bench]'), and every missed target is repeated
+at the end as a MISSED line with its target.
+
+Each run is saved as JSON (the ratios and the targets) in the benchmark storage folder,
+$XDG_DATA_HOME/exathunk/bench/ratios/ (~/.local/share/exathunk/bench; --storage DIR,
+--no-save), which ``exathunk bench --plot`` draws.
 """
 
 from __future__ import annotations
@@ -46,7 +53,9 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import benchkit  # noqa: E402  (chooses the exathunk to import)
 import exathunk  # noqa: E402
+from exathunk import benchstore  # noqa: E402
 from exathunk.values import show_value  # noqa: E402
 
 from conftest import (ENGINE_LIMITS, at_depth, best_start_depth, py_fib,  # noqa: E402
@@ -73,6 +82,11 @@ SPEED_TARGETS = [
     *[(w, "CPython", 1.0, "target") for w in LIST_WORKLOADS],
     *[(w, "CPython", 0.5, "goal") for w in LIST_WORKLOADS],
     *[(w, "ghc -O0 hand L", 1.5, "goal") for w in LIST_WORKLOADS],
+    # The engine against the reference interpreter (both on its scaled-down input) and
+    # against gcc -O2 C (the C program's own CPU time).
+    *[(w, "reference (scaled)", 0.02, "target") for w in
+      ("fib", "tak", "pipeline", "sharing", "stream", "tree")],
+    *[(w, "C gcc -O2", 20.0, "target") for w in ("fib", "tak")],
 ]
 GC_SHARE_TARGET = 0.15
 RSS_TARGET_MB = 40.0
@@ -81,8 +95,7 @@ RETAINED_EXPECTED = 1_000_000 * 999_999 // 2 + 1_000_000
 
 
 def progress(message: str) -> None:
-    print(f"[compare_engine {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr,
-          flush=True)
+    benchkit.note(f"[compare_engine {time.strftime('%H:%M:%S')}] {message}")
 
 
 def time_per_run(fn, min_seconds: float = 0.05, clock=time.process_time) -> float:
@@ -97,16 +110,20 @@ def time_per_run(fn, min_seconds: float = 0.05, clock=time.process_time) -> floa
             return elapsed / count
 
 
-def paired(a, b, pairs: int) -> tuple[list[float], list[float]]:
+def paired(a, b, pairs: int, desc: str = "A/B pairs") -> tuple[list[float], list[float]]:
     """Interleaved timings of a and b (each a zero-argument function giving seconds)."""
     ta, tb = [], []
-    for _ in range(pairs):
-        ta.append(a())
-        tb.append(b())
+    with benchkit.progress(total=pairs, desc=desc) as bar:
+        for _ in range(pairs):
+            ta.append(a())
+            tb.append(b())
+            bar.update(1)
     return ta, tb
 
 
 RESULTS: dict[tuple[str, str], float] = {}     # (workload, B side) -> median A/B
+ROWS: list[dict] = []                          # every row, as saved
+TARGETS: list[dict] = []                       # every target's verdict, as saved
 SURPRISES: list[str] = []
 
 
@@ -118,6 +135,9 @@ def row(label, a_name, b_name, ta, tb, target="", clock="cpu"):
           f"{len(ratios):>3}  {med:>9.4f}  [{ratios[0]:.4f} .. {ratios[-1]:.4f}]  {target}",
           flush=True)
     RESULTS[(label, b_name)] = med
+    ROWS.append({"workload": label, "a": a_name, "b": b_name, "median": med,
+                 "low": ratios[0], "high": ratios[-1], "n": len(ratios), "clock": clock,
+                 "a_median_s": statistics.median(ta), "b_median_s": statistics.median(tb)})
     return med
 
 
@@ -208,7 +228,7 @@ def ghc_rows(ghc: Ghc, w, engine_cpu, pairs: int, sides: list[str]) -> None:
                 values.update(results)
                 return statistics.median(seconds)
             try:
-                ta, tb = paired(engine_cpu, hs, pairs)
+                ta, tb = paired(engine_cpu, hs, pairs, f"{w.name} vs {b_name}")
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print(f"{w.name:<9} {b_name}: not measured: {exc}", flush=True)
                 SURPRISES.append(f"{w.name} {b_name} failed: {exc}")
@@ -305,6 +325,10 @@ def verdict(ok: bool) -> str:
 def print_targets(memory: dict) -> None:
     def line(kind, name, what, bound, figure="", result=""):
         print(f"  {kind:<6} {name:<9} {what:<27} <= {bound:<6} {figure:>9}  {result}")
+        verdict_word = result.split()[0] if result else ""
+        TARGETS.append({"kind": kind, "workload": name, "what": what, "bound": bound,
+                        "figure": figure, "verdict": verdict_word,
+                        "b": what[len("engine/"):] if what.startswith("engine/") else None})
 
     skipped = "SKIPPED (not measured in this run)"
     print()
@@ -371,7 +395,15 @@ def main(argv=None) -> int:
                              "with --only, measured when it names stream)")
     parser.add_argument("--no-threads", action="store_true",
                         help="skip the one-thread against two-threads rows")
+    parser.add_argument("--storage", metavar="DIR",
+                        help="save this run's ratios and targets as JSON in DIR/ratios/ "
+                             "(default $XDG_DATA_HOME/exathunk/bench, i.e. "
+                             "~/.local/share/exathunk/bench; exathunk bench --plot draws "
+                             "them)")
+    parser.add_argument("--no-save", action="store_true", help="do not save this run")
     args = parser.parse_args(argv)
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     only = set(filter(None, args.only.split(",")))
     everything = workloads()
@@ -392,7 +424,26 @@ def main(argv=None) -> int:
                       f"{str(detail).strip()[-500:]}", flush=True)
         run_all(args, chosen, ghc, memory=not args.no_memory and (not only
                                                                   or "stream" in only))
+    print_missed()
+    if not args.no_save:
+        path = benchstore.save_ratio_run(
+            args.storage or benchstore.default_storage(), ROWS, TARGETS,
+            {"python": sys.version.split()[0], "ghc": ghc.version if ghc else None,
+             "pairs": args.pairs, "only": sorted(only)})
+        print(f"saved this run's ratios in {path}", file=sys.stderr)
     return 0
+
+
+def print_missed() -> None:
+    """Every missed target and goal, one clear line each, with its bound."""
+    missed = [t for t in TARGETS if t["verdict"] == "MISSED"]
+    print()
+    if not missed:
+        measured = sum(t["verdict"] == "MET" for t in TARGETS)
+        print(f"no target missed ({measured} measured, every one MET)")
+    for t in missed:
+        print(benchkit.missed(f"{t['kind']} {t['workload']} {t['what']}", t["figure"],
+                              f"<= {t['bound']}"))
 
 
 def run_all(args, chosen, ghc, memory: bool) -> None:
@@ -421,10 +472,6 @@ def run_all(args, chosen, ghc, memory: bool) -> None:
         def engine_cpu():
             return time_per_run(lambda: program.run(**ENGINE_LIMITS), min_s)
 
-        def engine_wall():
-            return time_per_run(lambda: program.run(**ENGINE_LIMITS), min_s,
-                                time.perf_counter)
-
         if w.python_recursive:
             depth = depths[w.name]
 
@@ -435,7 +482,8 @@ def run_all(args, chosen, ghc, memory: bool) -> None:
                 return time_per_run(w.python, min_s)
         assert str(w.python()) == w.expected
         progress(f"{w.name}: engine vs CPython, {pairs} pairs")
-        row(w.name, "engine", "CPython", *paired(engine_cpu, py, pairs),
+        row(w.name, "engine", "CPython", *paired(engine_cpu, py, pairs,
+                                                 f"{w.name} vs CPython"),
             target_note(w.name, "CPython"))
 
         if not args.no_reference:
@@ -450,8 +498,8 @@ def run_all(args, chosen, ghc, memory: bool) -> None:
                 return time_per_run(lambda: reference_run(w.small_source), 0.0)
             progress(f"{w.name}: engine vs the reference interpreter (scaled)")
             row(w.name, "engine (scaled)", "reference (scaled)",
-                *paired(engine_small, ref, max(3, pairs // 2)),
-                f"target <= 0.02; {w.scale}")
+                *paired(engine_small, ref, max(3, pairs // 2), f"{w.name} vs reference"),
+                f"{target_note(w.name, 'reference (scaled)')}; {w.scale}")
 
         if w.c and not args.no_c:
             c_name, c_args = w.c
@@ -461,8 +509,9 @@ def run_all(args, chosen, ghc, memory: bool) -> None:
                 assert str(result) == w.expected
                 return median_s
             progress(f"{w.name}: engine vs C")
-            row(w.name, "engine", "C gcc -O2", *paired(engine_wall, c, pairs),
-                "target <= 20", clock="wall")
+            row(w.name, "engine", "C gcc -O2", *paired(engine_cpu, c, pairs,
+                                                       f"{w.name} vs C"),
+                target_note(w.name, "C gcc -O2"))
 
         if ghc is not None:
             ghc_rows(ghc, w, engine_cpu, pairs, ghc_sides)

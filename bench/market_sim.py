@@ -18,6 +18,12 @@ steady state (the second half of the run).
     python bench/market_sim.py                 # 1,000 nodes, default run (< 1 minute)
     python bench/market_sim.py --requests 100000 --oracles 0 --seed 2
     python bench/market_sim.py --sleepers 0.05  # patient liars: adaptive checking's limit
+
+Then the simulator's two claims, each MET or MISSED (judged when the modes they compare
+ran): at steady state the adaptive market gives fewer wrong results than no-check (or
+none), and costs less extra work than triple.  Progress (requests done per mode) goes
+to stderr: a tqdm bar when tqdm is installed (pip install 'exathunk[bench]'), else
+plain lines.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import benchkit  # noqa: E402  (chooses the exathunk to import)
 from exathunk.market import Market, Policy, kind_of  # noqa: E402
 
 HONEST, LIAR, COLLUDER, SLEEPER = "honest", "liar", "colluder", "sleeper"
@@ -96,8 +103,10 @@ def make_nodes(n: int, hostile: float, oracles: int, seed: int, flaky: float = 0
     return nodes
 
 
-def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, seed: int):
-    """Run one request stream through a fresh Market; returns per-request records."""
+def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, seed: int,
+             bar=None):
+    """Run one request stream through a fresh Market; returns per-request records
+    (``bar``, a progress bar, is advanced as requests finish)."""
     rng = random.Random(seed)
     market = Market(policy, rng=random.Random(seed + 1))
     for i, node in enumerate(nodes):
@@ -166,6 +175,8 @@ def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, se
                 reported.add(job_id)
                 records.append((job_id, job.outcome == truth_of[job_id], now - arrived,
                                 len(job.tried), job.error is not None))
+                if bar is not None and len(records) % 1000 == 0:
+                    bar.update(1000)
     return market, sorted(records)
 
 
@@ -181,7 +192,9 @@ def summarise(records):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 epilog="Prints a MISSED line for each of the simulator's "
+                                        "claims that a run does not bear out.")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=80000)
     ap.add_argument("--baseline-requests", type=int, default=20000,
@@ -199,6 +212,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--modes", default="adaptive,no-check,triple")
     args = ap.parse_args(argv)
+    modes = args.modes.split(",")
+    unknown = [m for m in modes if m not in ("adaptive", "no-check", "triple")]
+    if unknown:
+        ap.error(f"--modes: unknown mode(s) {', '.join(unknown)} "
+                 "(of: adaptive, no-check, triple)")
 
     nodes = make_nodes(args.nodes, args.hostile, args.oracles, args.seed, args.flaky,
                        args.sleepers)
@@ -214,16 +232,20 @@ def main(argv=None):
     header = ("mode", "phase", "requests", "wrong", "wrong %", "failed", "extra work",
               "mean latency", "time")
     print("%-9s %-7s %8s %6s %8s %6s %10s %12s %6s" % header)
-    for mode in args.modes.split(","):
+    steady = {}
+    for mode in modes:
         started = time.perf_counter()
         requests = args.requests if mode == "adaptive" else min(args.requests,
                                                                  args.baseline_requests)
-        market, records = simulate(nodes, args.oracles, requests, args.load,
-                                   policies[mode], args.seed)
+        with benchkit.progress(total=requests, desc=f"{mode}: requests") as bar:
+            market, records = simulate(nodes, args.oracles, requests, args.load,
+                                       policies[mode], args.seed, bar)
         elapsed = time.perf_counter() - started
         half = len(records) // 2
         for phase, part in (("all", records), ("steady", records[half:])):
             s = summarise(part)
+            if phase == "steady":
+                steady[mode] = s
             print("%-9s %-7s %8d %6d %7.3f%% %6d %9.1f%% %10.1f ms %5.1fs" % (
                 mode, phase, s["requests"], s["wrong"], 100.0 * s["wrong"] / max(1, s["requests"]),
                 s["failed"], 100.0 * s["extra"], 1000.0 * s["latency"], elapsed))
@@ -237,6 +259,31 @@ def main(argv=None):
             print("          shut out or on probation: %d hostile of %d, %d honest; "
                   "hostile share of dispatches %.1f%%" % (
                       caught, len(hostile), len(shut) - caught, 100.0 * hostile_share))
+
+
+    print()
+    for line in claims(steady):
+        print(line)
+
+
+def claims(steady: dict) -> list[str]:
+    """MET / MISSED lines for the simulator's claims, from the steady-state summaries."""
+    lines = []
+
+    def wrong_share(s):
+        return s["wrong"] / max(1, s["requests"])
+    if "adaptive" in steady and "no-check" in steady:
+        a, b = wrong_share(steady["adaptive"]), wrong_share(steady["no-check"])
+        lines.append(benchkit.verdict_line(
+            a == 0 or a < b, "steady-state wrong results, adaptive", f"{a:.3%}",
+            f"< no-check's {b:.3%}, or 0"))
+    if "adaptive" in steady and "triple" in steady:
+        a, b = steady["adaptive"]["extra"], steady["triple"]["extra"]
+        lines.append(benchkit.verdict_line(
+            a < b, "steady-state extra work, adaptive", f"{a:.1%}", f"< triple's {b:.1%}"))
+    if not lines:
+        lines.append("no claim judged: they compare adaptive with no-check and triple")
+    return lines
 
 
 if __name__ == "__main__":

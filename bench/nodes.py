@@ -3,20 +3,24 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
+import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from benchkit import child_env
 
 
 def spawn(code: str):
     """Run ``code`` (which serves a node and prints "exathunk serving on HOST:PORT") in
-    a new process; returns (process, host, port) once it listens."""
+    a new process; returns (process, host, port) once it listens.
+
+    The process imports the same exathunk as this one (child_env), and runs in the
+    temporary folder: with the checkout as its current directory, ``-c`` would put the
+    source tree first on its path, whatever this process imported."""
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True,
-                            cwd=os.path.join(HERE, ".."))
+                            stderr=subprocess.DEVNULL, text=True, env=child_env(),
+                            cwd=tempfile.gettempdir())
     line = proc.stdout.readline()
     if "serving on" not in line:
         proc.kill()

@@ -12,6 +12,10 @@ engine itself into a scratch directory (--build-dir; about a minute) and loads i
 place of exathunk._core for this process only; --in-place uses the engine already
 built in the checkout (it must be a profiling build:
 ``EXATHUNK_PROFILE=1 python setup.py build_ext --inplace -f``).
+
+It profiles the checkout's own source (this folder's parent, whether or not an exathunk
+is installed too): the profiling engine is built from it.  It has no target to meet.
+Progress goes to stderr (a tqdm bar with pip install 'exathunk[bench]').
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchkit  # noqa: E402
 CASES = sorted((ROOT / "grammar" / "cases").glob("bench_*.xt"))
 LIMITS = {"max_steps": 10**12, "max_heap": 1 << 31, "max_depth": 1 << 22}
 
@@ -78,7 +85,7 @@ def report(title: str, counts: dict, top: int) -> None:
             print(f"    {n:>14,}  {n / total:6.1%}  {name_of(Op, seq)}")
 
 
-def main() -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--top", type=int, default=20, help="rows per table (default 20)")
     parser.add_argument("--only", help="comma-separated bench names (fib25, pipeline, ...)")
@@ -86,19 +93,25 @@ def main() -> None:
                         help="use the checkout's engine (a profiling build) instead of building one")
     parser.add_argument("--build-dir", type=Path,
                         help="where to build the profiling engine (default: a scratch directory)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    names = [p.stem.removeprefix("bench_") for p in CASES]
+    wanted = set(args.only.split(",")) if args.only else None
+    if wanted and wanted - set(names):
+        parser.error(f"--only: unknown bench program(s) {', '.join(sorted(wanted - set(names)))}"
+                     f" (of: {', '.join(names)})")
+    # The checkout's source, first: the engine profiled is built from it.
     sys.path.insert(0, str(ROOT))
     if args.in_place:
         from exathunk import _core as core
     else:
         build_dir = args.build_dir or Path(tempfile.mkdtemp(prefix="exathunk-profile-"))
+        benchkit.note(f"building a profiling engine into {build_dir} (about a minute)")
         core = load_engine(build_profiling_engine(build_dir))
     import exathunk
     if core.profile_counts() is None:
         raise SystemExit("this engine was built without EXATHUNK_PROFILE=1: it counts nothing")
-    wanted = set(args.only.split(",")) if args.only else None
     every = {"ops": Counter(), "pairs": Counter(), "triples": Counter(), "modes": Counter()}
-    for path in CASES:
+    for path in benchkit.progress(CASES, desc="bench programs"):
         name = path.stem.removeprefix("bench_")
         if wanted and name not in wanted:
             continue
@@ -108,7 +121,8 @@ def main() -> None:
             every[key].update(counts[key])
     if not wanted or len(wanted) > 1:
         report("all the bench programs", every, args.top)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1402,7 +1402,7 @@ cdef int interp(Machine* m) noexcept nogil:
     cdef int32_t fn = 0, f, n, op, ar, held, extra
     cdef int mode = M_RESUME
     cdef int64_t napply = 0, b, i, k, need
-    cdef Val v, w, R
+    cdef Val v, w, R, Z
     cdef Obj* o
     cdef Obj* o2
     cdef FnInfo* fi
@@ -1416,6 +1416,11 @@ cdef int interp(Machine* m) noexcept nogil:
     cdef int64_t next_check = m.next_check
     R.k = K_INT
     R.u.i = 0
+    # A frame's slots past its arguments start as the Int 0, never as what an earlier
+    # frame left in the value stack (a heap pointer, read as an Int, would leak it):
+    # the verifier refuses a read before a write, this is the second line of defence.
+    Z.k = K_INT
+    Z.u.i = 0
     while True:
         xt_prof_mode(mode)
         if mode == M_EXEC:
@@ -1652,7 +1657,7 @@ cdef int interp(Machine* m) noexcept nogil:
                     F[fp].fn = f
                     F[fp].base = b
                     for i in range(n, fi.nlocals):
-                        S[b + i].k = K_INT
+                        S[b + i] = Z
                     sp = b + fi.nlocals
                     base = b
                     fn = f
@@ -1679,7 +1684,7 @@ cdef int interp(Machine* m) noexcept nogil:
                             break
                     F[fp].fn = f
                     for i in range(n, fi.nlocals):
-                        S[base + i].k = K_INT
+                        S[base + i] = Z
                     sp = base + fi.nlocals
                     fn = f
                     code = allcode + fi.off
@@ -2294,7 +2299,7 @@ cdef int interp(Machine* m) noexcept nogil:
             F[fp].fn = f
             F[fp].base = b
             for i in range(n, fi.nlocals):
-                S[b + i].k = K_INT
+                S[b + i] = Z
             sp = b + fi.nlocals
             base = b
             fn = f
@@ -2389,7 +2394,7 @@ cdef int interp(Machine* m) noexcept nogil:
             F[fp].fn = f
             F[fp].base = b
             for i in range(ar, fi.nlocals):
-                S[b + i].k = K_INT
+                S[b + i] = Z
             sp = b + fi.nlocals
             base = b
             fn = f
@@ -2850,10 +2855,11 @@ cdef object _show_double = None
 cdef object _show_string = None
 cdef object _Data = None
 cdef object _errors = None
+cdef object _error_place = None
 
 
 def _init():
-    global _show_double, _show_string, _Data, _errors
+    global _show_double, _show_string, _Data, _errors, _error_place
     global p_substring, p_split, p_chars, p_not_an_int, p_compare_shallow, p_concat_big
     global p_copy_chunked, p_native_step
     p_substring = substring_op
@@ -2869,6 +2875,8 @@ def _init():
     _show_string = values.show_string
     _Data = values.Data
     _errors = errors
+    from .program import error_place
+    _error_place = error_place
 
 
 _init()
@@ -3026,35 +3034,68 @@ cdef class Run:
             free(self.m)
             self.m = NULL
 
+    cdef list active_frames(self, int64_t limit):
+        """(function index, pc) of the code frames active when the run failed,
+        innermost first, at most ``limit``: the innermost one's pc is where the engine
+        stopped, every other one's its return address.  Read from the frame stack only
+        on the error path (the interpreter records nothing more)."""
+        cdef Machine* m = self.m
+        cdef int64_t k
+        out = []
+        if m == NULL or m.F == NULL:
+            return out
+        k = m.fp
+        while k >= 0 and len(out) < limit:
+            if m.F[k].kind == F_CODE and 0 <= m.F[k].fn < m.nfns:
+                if not out and k == m.fp and m.F[k].fn == m.err_fn:
+                    out.append((m.F[k].fn, m.err_pc))
+                else:
+                    out.append((m.F[k].fn, m.F[k].pc))
+            k -= 1
+        if not out and 0 <= m.err_fn < m.nfns:
+            out.append((m.err_fn, m.err_pc))
+        return out
+
     cdef raise_error(self):
         m = self.m
         if m.err == E_PY and self.pyerr is not None:
             raise self.pyerr
         msg = m.errmsg.decode("utf-8", "replace")
         if m.err == E_STEPS:
-            raise _errors.LimitExceeded(msg, limit="max_steps")
+            raise _errors.LimitExceeded(_errors.limit_message("max_steps", m.max_steps, m.steps),
+                                        limit="max_steps", value=m.max_steps, used=m.steps)
         if m.err == E_HEAP:
-            raise _errors.LimitExceeded(msg, limit="max_heap")
+            used = self.stats()["peak_heap"] if m.heap != NULL else None
+            if not msg.startswith("the heap limit"):   # out of memory, a string too long
+                msg = f"{msg}; raise it with --max-heap or max_heap="
+            else:
+                msg = _errors.limit_message("max_heap", m.max_heap, used)
+            raise _errors.LimitExceeded(msg, limit="max_heap", value=m.max_heap, used=used)
         if m.err == E_DEPTH:
-            raise _errors.LimitExceeded(msg, limit="max_depth")
+            depth = m.fmax - 16
+            if msg.startswith("the stack depth limit"):
+                msg = _errors.limit_message("max_depth", depth, m.fp)
+            else:
+                msg = f"{msg}; raise it with --max-depth or max_depth="
+            raise _errors.LimitExceeded(msg, limit="max_depth", value=depth, used=m.fp)
         if m.err == E_CANCEL:
             raise _errors.LimitExceeded(msg, limit="cancelled")
         if m.err == E_TIMEOUT:
-            ms = self.timeout * 1000.0 if self.timeout is not None else 0.0
-            shown = f"{ms:.0f}" if ms >= 10 else f"{ms:.3g}"
-            raise _errors.LimitExceeded(f"the time limit (timeout) of {shown} ms was exceeded",
-                                        limit="timeout")
+            used = None
+            if self.timeout is not None and m.deadline != INT64_MAX_V:
+                used = self.timeout + (xt_now_ns() - m.deadline) / 1e9
+            raise _errors.LimitExceeded(_errors.limit_message("timeout", self.timeout or 0.0, used),
+                                        limit="timeout", value=self.timeout, used=used)
         if msg == "error" and self.error_message is not None:
             msg = self.error_message
-        line = None
-        if 0 <= m.err_fn < m.nfns:
-            fobj = self.image.program.functions[m.err_fn]
-            if fobj.lines:
-                line = fobj.lines[min(max(m.err_pc, 0), len(fobj.lines) - 1)] or None
-            name = fobj.name.split("/")[0]
-            if not name.startswith("%main"):
-                msg = f"{msg} (in {name})"
-        raise _errors.EvaluationError(msg, line=line)
+        program = self.image.program
+        frames = self.active_frames(256)
+        line, column, trace = _error_place(program, frames)
+        if line is None and len(frames) == 256:      # deep in the prelude: look further
+            line, column, trace = _error_place(program, self.active_frames(100_000))
+        err = _errors.EvaluationError(msg, line=line, column=column)
+        err.trace = trace
+        raise err
 
     def execute(self):
         cdef Machine* m = self.m
@@ -3080,6 +3121,7 @@ cdef class Run:
             self.raise_error()
         for i in range(fi.nlocals):
             m.S[i].k = K_INT
+            m.S[i].u.i = 0
         m.sp = fi.nlocals
         with nogil:
             rc = interp(m)

@@ -55,7 +55,8 @@ from dataclasses import dataclass, fields
 
 from . import __version__, wire
 from .errors import (AuthenticationError, EvaluationError, ExathunkError, LimitExceeded,
-                     ParseError, RemoteError, TypeCheckError, UnknownFunctionError)
+                     ParseError, RemoteError, TypeCheckError, UnknownFunctionError,
+                     WorkerRefused)
 from .library import Library
 from .market import ACTIVE, DOWN, PROBATION, SHUT_OUT, Market, Policy, kind_of
 from .reputation import ReputationStore
@@ -95,6 +96,8 @@ class BrokerOptions:
     hedge_factor: float = 8.0         # ... and this many times its expected latency
     forward: str = "source"           # what workers get for a source request: the
                                       # "source" (checked here), or the "compiled" bytes
+    strict_store: bool = False        # a corrupt reputation store is a StoreError
+                                      # (default: moved aside, a fresh one started)
 
 
 def _split_options(options: dict):
@@ -108,6 +111,30 @@ def _split_options(options: dict):
 
 def _address(host: str, port: int) -> str:
     return f"{host}:{int(port)}"
+
+
+def _is_local_host(host: str) -> bool:
+    """Whether ``host`` names this machine: a loopback or wildcard address, or one of its
+    own addresses (one a socket can bind).  A name that does not resolve is not."""
+    import ipaddress
+    import socket
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    for family, _, _, _, sockaddr in infos:
+        ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if getattr(ip, "ipv4_mapped", None):
+            ip = ip.ipv4_mapped
+        if ip.is_loopback or ip.is_unspecified:
+            return True
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((sockaddr[0], 0))
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _parse_address(worker) -> tuple[str, int]:
@@ -247,6 +274,7 @@ class _Request:
 
     def __init__(self, rid: str):
         self.id = rid
+        self.source = None           # set by _submit; a request refused there has none
         self.results: dict = {}
         self.sent: dict = {}                  # address -> when it was dispatched there
         self.done = threading.Event()
@@ -278,7 +306,10 @@ class BrokerHandler:
         # The token and TLS the broker presents to its workers (one shared token per
         # deployment: the one it requires of registerWorker).
         self.client_security = client_security or NO_CLIENT_SECURITY
-        self.store = ReputationStore(db_path) if db_path else None
+        self.store = ReputationStore(db_path, strict=o.strict_store) if db_path else None
+        # Drawn at every start; getStats reports it, and a candidate worker that reports
+        # it is this broker (WorkerRefused).
+        self.node_id = os.urandom(16).hex()
         rng = random.Random(o.seed) if o.seed is not None else random.Random()
         self.market = Market(policy or Policy(), rng=rng, store=self.store)
         self.library = Library()
@@ -337,9 +368,11 @@ class BrokerHandler:
         into a Library of its own, shared by the workers that offer exactly the same, in
         which requests the broker's Library cannot check are tried again.
         """
+        self._refuse_self_by_address(host, port)
         link = _WorkerLink(host, port, self.options.dispatch_timeout, self.client_security)
         c = link.client()
         link.func_defs = list(c.func_defs())
+        self._refuse_self_by_id(link, c)
         link.class_defs = c.class_defs()
         own: list = []
         lib = wire.library_from_defs(link.func_defs, link.class_defs, conflicts=own)
@@ -379,6 +412,30 @@ class BrokerHandler:
         log.info("worker %s joined: %d functions and instance methods", link.address,
                  len(offered))
         return link.address
+
+    def _refuse_self_by_address(self, host: str, port: int) -> None:
+        """WorkerRefused for the broker's own port on a loopback, wildcard or local
+        address (127.0.0.1, localhost, 0.0.0.0, ::1, this machine's own addresses)."""
+        if self.port is None or int(port) != int(self.port):
+            return
+        if _is_local_host(host):
+            raise WorkerRefused(f"{_address(host, port)} is this broker itself (port "
+                                f"{port} on a local address): a broker cannot be its own "
+                                "worker")
+
+    def _refuse_self_by_id(self, link, c) -> None:
+        """WorkerRefused for a node that reports the broker's own node id (an alias
+        address, a forwarded port: whatever reaches this broker)."""
+        try:
+            node_id = c.stats().get("nodeId")
+        except ExathunkError as err:       # a node without getStats: the address check stands
+            log.debug("worker %s: getStats failed (%s); not checked by node id",
+                      link.address, err.message)
+            return
+        if node_id and node_id == self.node_id:
+            link.reset()
+            raise WorkerRefused(f"{link.address} is this broker itself (it reports the "
+                                "broker's own node id): a broker cannot be its own worker")
 
     def listening(self, host: str, port: int) -> None:
         """Called by the server once it listens: workers send sub-thunks to ``port``."""
@@ -921,7 +978,7 @@ class BrokerHandler:
             rejectedFrames=self.rejected_frames(), workers=workers,
             subThunks=c["subthunks"], sharedRuns=c["shared_runs"],
             splitRequests=c["split_requests"],
-            authRefused=c["auth_refused"] + c["auth_failed"])
+            authRefused=c["auth_refused"] + c["auth_failed"], nodeId=self.node_id)
 
     def requestBid(self, evalRequest):
         """The broker's own bid: its best worker's expected latency for the request."""
@@ -996,6 +1053,9 @@ class BrokerHandler:
                 for address, (host, port) in list(self._pending_workers.items()):
                     try:
                         self.add_worker(host, port)
+                    except WorkerRefused as err:
+                        log.warning("worker %s refused: %s", address, err.message)
+                        self._pending_workers.pop(address, None)
                     except ExathunkError:
                         pass
                 if _mono() - last_bids >= o.bid_interval:

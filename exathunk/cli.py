@@ -5,12 +5,14 @@ stderr with the place and a caret; a bad command line is one line on stderr.  Ex
 codes follow clox and sysexits: 0 success, 2 bad usage (a token, certificate or key
 file that cannot be used too), 65 a program that does not compile, 70 a run that fails
 (EvaluationError, LimitExceeded), 69 a remote node that cannot be reached or an address
-a server cannot listen on (its metrics' address too), 77 a node that refuses the token
-(AuthenticationError), 1 anything else.  serve and broker take --metrics-port/
+a server cannot listen on (its metrics' address too), 74 a reputation store the broker
+cannot use (corrupt, with --strict-store; or not openable), 77 a node that refuses the
+token (AuthenticationError), 1 anything else.  serve and broker take --metrics-port/
 --metrics-host (Prometheus, needs the metrics extra) and --log-format json (one JSON
 line per request on stderr).
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
-$XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
+$XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset), and saved benchmark
+runs in its bench/ folder (exathunk.benchstore).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .errors import (AuthenticationError, ConfigurationError, EvaluationError, E
                      UnknownFunctionError)
 
 EXIT_USAGE, EXIT_COMPILE, EXIT_RUNTIME, EXIT_UNAVAILABLE, EXIT_NOPERM = 2, 65, 70, 69, 77
+EXIT_IOERR = 74      # sysexits EX_IOERR: the broker's reputation store cannot be used
 SERVE_PORT, BROKER_PORT = 9090, 9091
 
 
@@ -326,10 +329,61 @@ def _listening(verb: str, host: str, port: int, run) -> int:
     return 0
 
 
+def load_library(spec: str):
+    """``pkg.module:attr`` -> the Library it names: ``attr`` is a Library or a callable
+    of no arguments that returns one.  Anything else is a UsageError (exit code 2)."""
+    import importlib
+    from .library import Library
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--library {spec}: expected MODULE:ATTRIBUTE "
+                         "(e.g. mypkg.hostlib:lib)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        missing = getattr(err, "name", None) or module_name
+        why = (f"no module named {missing!r}" if isinstance(err, ModuleNotFoundError)
+               else f"{type(err).__name__}: {err}")
+        raise UsageError(f"--library {spec}: cannot import the module {module_name!r} "
+                         f"({why}; is it on PYTHONPATH?)") from None
+    except Exception as err:      # the module itself fails while it is imported
+        raise UsageError(f"--library {spec}: importing the module {module_name!r} "
+                         f"failed: {type(err).__name__}: {err}") from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"--library {spec}: the module {module_name!r} has no "
+                             f"attribute {attr!r}") from None
+    if not isinstance(obj, Library) and callable(obj):
+        try:
+            obj = obj()
+        except ExathunkError as err:
+            raise UsageError(f"--library {spec}: {attr}() failed: {err.kind}: "
+                             f"{err.message}") from None
+        except Exception as err:
+            raise UsageError(f"--library {spec}: {attr}() failed: "
+                             f"{type(err).__name__}: {err}") from None
+        what = f"{attr}() returned a value"
+    else:
+        what = f"{attr} is"
+    if not isinstance(obj, Library):
+        raise UsageError(f"--library {spec}: {what} of type {type(obj).__name__}, not an "
+                         "exathunk.Library (give a Library or a function of no "
+                         "arguments that returns one)")
+    return obj
+
+
 def cmd_serve(args) -> int:
     from . import server
     _configure_logging(args)
     options = {k: v for k, v in _limits(args).items()}
+    if args.library:
+        if len(args.library) > 1:
+            raise UsageError("--library given more than once: a node serves one Library "
+                             "(build one that registers everything)")
+        options["library"] = load_library(args.library[0])
     if args.workers is not None:
         options["workers"] = args.workers
     if args.timeout_ms is not None:
@@ -342,9 +396,21 @@ def cmd_serve(args) -> int:
                       lambda: server.serve(host=args.host, port=args.port, **options))
 
 
+def _open_store(path: str, strict: bool) -> None:
+    """Check the reputation store before the broker opens it: a corrupt one is moved
+    aside (a line on stderr names where), or with --strict-store refused (StoreError)."""
+    from .reputation import ReputationStore
+    store = ReputationStore(path, strict=strict)
+    store.close()
+    if store.moved_aside:
+        print(f"exathunk broker: the reputation store {path} is corrupt: moved it aside "
+              f"to {store.moved_aside}; starting with a fresh one", file=sys.stderr,
+              flush=True)
+
+
 def cmd_broker(args) -> int:
     from . import broker
-    _configure_logging(args)
+    from .errors import StoreError
     workers = list(args.worker or [])
     oracles = list(args.oracle or [])
     # An oracle is a worker whose answers are trusted: it must be connected as one too.
@@ -357,10 +423,18 @@ def cmd_broker(args) -> int:
         os.makedirs(os.path.dirname(store), exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot create the folder of --store {store}: {err.strerror}")
+    try:
+        # Before logging is set up: the store's own warning stays quiet, this says it.
+        _open_store(store, args.strict_store)
+    except StoreError as err:
+        print(f"exathunk broker: error: {err.message}", file=sys.stderr)
+        return EXIT_IOERR
+    _configure_logging(args)
     print(f"exathunk broker: reputation store {store}", flush=True)
     return _listening("broker", args.host, args.port,
                       lambda: broker.serve(host=args.host, port=args.port, workers=workers,
-                                           db_path=store, **options))
+                                           db_path=store, strict_store=args.strict_store,
+                                           **options))
 
 
 def cmd_status(args) -> int:
@@ -414,7 +488,25 @@ BENCH_SUITES = ("compile", "engine", "service", "broker")
 
 
 def cmd_bench(args) -> int:
+    import pathlib
     import subprocess
+
+    from . import benchstore
+    storage = os.path.abspath(args.storage or benchstore.default_storage())
+    if args.plot:
+        if not args.plot.lower().endswith((".svg", ".png")):
+            raise UsageError(f"--plot: the file must end in .svg or .png, got {args.plot!r}")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError(f"--plot needs matplotlib: {benchstore.PLOT_HINT}") from None
+        try:
+            print(benchstore.plot(storage, args.plot))
+        except benchstore.StorageError as err:
+            raise UsageError(str(err)) from None
+        return 0
+    if args.compare and (args.quick or args.no_save):
+        raise UsageError("--compare needs a timed, saved run: drop --quick and --no-save")
     bench_dir = args.dir or os.path.join(os.getcwd(), "bench")
     if not os.path.isdir(bench_dir):
         print(f"error: no benchmark folder at {bench_dir} (run from a checkout, or give --dir)",
@@ -424,14 +516,37 @@ def cmd_bench(args) -> int:
     # The suites are named bench_*.py, which pytest collects only when named explicitly.
     cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
     cmd += [os.path.join(bench_dir, f"bench_{suite}.py") for suite in suites]
+    if args.k:
+        cmd += ["-k", args.k]
     if args.json:
         cmd.append(f"--benchmark-json={args.json}")
     if args.quick:
         # Each benchmark runs once, as a test: checks the suite works, measures nothing.
         cmd.append("--benchmark-disable")
         cmd.remove("--benchmark-only")
-    print("$ " + " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd)
+    elif not args.no_save:
+        # pytest-benchmark saves the run as <storage>/<machine id>/NNNN_*.json.
+        pathlib.Path(storage).mkdir(parents=True, exist_ok=True)
+        cmd += ["--benchmark-autosave", f"--benchmark-storage=file://{storage}"]
+    before = {r.path for r in benchstore.load_runs(storage)} if args.compare else set()
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    rc = subprocess.call(cmd)
+    if not args.quick and not args.no_save:
+        print(f"runs are saved in {storage}", file=sys.stderr)
+    if rc != 0 or not args.compare:
+        return rc
+    runs = benchstore.load_runs(storage)
+    new = [r for r in runs if r.path not in before]
+    old = [r for r in runs if r.path in before]
+    if not new:
+        print("exathunk bench: --compare: this run saved nothing to compare", file=sys.stderr)
+        return 1
+    if not old:
+        print(f"no earlier run in {storage} to compare with: this one is the first")
+        return 0
+    lines, _slower = benchstore.compare_runs(old[-1], new[-1])
+    print("\n".join(lines))
+    return 0
 
 
 # ---- argument parsing ---------------------------------------------------------------
@@ -444,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "programs travel over Thrift RPC.",
         epilog="Run 'exathunk VERB --help' for a verb's options.  Exit codes: 0 ok, "
                "2 usage, 65 compile error, 70 run failure, 69 unreachable node or "
-               "an address that cannot be listened on, 77 token refused.")
+               "an address that cannot be listened on, 74 unusable broker store "
+               "(broker --strict-store), 77 token refused.")
     top.add_argument("--version", action="version", version=f"exathunk {__version__}")
     verbs = top.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
@@ -502,6 +618,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default wall-clock limit per request")
     p.add_argument("--join", type=parse_address, metavar="HOST:PORT",
                    help="register this worker with a broker (presenting --token-file)")
+    p.add_argument("--library", action="append", metavar="MODULE:ATTR",
+                   help="offer the host functions, data types, classes and instances of "
+                        "this exathunk.Library: ATTR of the importable MODULE, a Library "
+                        "or a function of no arguments that returns one (e.g. "
+                        "mypkg.hostlib:lib); once")
     _add_server_security_args(p)
     _add_limit_args(p)
     _add_log_arg(p)
@@ -523,6 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLite file for reputation and statistics, kept across restarts "
                         "(default $XDG_DATA_HOME/exathunk/broker.sqlite3, i.e. "
                         "~/.local/share/exathunk/broker.sqlite3; its path is printed at start)")
+    p.add_argument("--strict-store", action="store_true",
+                   help="refuse to start (exit code 74) when the store is corrupt; by "
+                        "default a corrupt store is moved aside to "
+                        "PATH.corrupt-TIMESTAMP (the new path is printed on stderr) and "
+                        "a fresh one started")
     _add_server_security_args(p, broker=True)
     _add_log_arg(p)
     _add_ops_args(p)
@@ -540,15 +666,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_security_args(p)
     p.set_defaults(run=cmd_status)
 
-    p = verbs.add_parser("bench", help="run the benchmark suites (from a checkout)",
-                         description="Run the pytest-benchmark suites in bench/.")
+    p = verbs.add_parser("bench", help="run the benchmark suites (from a checkout), save, "
+                                       "compare, plot",
+                         description="Run the pytest-benchmark suites in bench/ and save the "
+                                     "run (pytest-benchmark autosave) in the storage folder; "
+                                     "--compare also prints the change against the last "
+                                     "saved run, --plot draws the saved history instead of "
+                                     "running.",
+                         epilog="Storage: --storage DIR, default $XDG_DATA_HOME/exathunk/"
+                                "bench (~/.local/share/exathunk/bench); "
+                                "bench/compare_engine.py saves its ratio runs there too. "
+                                "Exit codes: pytest's (0 passed, 1 failed, 5 nothing "
+                                "selected); 2 usage, or --plot without matplotlib.")
     p.add_argument("--suite", default="all",
                    choices=["all", *BENCH_SUITES],
                    help="which suite (default all)")
     p.add_argument("--dir", help="the bench folder (default ./bench)")
+    p.add_argument("-k", metavar="EXPR",
+                   help="run only the benchmarks pytest's -k EXPR selects "
+                        "(e.g. -k tiny_runs)")
     p.add_argument("--json", metavar="FILE", help="also write pytest-benchmark JSON here")
     p.add_argument("--quick", action="store_true",
-                   help="run each benchmark once as a smoke test (no timing)")
+                   help="run each benchmark once as a smoke test (no timing, nothing saved)")
+    p.add_argument("--storage", metavar="DIR",
+                   help="where runs are saved and read (default "
+                        "$XDG_DATA_HOME/exathunk/bench, i.e. ~/.local/share/exathunk/bench)")
+    p.add_argument("--no-save", action="store_true", help="do not save this run")
+    p.add_argument("--compare", action="store_true",
+                   help="after the run, print each benchmark's median in the last saved run "
+                        "and in this one, the change, and SLOWER where it is slower beyond "
+                        "noise")
+    p.add_argument("--plot", metavar="FILE.svg|FILE.png",
+                   help="run nothing: draw the history of each benchmark's median over the "
+                        "saved runs and the latest compare_engine.py ratios against the "
+                        "peers into FILE (needs pip install 'exathunk[plot]')")
     p.set_defaults(run=cmd_bench)
     return top
 

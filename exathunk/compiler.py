@@ -484,9 +484,11 @@ class _FnBuilder:
         self.arity = arity
         self.code: list[int] = []
         self.lines: list[int] = []
+        self.columns: list[int] = []
         self.nslots = arity
         self.next_slot = arity
         self.line = 0
+        self.column = 0
         self.max_stack = None        # known when copied from the verified prelude image
 
     def emit(self, op: Op, *operands):
@@ -496,8 +498,10 @@ class _FnBuilder:
         if operands:
             code.extend(operands)      # ints by construction (slots, indices, counts)
             self.lines.extend([self.line] * (1 + len(operands)))
+            self.columns.extend([self.column] * (1 + len(operands)))
         else:
             self.lines.append(self.line)
+            self.columns.append(self.column)
         return at
 
     def patch_target(self, at: int, target: int):
@@ -712,7 +716,7 @@ class _Compiler:
             # functions copied from the prelude image bring their (verified) max_stack
             max_stack = fb.max_stack if fb.max_stack is not None else stack_need(fb.code)
             functions.append(Function(fb.name, fb.arity, fb.nslots, fb.code, fb.lines,
-                                      max_stack))
+                                      max_stack, fb.columns))
         # trusted: well-formed by construction, so the Program skips the verifier
         # (tests/test_compiler_output.py verifies the output of every golden program)
         return Program(FORMAT_VERSION, functions, self.ints, self.doubles, self.strings,
@@ -772,6 +776,7 @@ class _Compiler:
         fb = _FnBuilder(name, src.arity)
         fb.code = code
         fb.lines = list(src.lines)
+        fb.columns = list(src.columns)
         fb.nslots = src.nslots
         fb.max_stack = img.max_stacks[j]
         return fb
@@ -793,6 +798,7 @@ class _Compiler:
             params, body = _define_params(d)
             fb = _FnBuilder(self.fn_name(key), len(params))
             fb.line = d.line
+            fb.column = d.column
             env = {}
             flags = self.strictness.get(key, ())
             for i, p in enumerate(params):
@@ -842,13 +848,24 @@ class _Compiler:
             fb.emit(Op.RET)
 
     def c_strict(self, fb, e, env, ns, tail=False):
-        """Emit code leaving e's WHNF on the stack (or returning it when tail)."""
+        """Emit code leaving e's WHNF on the stack (or returning it when tail).  The
+        instructions get e's position; the enclosing expression's is restored after,
+        so that an operation emitted after its arguments (a division, ``error``) has
+        the position of its own call, not of its last argument."""
+        line, column = fb.line, fb.column
+        try:
+            return self._c_strict(fb, e, env, ns, tail)
+        finally:
+            fb.line, fb.column = line, column
+
+    def _c_strict(self, fb, e, env, ns, tail=False):
         cls = e.__class__
         if cls is _The:
             e = _strip(e)
             cls = e.__class__
         if e.line:
             fb.line = e.line
+            fb.column = e.column
         if cls is _App:
             return self.c_app(fb, e, env, ns, tail)
         if cls is _Lit:
@@ -888,11 +905,20 @@ class _Compiler:
         raise CompileError(f"cannot compile {type(e).__name__}")
 
     def c_lazy(self, fb, e, env, ns):
-        """Emit code pushing e's value without evaluating it (a thunk when needed)."""
+        """Emit code pushing e's value without evaluating it (a thunk when needed);
+        positions as in c_strict."""
+        line, column = fb.line, fb.column
+        try:
+            return self._c_lazy(fb, e, env, ns)
+        finally:
+            fb.line, fb.column = line, column
+
+    def _c_lazy(self, fb, e, env, ns):
         if e.__class__ is _The:
             e = _strip(e)
         if e.line:
             fb.line = e.line
+            fb.column = e.column
         if isinstance(e, ast.Lit):
             return self.c_lit(fb, e)
         if isinstance(e, ast.Var):
@@ -1204,12 +1230,14 @@ class _Compiler:
             at = ends.pop()
             del fb.code[at:]
             del fb.lines[at:]
+            del fb.columns[at:]
         for j in ends:
             fb.patch_target(j, len(fb.code))
         fb.next_slot = saved
 
     def c_no_match(self, fb, e: ast.Case, tail):
         fb.line = e.line
+        fb.column = e.column
         fb.emit(Op.STR, self.str_const(no_match_message(e.form, e.line, e.column)))
         fb.emit(Op.ERROR)
         self.ret(fb, tail)
@@ -1304,6 +1332,7 @@ class _Compiler:
         kind = "lambda" if params else "thunk"
         lf = _FnBuilder(f"{fb.name.split('/')[0]}/{kind}{self.lifted}", len(free_list) + len(params))
         lf.line = fb.line
+        lf.column = fb.column
         inner = {}
         for i, n in enumerate(free_list):
             inner[n] = _Local(i, env[n].evaluated, env[n].cons)
@@ -1417,7 +1446,11 @@ class _Compiler:
             flags = self.strictness.get((g.kind, g.name), ())
             self.c_args(fb, args[:arity], flags, env, ns)
             if len(args) == arity:
-                fb.emit(Op.TAILCALL if tail else Op.CALL, idx, arity)
+                if tail and self.keeps_caller(fb, g, ns):
+                    fb.emit(Op.CALL, idx, arity)
+                    fb.emit(Op.RET)
+                else:
+                    fb.emit(Op.TAILCALL if tail else Op.CALL, idx, arity)
                 return
             fb.emit(Op.CALL, idx, arity)
             return self.c_apply_rest(fb, args[arity:], env, ns, tail)
@@ -1439,6 +1472,20 @@ class _Compiler:
         if rest:
             return self.c_apply_rest(fb, rest, env, ns, tail)
         return self.ret(fb, tail)
+
+    def keeps_caller(self, fb, g, ns) -> bool:
+        """Whether a call in tail position keeps the caller's frame (a CALL and a RET
+        instead of a TAILCALL), so that a run that fails in the callee has the call's
+        place in the user's source.  Only where that costs at most one frame: from the
+        main expression (run once), and from user code into a prelude function that
+        can never call user code again (its type has no function in it and no class
+        constraint, so by parametricity it calls nothing it is given), so no loop
+        through it grows the stack."""
+        if ns != _USER:
+            return False
+        if fb.name == "%main":
+            return True
+        return g.kind == _PRELUDE and g.name in _leaf_prelude()
 
     def c_builtin(self, fb, name, args, env, ns, tail) -> bool:
         """Emit a saturated built-in; True when it already returned (tail)."""
@@ -1491,6 +1538,26 @@ class _Compiler:
         return False
 
 
+_leaf_cache: dict = {}
+
+
+def _leaf_prelude() -> frozenset:
+    """Prelude functions whose type holds no function and no constraint (``nth``,
+    ``length``, ``fst``): they never call back into user code."""
+    checked = typecheck.checked_prelude()
+    leaves = _leaf_cache.get(id(checked))
+    if leaves is None:
+        names = set()
+        for name, scheme in (checked.define_types or {}).items():
+            text = str(scheme)
+            if "=>" not in text and text.count("(->") == 1 and text.startswith("(->"):
+                names.add(name)
+        leaves = frozenset(names)
+        _leaf_cache.clear()
+        _leaf_cache[id(checked)] = leaves
+    return leaves
+
+
 class _PreludeImage:
     """Every prelude function compiled once, for programs to copy what they reach."""
 
@@ -1510,7 +1577,12 @@ class _PreludeImage:
         self.prelude_scope = _Scope(_PRELUDE, {}, compiler.prelude_defs, None)
         # verified once here, so that programs copying these functions need not be
         from types import SimpleNamespace
-        from .program import Function, _verify_code
+        from .program import PRELUDE_LINE, Function, _verify_code
+        # the prelude's positions are in prelude.xt, not in any user's file: the line
+        # table marks them (PRELUDE_LINE), so that a run's error never shows them
+        # against the user's source (programs copy these tables)
+        for f in self.functions:
+            f.lines = [PRELUDE_LINE | line for line in f.lines]
         funcs = [Function(f.name, f.arity, f.nslots, f.code, f.lines) for f in self.functions]
         arities = [f.arity for f in funcs]
         datatypes = _data_table(compiler.datatypes)

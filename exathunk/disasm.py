@@ -9,6 +9,7 @@ with its index.
 
 from __future__ import annotations
 
+from .program import PRELUDE_LINE
 from .opcodes import OPERANDS, Op
 from .values import show_double, show_string
 
@@ -121,7 +122,12 @@ def disassemble_function(prog, index: int) -> str:
         n = len(OPERANDS[op])
         ops = f.code[pc + 1:pc + 1 + n]
         line = f.lines[pc]
-        where = "   |" if line == last_line else f"{line:4d}"
+        if line == last_line:
+            where = "   |"
+        elif line & PRELUDE_LINE:             # a line of prelude.xt
+            where = ("p" + str(line & ~PRELUDE_LINE)).rjust(4)
+        else:
+            where = f"{line:4d}"
         last_line = line
         out.append(f"{pc:04d} {where} {_SHAPES[OPERANDS[op]](prog, op, ops)}")
         pc += 1 + n

@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 from . import compiler, parser, subthunks, typecheck
 from .errors import ExathunkError
+from .lexer import source_text
 from .library import Library, default_library
 
 # The parser bounds nesting at parser.MAX_NESTING (256) parentheses; the later stages
@@ -40,6 +41,7 @@ def check(source: str, library: Library | None = None, filename: str | None = No
     never does.
     """
     library = library or default_library()
+    source = source_text(source)       # bytes not UTF-8: a ParseError with the offset
     _ensure_recursion_limit()
     try:
         module, notes = subthunks.desugar(parser.parse(source, filename), source)
@@ -52,8 +54,13 @@ def check(source: str, library: Library | None = None, filename: str | None = No
 
 
 def compile(source: str, library: Library | None = None, filename: str | None = None):
-    """Compile ``source`` into a Program (cached by source text and library)."""
+    """Compile ``source`` into a Program (cached by source text and library).
+
+    ``source`` is a str, or UTF-8 bytes (bytes that are not UTF-8 are a ParseError
+    naming the offset of the first bad byte)."""
     library = library or default_library()
+    if source.__class__ is not str:
+        source = source_text(source)
     key = (source, library.id, library.version, filename)
     program = _cache.get(key)
     if program is not None:
@@ -92,6 +99,7 @@ def clear_cache() -> None:
 
 def evaluate(source: str, library: Library | None = None, **limits):
     """Compile and run ``source``; keyword limits: max_steps, max_heap, max_depth."""
+    source = source_text(source)
     program = compile(source, library)
     try:
         return program.run(library=library, **limits)

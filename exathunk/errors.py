@@ -19,6 +19,9 @@ class ExathunkError(Exception):
         self.column = column
         self.source = source
         self.filename = filename
+        # For a run that failed: the innermost active frames at the failure, innermost
+        # first, each a TraceFrame (see trace_lines); empty for compile-time errors.
+        self.trace = []
 
     @property
     def kind(self) -> str:
@@ -48,8 +51,12 @@ class ExathunkError(Exception):
             shown = line[start:start + 120].replace("\t", " ")
             prefix = "..." if start else ""
             text += "\n    " + prefix + shown
-            if self.column is not None:   # a runtime error knows its line, not its column
+            if self.column is not None:
                 text += "\n    " + " " * (len(prefix) + col - 1 - start) + "^"
+        if self.trace:
+            text += "\n  evaluation trace (innermost first):"
+            for frame in self.trace:
+                text += "\n    " + frame.describe()
         return text
 
     def __str__(self) -> str:
@@ -66,6 +73,50 @@ class ExathunkError(Exception):
     def __reduce__(self):
         return (_rebuild, (type(self).__name__, self.message, self.line, self.column,
                            self.source, self.filename, dict(self.__dict__)))
+
+
+class TraceFrame:
+    """One active frame of a failed run: ``kind`` is "user" (a function of the user's
+    program: ``name``, and ``line``/``column`` of the expression it was evaluating),
+    "main" (the program's main expression), "prelude" (a prelude function), "built-in"
+    or "host"; prelude, built-in and host frames carry no position (their code is not
+    in the user's file)."""
+
+    __slots__ = ("kind", "name", "line", "column")
+
+    def __init__(self, kind: str, name: str, line: int | None = None,
+                 column: int | None = None):
+        self.kind = kind
+        self.name = name
+        self.line = line
+        self.column = column
+
+    def describe(self) -> str:
+        if self.kind == "main":
+            text = "in the main expression"
+        elif self.kind == "user":
+            text = f"in '{self.name}'"
+        elif self.kind == "host":
+            text = f"in host function '{self.name}'"
+        else:
+            text = f"in {self.kind} '{self.name}'"
+        if self.line:
+            text += f" at line {self.line}"
+            if self.column:
+                text += f", column {self.column}"
+        return text
+
+    def __eq__(self, other):
+        return isinstance(other, TraceFrame) and self.as_tuple() == other.as_tuple()
+
+    def as_tuple(self) -> tuple:
+        return (self.kind, self.name, self.line, self.column)
+
+    def __repr__(self):
+        return f"TraceFrame{self.as_tuple()!r}"
+
+    def __reduce__(self):
+        return (TraceFrame, self.as_tuple())
 
 
 class ParseError(ExathunkError):
@@ -85,11 +136,49 @@ class EvaluationError(ExathunkError):
 
 
 class LimitExceeded(ExathunkError):
-    """A run passed one of its limits; ``limit`` names it (max_steps, max_heap, ...)."""
+    """A run passed one of its limits; ``limit`` names it (max_steps, max_heap,
+    max_depth, timeout, cancelled); ``value`` is the limit's value and ``used`` what the
+    run had used when it stopped (steps, bytes, frames, seconds), where known."""
 
-    def __init__(self, message: str, limit: str | None = None, **kw):
+    def __init__(self, message: str, limit: str | None = None, value=None, used=None, **kw):
         super().__init__(message, **kw)
         self.limit = limit
+        self.value = value
+        self.used = used
+
+
+# How a run's limit is raised: (what it counts, the command-line flag, the argument).
+LIMIT_HINTS = {
+    "max_steps": ("step", "--max-steps", "max_steps="),
+    "max_heap": ("heap", "--max-heap", "max_heap="),
+    "max_depth": ("stack depth", "--max-depth", "max_depth="),
+    "timeout": ("time", "--timeout-ms", "timeout="),
+}
+
+
+def limit_message(limit: str, value, used=None) -> str:
+    """What LimitExceeded says: the limit, its value, what was used, and how to raise
+    it, e.g. "step limit of 1,000,000 reached (used 1,000,001 steps); raise it with
+    --max-steps or max_steps=" (the engine and the reference interpreter alike)."""
+    what, flag, arg = LIMIT_HINTS[limit]
+    if limit == "max_steps":
+        head = f"step limit of {value:,} reached"
+        spent = f" (used {used:,} steps)" if used is not None else ""
+    elif limit == "max_heap":
+        head = f"heap limit of {value:,} bytes reached"
+        spent = f" (live heap {used:,} bytes)" if used is not None else ""
+    elif limit == "max_depth":
+        head = f"stack depth limit of {value:,} frames reached"
+        spent = f" (used {used:,} frames)" if used is not None else ""
+    else:
+        head = f"time limit of {_ms(value)} ms reached"
+        spent = f" (ran {_ms(used)} ms)" if used is not None else ""
+    return f"{head}{spent}; raise it with {flag} or {arg}"
+
+
+def _ms(seconds) -> str:
+    ms = float(seconds) * 1000.0
+    return f"{ms:,.0f}" if ms >= 10 else f"{ms:.3g}"
 
 
 class RemoteError(ExathunkError):
@@ -113,6 +202,17 @@ class AuthenticationFailed(AuthenticationError):
 class ConfigurationError(ExathunkError):
     """A security setting that cannot be used: a token file missing, empty or
     unreadable, a TLS certificate, key or CA file that does not load."""
+
+
+class StoreError(ExathunkError):
+    """The broker's reputation store cannot be used: not a SQLite database or damaged
+    (with ``strict_store``/``--strict-store``; otherwise it is moved aside), or a file
+    that cannot be opened or written."""
+
+
+class WorkerRefused(ExathunkError):
+    """registerWorker (or a worker given at start) refused: the address reaches the
+    broker itself, by its own host:port, an alias of it, or by the node id it reports."""
 
 
 class CompileWarning(ExathunkError):
@@ -140,7 +240,8 @@ ERROR_CLASSES: dict[str, type[ExathunkError]] = {
     cls.__name__: cls
     for cls in (ExathunkError, ParseError, TypeCheckError, UnknownFunctionError,
                 EvaluationError, LimitExceeded, RemoteError, AuthenticationError,
-                AuthenticationRequired, AuthenticationFailed, ConfigurationError)
+                AuthenticationRequired, AuthenticationFailed, ConfigurationError,
+                StoreError, WorkerRefused)
 }
 
 
@@ -154,4 +255,5 @@ def _rebuild(kind, message, line, column, source, filename, state):
     err = cls.__new__(cls)
     ExathunkError.__init__(err, message, line, column, source, filename)
     err.__dict__.update(state)
+    err.__dict__.setdefault("trace", [])
     return err

@@ -61,6 +61,33 @@ def line_col(source: str, pos: int) -> tuple[int, int]:
     return line, pos - source.rfind("\n", 0, pos)
 
 
+def source_text(source) -> str:
+    """``source`` as text: a str as it is, bytes (or a bytearray or memoryview, as a
+    wire string that is not UTF-8 arrives) decoded as UTF-8.  Bytes that are not UTF-8
+    are a ParseError naming the byte offset of the first bad byte (its ``offset``), with
+    the line and column it falls on; anything else is a ParseError too."""
+    if source.__class__ is str:
+        return source
+    if isinstance(source, str):
+        return str(source)
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        raise ParseError(f"source must be text (str, or UTF-8 bytes), not "
+                         f"{type(source).__name__}")
+    data = bytes(source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        at = err.start
+        line_start = data.rfind(b"\n", 0, at) + 1
+        line = data.count(b"\n", 0, at) + 1
+        column = len(data[line_start:at].decode("utf-8")) + 1   # the prefix is valid
+        shown = data.decode("utf-8", "replace")
+        exc = ParseError(f"source is not valid UTF-8: byte 0x{data[at]:02x} at byte "
+                         f"offset {at} ({err.reason})", line, column, shown)
+        exc.offset = at
+        raise exc from None
+
+
 def eof_position(source: str) -> tuple[int, int]:
     """Where an error at end of input points: just after the last non-blank text."""
     return line_col(source, len(source.rstrip()))
@@ -269,6 +296,7 @@ def start(lexer, source: str):
 
 def tokenize(source: str) -> list:
     """All tokens of ``source`` (for tests and tools; the parser pulls them lazily)."""
+    source = source_text(source)
     lexer = _shared_lexer().input(source)
     out = []
     for _ in range(len(source) + 1):   # at most one token per character

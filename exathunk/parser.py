@@ -32,7 +32,7 @@ from ply import yacc
 from . import ast
 from .errors import ParseError
 from .lexer import (BUILD_LOCK, EXPR_START, KEYWORDS, MAX_NESTING, Lexer, eof_position,
-                    fast_constructor, scan, start, tokens)
+                    fast_constructor, scan, source_text, start, tokens)
 
 # The node constructors of the hot path (see lexer.fast_constructor).
 _Module = fast_constructor(ast.Module)
@@ -851,8 +851,10 @@ def parse(source: str, filename: str | None = None) -> ast.Module:
 
     The fast path (one-regex scanner, table-driven loop over PLY's LALR tables, the
     same p_ actions) handles every well-formed program; on any error the PLY lexer and
-    parser run over the source to find and describe it.
+    parser run over the source to find and describe it.  Bytes are read as UTF-8
+    (lexer.source_text: bytes that are not UTF-8 are a ParseError with the offset).
     """
+    source = source_text(source)
     if len(source) >= _BIG_SOURCE:
         with _collector_paused():
             module = _parse_fast(source, filename, _MODULE_TABLES or _master()[2])
@@ -865,6 +867,7 @@ def parse(source: str, filename: str | None = None) -> ast.Module:
 
 def parse_declaration(source: str, filename: str | None = None):
     """Parse exactly one ``(data ...)`` or ``(class ...)`` form: a DataDecl or ClassDecl."""
+    source = source_text(source)
     tree = _parse_fast(source, filename, _master("declaration")[2])
     if tree is None:
         tree = _parse_ply(source, filename, "declaration")

@@ -4,11 +4,18 @@ A Program is plain data: functions (name, arity, frame size, int32 code and a pa
 line table), constant pools (ints, doubles, strings), host function references (name,
 signature, strictness), the entry function and the result type.  ``to_bytes`` writes
 it with a magic and a format version; ``from_bytes`` reads it back and verifies it
-(bounds, operand ranges, arities, jump targets, stack heights) so that hostile bytes
+(bounds, operand ranges, arities, jump targets, stack heights, and that every frame
+slot is written on every path before it is read) so that hostile bytes
 raise ExathunkError and never reach the engine ill-formed.  ``digest`` hashes the
 canonical encoding without names and line tables, so whitespace, comments and
 positions do not change it (the names of data types, constructors and fields do: a
 run shows them to users).  ``run`` hands the program to the Cython engine.
+
+Position tables: each function has ``lines`` and ``columns`` parallel to its code
+(0: unknown).  A line word with the ``PRELUDE_LINE`` bit set is a line of prelude.xt,
+not of the user's source: a run's error names such code "prelude" and never shows its
+line against the user's file.  Format version 3 adds the column table (a version 2
+program reads back with no columns).
 
 Format version 2 adds the data types (``datatypes``: name, parameters, and per
 constructor its name, field types as text and field names) after ``functions_used``;
@@ -33,7 +40,11 @@ from dataclasses import InitVar, dataclass, field
 from .errors import ExathunkError, UnknownFunctionError
 from .opcodes import BRANCHES, OPERANDS, STACK, TERMINATORS, Op
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
+# Set in a line-table word for code compiled from the prelude (bit 30: the word stays
+# a non-negative i32 on the wire); the low bits are the prelude.xt line.
+PRELUDE_LINE = 1 << 30
 MAGIC = b"XTHK"
 
 DEFAULT_MAX_STEPS = 250_000_000
@@ -95,6 +106,21 @@ class Function:
     code: list
     lines: list
     max_stack: int = 0
+    columns: list | None = None     # parallel to code; None: unknown (version 2)
+
+    def position(self, pc: int):
+        """(line, column, in_prelude) of code word ``pc``; line and column are None
+        where unknown, the line is prelude.xt's when in_prelude."""
+        if not self.lines:
+            return None, None, False
+        pc = min(max(pc, 0), len(self.lines) - 1)
+        word = self.lines[pc]
+        prelude = bool(word & PRELUDE_LINE)
+        line = (word & ~PRELUDE_LINE) or None
+        column = None
+        if self.columns and len(self.columns) == len(self.lines):
+            column = self.columns[pc] or None
+        return line, column, prelude
 
 
 @dataclass
@@ -460,11 +486,13 @@ def _conform(value, t, name, table):
 
 # ---- encoding ----------------------------------------------------------------------
 
-def _encode(prog: Program, canonical: bool) -> bytes:
+def _encode(prog: Program, canonical: bool, version: int = FORMAT_VERSION) -> bytes:
+    """The program's bytes (``version`` 2: without the column table, for the tests of
+    reading old blobs)."""
     out = bytearray()
     u32 = struct.Struct("<I").pack
     out += MAGIC
-    out += struct.pack("<H", FORMAT_VERSION)
+    out += struct.pack("<H", version)
 
     def s(text):
         b = text.encode("utf-8", "surrogatepass")
@@ -513,6 +541,10 @@ def _encode(prog: Program, canonical: bool) -> bytes:
         out += struct.pack(f"<{len(f.code)}i", *f.code)
         if not canonical:
             out += struct.pack(f"<{len(f.lines)}I", *f.lines)
+            if version >= 3:
+                cols = f.columns if f.columns and len(f.columns) == len(f.code) \
+                    else [0] * len(f.code)
+                out += struct.pack(f"<{len(cols)}I", *cols)
     return bytes(out)
 
 
@@ -550,9 +582,10 @@ def _decode(data: bytes) -> Program:
     if r.take(4) != MAGIC:
         raise ExathunkError("not an exathunk program (bad magic)")
     version = struct.unpack("<H", r.take(2))[0]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ExathunkError(f"unsupported program format version {version} "
-                            f"(this exathunk reads version {FORMAT_VERSION})")
+                            f"(this exathunk reads versions "
+                            f"{', '.join(map(str, READABLE_VERSIONS))})")
     entry = r.u32()
     rtype = r.str()
     n = r.count(8, 1 << 24)
@@ -599,7 +632,10 @@ def _decode(data: bytes) -> Program:
         arity, frame, ncode = r.u32(), r.u32(), r.count(8, MAX_CODE)
         code = list(struct.unpack(f"<{ncode}i", r.take(4 * ncode)))
         lines = list(struct.unpack(f"<{ncode}I", r.take(4 * ncode)))
-        functions.append(Function(name, arity, frame, code, lines))
+        columns = None
+        if version >= 3:
+            columns = list(struct.unpack(f"<{ncode}I", r.take(4 * ncode)))
+        functions.append(Function(name, arity, frame, code, lines, columns=columns))
     if r.pos != len(data):
         raise ExathunkError("program bytes have trailing garbage")
     return Program(version, functions, ints, doubles, strings, hosts, entry, rtype, used,
@@ -646,16 +682,20 @@ def verify(prog: Program) -> None:
     for f in fns:
         if not (isinstance(f, Function) and type(f.arity) is int and type(f.frame_size) is int
                 and isinstance(f.name, str) and isinstance(f.code, list)
-                and isinstance(f.lines, list)):
+                and isinstance(f.lines, list)
+                and (f.columns is None or isinstance(f.columns, list))):
             raise ExathunkError("malformed program: bad function record")
         try:   # every code word an int32, every line a uint32 (checked in C)
             struct.pack(f"<{len(f.code)}i", *f.code)
             struct.pack(f"<{len(f.lines)}I", *f.lines)
+            if f.columns is not None:
+                struct.pack(f"<{len(f.columns)}I", *f.columns)
         except struct.error:
             raise ExathunkError(f"malformed program: function {f.name!r} has bad code words") from None
         if not (0 <= f.arity <= MAX_ARITY and f.arity <= f.frame_size <= MAX_FRAME):
             raise ExathunkError(f"malformed program: function {f.name!r} has a bad frame")
-        if len(f.code) != len(f.lines) or not f.code or len(f.code) > MAX_CODE:
+        if (len(f.code) != len(f.lines) or not f.code or len(f.code) > MAX_CODE
+                or f.columns is not None and len(f.columns) != len(f.code)):
             raise ExathunkError(f"malformed program: function {f.name!r} has bad code")
         arities.append(f.arity)
     for f in fns:
@@ -726,13 +766,27 @@ def _verify_datatypes(datatypes) -> list:
 
 # Per-opcode tables indexed by int, so that verification does no enum look-ups.
 _KINDS = {int(op): OPERANDS[op] for op in Op}
-_EFFECT = {int(op): STACK[op] for op in Op}
 _TERMINATOR = frozenset(int(op) for op in TERMINATORS)
 _BRANCH = frozenset(int(op) for op in BRANCHES)
 _EXACT = frozenset(int(op) for op in (Op.CALL, Op.TAILCALL, Op.MKTHUNK, Op.ALLOC_THUNK))
 _PARTIAL = frozenset(int(op) for op in (Op.MKPAP, Op.ALLOC_PAP))
 _APPLIES = frozenset(int(op) for op in (Op.APPLY, Op.TAILAPPLY))
 _FUN, _CAF, _HOST, _MKCON = int(Op.FUN), int(Op.CAF), int(Op.HOST), int(Op.MKCON)
+# The opcodes with frame-slot operands, by what they do with them: 0 STORE writes the
+# slot of its first operand; 1 reads the slot of its first operand; 2 reads those of
+# its first two (the compare-two-locals branches).  The others touch no slot.
+def _slot_use(op):
+    kinds = OPERANDS[op]
+    if op == Op.STORE:
+        return 0
+    n = sum(1 for k in kinds if k == "slot")
+    assert kinds[:n] == ("slot",) * n, op      # slot operands come first
+    return n
+
+
+_SLOTS = {int(op): _slot_use(op) for op in Op if "slot" in OPERANDS[op]}
+# (pops, pushes, slot use or None) per opcode: one look-up per instruction.
+_EFFECT_SLOTS = {int(op): (*STACK[op], _SLOTS.get(int(op))) for op in Op}
 
 
 def _verify_code(prog, f, arities, con_arities=()) -> int:
@@ -808,15 +862,40 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
             if con_arities[con_arg] != count:
                 raise _bad(f, pc, f"MKCON with {count} fields for a constructor of arity "
                                   f"{con_arities[con_arg]}")
-    # stack heights: every path agrees, never underflows, never falls off the end
+    # Stack heights: every path agrees, never underflows, never falls off the end.
+    # Definite assignment, in the same pass: ``assigned`` maps a pc to the bit set of
+    # the frame slots written on every path to it (the parameters, which hold the
+    # arguments or a thunk's captured variables, at entry; STORE adds its slot; where
+    # paths meet, the intersection).  A slot read outside that set is refused: the
+    # engine's fresh slots hold whatever an earlier frame left in the stack.  Every
+    # jump goes forward (checked above), so the control-flow graph is acyclic and one
+    # pass in pc order, which sees every predecessor of an instruction before it,
+    # reaches the fixpoint.  Direct calls enter after the strict-parameter prologue
+    # (LOCAL_EVAL i; STORE i pairs), which only rewrites slots it reads, so its end
+    # has the entry state too.  A frame of only parameters (every in-range slot
+    # written at entry) needs no tracking.
     heights = {0: 0}
+    track = f.frame_size > f.arity
+    assigned = {0: (1 << f.arity) - 1}
     max_h = 0
     last = len(decoded) - 1
+    effects = _EFFECT_SLOTS
     for idx, (pc, op, ops, kinds) in enumerate(decoded):
         h = heights.get(pc)
         if h is None:
             continue          # unreachable
-        pops, pushes = _EFFECT[op]
+        pops, pushes, use = effects[op]
+        if track:
+            a = assigned[pc]
+        else:
+            a = use = None
+        if use is not None:
+            if use == 0:
+                a |= 1 << ops[0]
+            elif not (a >> ops[0]) & 1 or use == 2 and not (a >> ops[1]) & 1:
+                slot = ops[0] if not (a >> ops[0]) & 1 else ops[1]
+                raise _bad(f, pc, f"{Op(op).name} reads slot {slot} before it is "
+                                  f"written on every path")
         if pops.__class__ is str:
             n = ops[-1]
             pops = n if pops == "n" else n + 1
@@ -834,15 +913,23 @@ def _verify_code(prog, f, arities, con_arities=()) -> int:
             old = heights.get(nxt)
             if old is None:
                 heights[nxt] = h2
+                if track:
+                    assigned[nxt] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
+            elif track:
+                assigned[nxt] &= a
         if op in _BRANCH:
             t = ops[-1]
             old = heights.get(t)
             if old is None:
                 heights[t] = h2
+                if track:
+                    assigned[t] = a
             elif old != h2:
                 raise _bad(f, pc, "stack heights disagree where paths meet")
+            elif track:
+                assigned[t] &= a
     return max_h + 1
 
 
@@ -880,3 +967,90 @@ def stack_need(code) -> int:
                 heights[code[nxt - 1]] = h
         pc = nxt
     return max_h + 1
+
+
+# ---- the place of a run's error ------------------------------------------------------
+
+TRACE_FRAMES = 5       # frames a failed run's trace shows
+
+# the prelude's internal helpers, by the user-visible function they implement
+_SUFFIXES = ("-int", "-double", "-poly", "-from", "-onto")
+
+
+def user_function_name(name: str) -> str:
+    """The name a user knows for a compiled function's name: "%sum-poly" -> "sum",
+    "%length-from" -> "length", "prelude:nth" -> "nth", "f/lambda3" -> "f"."""
+    base = name.split("/")[0]
+    for prefix in ("prelude:", "%builtin:", "%host:", "%con:"):
+        if base.startswith(prefix):
+            return base[len(prefix):]
+    if base.startswith("%") and len(base) > 1:
+        base = base[1:].split("@")[0]
+        for suffix in _SUFFIXES:
+            if base.endswith(suffix) and len(base) > len(suffix):
+                return base[:-len(suffix)]
+    return base
+
+
+def trace_frame(fobj: Function, pc: int):
+    """The TraceFrame of function ``fobj`` evaluating code word ``pc``."""
+    from .errors import TraceFrame
+    line, column, in_prelude = fobj.position(pc)
+    name = fobj.name.split("/")[0]
+    shown = user_function_name(name)
+    if name.startswith("%builtin:"):
+        return TraceFrame("built-in", shown)
+    if name.startswith("%host:"):
+        return TraceFrame("host", shown)
+    if name.startswith("%con:"):
+        return TraceFrame("constructor", shown)
+    if in_prelude or name.startswith("prelude:"):
+        return TraceFrame("prelude", shown)
+    if name.startswith("%main"):
+        return TraceFrame("main", "", line, column)
+    if name.startswith("%fuse@"):
+        return TraceFrame("fused", "", line, column)
+    if name.startswith("%"):
+        # a specialised copy of a prelude function (fusion's "%map@2"): its code is
+        # the user's call and lambda, so its positions are the user's
+        return TraceFrame("prelude", shown, line, column)
+    return TraceFrame("user", shown, line, column)
+
+
+def failing_pc(fobj: Function, pc: int, innermost: bool) -> int:
+    """The code word whose position is that of the instruction that failed (innermost
+    frame, ``pc`` where the engine stopped) or of the call a frame is waiting in (``pc``
+    is its return address).  The engine stops past the failing instruction, except at
+    ``error`` and ``bottom``, which fail where they stand."""
+    if innermost and 0 <= pc < len(fobj.code) and fobj.code[pc] in _IN_PLACE:
+        starts, at = set(), 0
+        while at < len(fobj.code) and at <= pc:
+            starts.add(at)
+            at += 1 + len(OPERANDS.get(_OPS.get(fobj.code[at]), ()))
+        if pc in starts:
+            return pc
+    return max(pc - 1, 0)
+
+
+_IN_PLACE = frozenset((int(Op.ERROR), int(Op.BOTTOM)))
+
+
+def error_place(prog: Program, frames):
+    """(line, column, trace) of a failed run from its active code frames ``frames``
+    ((function index, pc), innermost first; the first is where it stopped): the place
+    is the innermost position in the user's source (never a prelude line), the trace
+    the innermost few frames, consecutive repeats shown once."""
+    line = column = None
+    trace = []
+    for depth, (fn, pc) in enumerate(frames):
+        if not 0 <= fn < len(prog.functions):
+            continue
+        fobj = prog.functions[fn]
+        frame = trace_frame(fobj, failing_pc(fobj, pc, depth == 0))
+        if line is None and frame.line and frame.kind in ("user", "main", "fused", "prelude"):
+            line, column = frame.line, frame.column
+        if len(trace) < TRACE_FRAMES and (not trace or trace[-1] != frame):
+            trace.append(frame)
+        if line is not None and len(trace) >= TRACE_FRAMES:
+            break
+    return line, column, trace

@@ -28,7 +28,8 @@ import threading
 from typing import Callable
 
 from . import ast
-from .errors import EvaluationError, ExathunkError, LimitExceeded, no_match_message
+from .errors import (EvaluationError, ExathunkError, LimitExceeded, limit_message,
+                     no_match_message)
 from .library import BUILTINS, Library, specialise
 from .values import Data, show_value
 
@@ -205,8 +206,7 @@ class _Run:
         if thunk.state == _BLACKHOLE:
             expr = thunk.expr
             raise EvaluationError("a value depends on itself (infinite loop)",
-                                  line=getattr(expr, "line", None),
-                                  column=getattr(expr, "column", None))
+                                  **_place(expr))
         thunk.state = _BLACKHOLE
         try:
             value = self.eval(thunk.expr, thunk.env)
@@ -277,8 +277,8 @@ class _Run:
     def tick(self):
         self.steps += 1
         if self.steps > self.max_steps:
-            raise LimitExceeded(f"the run took more than {self.max_steps} steps",
-                                limit="max_steps")
+            raise LimitExceeded(limit_message("max_steps", self.max_steps, self.steps),
+                                limit="max_steps", value=self.max_steps, used=self.steps)
 
     # -- evaluation to weak head normal form ---------------------------------------
 
@@ -286,15 +286,16 @@ class _Run:
         self.depth += 1
         if self.depth > self.max_depth:
             self.depth -= 1
-            raise LimitExceeded(f"evaluation nested deeper than {self.max_depth}",
-                                limit="max_depth", line=getattr(expr, "line", None),
-                                column=getattr(expr, "column", None))
+            raise LimitExceeded(limit_message("max_depth", self.max_depth, self.depth + 1),
+                                limit="max_depth", value=self.max_depth,
+                                used=self.depth + 1, **_place(expr))
         try:
             while True:
                 self.steps += 1
                 if self.steps > self.max_steps:
-                    raise LimitExceeded(f"the run took more than {self.max_steps} steps",
-                                        limit="max_steps")
+                    raise LimitExceeded(limit_message("max_steps", self.max_steps, self.steps),
+                                        limit="max_steps", value=self.max_steps,
+                                        used=self.steps)
                 kind = type(expr)
                 if kind is ast.Lit:
                     return expr.value
@@ -331,7 +332,7 @@ class _Run:
                     else:
                         raise EvaluationError(
                             no_match_message(expr.form, expr.line, expr.column),
-                            line=expr.line, column=expr.column)
+                            **_place(expr))
                     if bound:
                         env = ({**env[0], **bound}, env[1])
                     expr = alt.body
@@ -394,7 +395,7 @@ class _Run:
                     return fn
             else:
                 raise EvaluationError(f"cannot apply a non-function value {fn!r}",
-                                      line=site.line, column=site.column)
+                                      **_place(site))
 
     # -- case ----------------------------------------------------------------------
 
@@ -460,13 +461,13 @@ class _Run:
             if name == "nil":
                 return NIL
             if name == "bottom":
-                raise EvaluationError("bottom was forced", line=var.line, column=var.column)
+                raise EvaluationError("bottom was forced", **_place(var))
             return Prim(name, builtin.arity)
         target = specialise(name, _elem_type_of_fold(var))
         defined = self.prelude.defines.get(target)
         if defined is not None:
             return self.force(defined)
-        raise EvaluationError(f"unknown name {name!r}", line=var.line, column=var.column)
+        raise EvaluationError(f"unknown name {name!r}", **_place(var))
 
     # -- built-ins and host functions ------------------------------------------------
 
@@ -501,7 +502,7 @@ class _Run:
         except Exception as exc:   # a host function's failure is the program's error
             raise EvaluationError(f"host function {spec.name!r} failed: "
                                   f"{type(exc).__name__}: {exc}",
-                                  line=site.line, column=site.column) from exc
+                                  **_place(site)) from exc
         return self.from_host(result, spec.name, site)
 
     def from_host(self, value, name: str, site):
@@ -509,7 +510,7 @@ class _Run:
         values.Data a data value of the constructor of that name."""
         def fail(why):
             return EvaluationError(f"host function {name!r} {why}",
-                                   line=site.line, column=site.column)
+                                   **_place(site))
         if isinstance(value, (bool, int, float, str)):
             if type(value) is int and not INT_MIN <= value <= INT_MAX:
                 raise fail("returned an Int out of range")
@@ -540,9 +541,38 @@ _FUNCTIONS = (Closure, Prim, Constructor)
 # Each takes the run, the argument list (forced values for strict parameters, the
 # thunk or _Tail for lazy ones) and the call site for error positions.
 
+_prelude_nodes: dict = {}
+
+
+def _place(node) -> dict:
+    """line= and column= of an error at ``node``: none for a node of the prelude (its
+    positions are prelude.xt's, never to be shown against the user's file)."""
+    if node is None:
+        return {"line": None, "column": None}
+    from .typecheck import checked_prelude
+    module = checked_prelude().module
+    ids = _prelude_nodes.get(id(module))
+    if ids is None:
+        ids = set()
+        todo = [module]
+        while todo:
+            n = todo.pop()
+            if id(n) in ids:
+                continue
+            ids.add(id(n))
+            for f in getattr(n, "__dataclass_fields__", ()):
+                v = getattr(n, f, None)
+                items = v if isinstance(v, (tuple, list)) else (v,)
+                todo.extend(x for x in items if hasattr(x, "__dataclass_fields__"))
+        _prelude_nodes.clear()
+        _prelude_nodes[id(module)] = ids
+    if id(node) in ids:
+        return {"line": None, "column": None}
+    return {"line": getattr(node, "line", None), "column": getattr(node, "column", None)}
+
+
 def _fail(message, site):
-    return EvaluationError(message, line=getattr(site, "line", None),
-                           column=getattr(site, "column", None))
+    return EvaluationError(message, **_place(site))
 
 
 def _checked(n: int, site, op: str) -> int:

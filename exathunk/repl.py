@@ -233,6 +233,11 @@ class Repl:
     def _relocate(self, err: ExathunkError, places: list) -> ExathunkError:
         # Show the error against the input (or file) it is in, not the whole session.
         err.filename = "<repl>"
+        for frame in getattr(err, "trace", None) or []:    # a run's trace: lines only
+            for first, d in reversed(places):
+                if frame.line and frame.line >= first:
+                    frame.line = frame.line - first + 1 + d.line0
+                    break
         if err.line is None:
             return err
         for first, d in reversed(places):

@@ -84,7 +84,8 @@ from dataclasses import dataclass, fields
 
 from . import __version__, auth, wire
 from .subthunks import using as using_runner
-from .errors import AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError
+from .errors import (AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError,
+                     limit_message)
 from .library import Library, default_library
 
 log = logging.getLogger("exathunk.server")
@@ -294,6 +295,7 @@ class ExecutionHandler:
     def __init__(self, library: Library | None = None, options: Options | None = None):
         self.library = library or default_library()
         self.options = options or Options()
+        self.node_id = os.urandom(16).hex()   # ServiceStats.nodeId: new at every start
         o = self.options
         self._results = _LRU(o.cache_size)
         self._by_source = _LRU(o.cache_size)
@@ -769,8 +771,9 @@ class ExecutionHandler:
 
     def _timeout_error(self, job: _Job) -> LimitExceeded:
         self.counters["timeouts"] += 1
-        return LimitExceeded(f"wall-clock limit of {job.timeout_ms} ms passed",
-                             limit="timeout")
+        seconds = job.timeout_ms / 1e3
+        return LimitExceeded(limit_message("timeout", seconds), limit="timeout",
+                             value=seconds)
 
     def _run(self, job: _Job, queue_ms: float):
         t0 = _perf()
@@ -824,6 +827,8 @@ class ExecutionHandler:
     def _evaluate_one(self, req):
         # The hottest path: the same source text again, answered from the cache by its
         # text without compiling or hashing (library changes invalidate by version).
+        if req is None:
+            raise ExathunkError("missing evalRequest")
         source = req.source
         if (source is not None and req.graph is None and req.programBytes is None
                 and not req.noCache and req.requestId is None):
@@ -1152,7 +1157,7 @@ class ExecutionHandler:
             draining=self.draining, executionModel="threads",
             connections=self.connections(), rejectedFrames=self.rejected_frames(),
             workers=[], subThunks=c["subthunks"],
-            authRefused=c["auth_refused"] + c["auth_failed"])
+            authRefused=c["auth_refused"] + c["auth_failed"], nodeId=self.node_id)
 
     def requestBid(self, evalRequest):
         try:
@@ -1560,6 +1565,9 @@ class ThriftServer:
         if counters is not None:
             counters["requests"] += 1
         try:
+            bad = wire.undecoded_text(args, body)     # a string field that is not UTF-8
+            if bad is not None:
+                raise bad
             if len(arg_names) == 1:
                 result.success = method(getattr(args, arg_names[0]))
             else:

@@ -23,15 +23,30 @@ from thriftpy2.thrift import TMessageType
 from thriftpy2.transport import TCyMemoryBuffer
 
 from .errors import (AuthenticationFailed, AuthenticationRequired, ExathunkError,
-                     LimitExceeded, RemoteError, error_class)
+                     LimitExceeded, RemoteError, TraceFrame, error_class)
 from .library import LAZY, STRICT, FuncSpec, Library
 from .values import Data
 
 
+def _idl_file():
+    """The Thrift IDL: package data of exathunk.grammar, so an installed exathunk finds
+    it outside the checkout.  A checkout's source tree, imported as it is (built in
+    place), reads its own ../grammar/ instead: the tree has no exathunk.grammar (setup.py
+    installs grammar/ under that name), and an exathunk.grammar found elsewhere (another
+    checkout's editable install) may be another version of the IDL."""
+    import pathlib
+    beside = pathlib.Path(__file__).resolve().parent.parent / "grammar" / "exathunk.thrift"
+    if beside.is_file():
+        return beside
+    return resources.files("exathunk.grammar").joinpath("exathunk.thrift")
+
+
+IDL_SOURCE = str(_idl_file())
+
+
 def _load_idl():
-    # The IDL is package data of exathunk.grammar, so an installed exathunk finds it
-    # outside the checkout; as_file copes with zipped installs too.
-    with resources.as_file(resources.files("exathunk.grammar").joinpath("exathunk.thrift")) as p:
+    # as_file copes with zipped installs too.
+    with resources.as_file(_idl_file()) as p:
         return thriftpy2.load(str(p), module_name="exathunk_thrift")
 
 
@@ -163,15 +178,34 @@ _UNKNOWN_POS = None
 def error_to_thrift(err: BaseException):
     """Any exception as the declared ExathunkException (kind, message, position)."""
     if isinstance(err, ExathunkError):
+        limited = isinstance(err, LimitExceeded)
+        trace = [thrift.TraceFrame(kind=f.kind, name=f.name,
+                                   line=f.line if isinstance(f.line, int) else None,
+                                   column=f.column if isinstance(f.column, int) else None)
+                 for f in (getattr(err, "trace", None) or [])] or None
         return thrift.ExathunkException(
             kind=err.kind, message=err.message,
             line=err.line if isinstance(err.line, int) else None,
             column=err.column if isinstance(err.column, int) else None,
-            limit=getattr(err, "limit", None) if isinstance(err, LimitExceeded) else None)
+            limit=getattr(err, "limit", None) if limited else None,
+            trace=trace,
+            limitValue=_limit_amount(err, "value") if limited else None,
+            limitUsed=_limit_amount(err, "used") if limited else None)
     # A bug or an unexpected failure on the node: still a declared exception, so that the
     # client gets an answer instead of a dropped connection.
     return thrift.ExathunkException(kind="ExathunkError",
                                     message=f"internal error: {type(err).__name__}: {err}")
+
+
+def _limit_amount(err, attr):
+    """A LimitExceeded's value or used as the wire's i64 (a timeout in ms)."""
+    v = getattr(err, attr, None)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if getattr(err, "limit", None) == "timeout":
+        v = v * 1000.0
+    v = int(v)
+    return v if -(1 << 63) <= v < (1 << 63) else None
 
 
 def thrift_to_error(exc, source: str | None = None) -> ExathunkError:
@@ -182,9 +216,16 @@ def thrift_to_error(exc, source: str | None = None) -> ExathunkError:
     if isinstance(exc, thrift.ExathunkException):
         cls = error_class(kind)
         if cls is LimitExceeded:
-            err = LimitExceeded(message, limit=exc.limit, line=line, column=column)
+            value, used = exc.limitValue, exc.limitUsed
+            if exc.limit == "timeout":
+                value = value / 1000.0 if value is not None else None
+                used = used / 1000.0 if used is not None else None
+            err = LimitExceeded(message, limit=exc.limit, value=value, used=used,
+                                line=line, column=column)
         else:
             err = cls(message, line, column)
+        err.trace = [TraceFrame(f.kind or "user", f.name or "", f.line, f.column)
+                     for f in (exc.trace or [])]
     elif isinstance(exc, thrift.Overloaded):
         err = Overloaded(message, retry_after_ms=exc.retryAfterMs, kind_name=kind)
     elif isinstance(exc, thrift.UnknownThunk):
@@ -663,7 +704,8 @@ def program_to_graph(program):
     return thrift.ProgramGraph(
         formatVersion=program.version,
         functions=[thrift.GraphFunction(name=f.name, arity=f.arity, frameSize=f.frame_size,
-                                        code=list(f.code), lines=list(f.lines))
+                                        code=list(f.code), lines=list(f.lines),
+                                        columns=list(f.columns) if f.columns else None)
                    for f in program.functions],
         intConstants=list(program.ints), doubleConstants=list(program.doubles),
         stringConstants=list(program.strings),
@@ -682,13 +724,17 @@ def program_to_graph(program):
 
 def graph_to_program(graph, library: Library | None = None):
     """A ProgramGraph from the wire as a verified Program (ill-formed: ExathunkError)."""
-    from .program import FORMAT_VERSION, Constructor, DataType, Function, HostRef, Program
-    if graph.formatVersion != FORMAT_VERSION:
+    from .program import (READABLE_VERSIONS, Constructor, DataType, Function, HostRef,
+                          Program)
+    if graph.formatVersion not in READABLE_VERSIONS:
         raise ExathunkError(f"unsupported program format version {graph.formatVersion} "
-                            f"(this node reads version {FORMAT_VERSION})")
+                            f"(this node reads versions "
+                            f"{', '.join(map(str, READABLE_VERSIONS))})")
     try:
         functions = [Function(f.name or "", int(f.arity), int(f.frameSize), list(f.code),
-                              list(f.lines)) for f in (graph.functions or [])]
+                              list(f.lines),
+                              columns=list(f.columns) if f.columns is not None else None)
+                     for f in (graph.functions or [])]
         hosts = [HostRef(h.name or "", h.signature or "",
                          tuple(s != thrift.Strictness.LAZY for s in (h.strictness or [])))
                  for h in (graph.hostFunctions or [])]
@@ -879,6 +925,124 @@ def _open(buf, pos, end, vtype, stack, max_container, max_depth) -> int:
         stack.append([ktype, vt, 2 * n])
         return pos
     raise FrameError(f"bad type code {vtype}")
+
+
+# ----------------------------------------------------------------------------------------
+# Text fields.  thriftpy2 decodes a string field that is not UTF-8 as bytes instead of
+# failing, so a hostile frame can put bytes wherever the code expects a str.  The server
+# looks over each call's decoded arguments first and answers a declared error naming
+# the field.  Two fields are left to their own checks: ``source`` (the compile path
+# reads bytes as UTF-8 and reports the byte offset as a ParseError) and ``graph``
+# (graph_to_program refuses any ill-typed field of a program).
+
+_TEXT_EXEMPT = frozenset(("source", "graph"))
+
+
+_TEXTUAL = {}      # struct class -> ((field name, kind, element spec), ...) worth a look
+
+
+def _text_fields(cls):
+    """A struct's fields that are or may hold strings: (name, kind, element spec);
+    kind 11 a string, 12 a struct (spec its class), 15 a list or set (spec its
+    element's), 13 a map (spec its (key, value) specs)."""
+    got = _TEXTUAL.get(cls)
+    if got is None:
+        out = []
+        for _, fspec in sorted(cls.thrift_spec.items()):
+            ttype, name = fspec[0], fspec[1]
+            if name in _TEXT_EXEMPT:
+                continue
+            if ttype == 11:
+                out.append((name, 11, None))
+            elif ttype == 12:
+                out.append((name, 12, fspec[2]))
+            elif ttype in (14, 15):
+                elem = fspec[2]
+                if (elem[0] if elem.__class__ is tuple else elem) in (11, 12, 13, 14, 15):
+                    out.append((name, 15, elem))
+            elif ttype == 13:
+                out.append((name, 13, fspec[2]))
+        got = _TEXTUAL[cls] = tuple(out)
+    return got
+
+
+def _first_bytes(value, path):
+    """(path, bytes) of the first undecoded string in the struct ``value``."""
+    work = [(value, 12, None, path)]
+    while work:
+        v, kind, spec, where = work.pop()
+        if kind == 11:
+            if v.__class__ is not str:
+                return where, v
+            continue
+        if kind == 12:
+            for name, k, sub in _text_fields(v.__class__):
+                fv = getattr(v, name, None)
+                if fv is not None:
+                    work.append((fv, k, sub, f"{where}.{name}" if where else name))
+            continue
+        items = v.items() if kind == 13 else None
+        if kind == 15:
+            et = spec[0] if spec.__class__ is tuple else spec
+            ek = 15 if et == 14 else et            # a set's elements as a list's
+            sub = spec[1] if spec.__class__ is tuple else None
+            for i, x in enumerate(v):
+                if x is not None:
+                    work.append((x, ek, sub, f"{where}[{i}]"))
+        elif items is not None:
+            (kt, vt) = spec
+            for key, x in items:
+                for part, pspec in ((key, kt), (x, vt)):
+                    pt = pspec[0] if pspec.__class__ is tuple else pspec
+                    if part is not None and pt in (11, 12, 13, 14, 15):
+                        work.append((part, 15 if pt == 14 else pt,
+                                     pspec[1] if pspec.__class__ is tuple else None,
+                                     f"{where}[{key!r}]"))
+    return None
+
+
+def _any_bytes(value) -> bool:
+    """Whether the struct ``value`` holds an undecoded string (the fast check)."""
+    work = [value]
+    pop, push = work.pop, work.append
+    while work:
+        v = pop()
+        for name, kind, spec in _TEXTUAL.get(v.__class__) or _text_fields(v.__class__):
+            fv = getattr(v, name, None)
+            if fv is None:
+                continue
+            if kind == 11:
+                if fv.__class__ is not str:
+                    return True
+            elif kind == 12:
+                push(fv)
+            else:
+                return _first_bytes(value, "") is not None     # containers: the full walk
+    return False
+
+
+def undecoded_text(args, body=None):
+    """A declared error for the first string field of a call's decoded arguments that
+    arrived as bytes (not UTF-8), or None when every one is text.  ``body``: the frame
+    it was decoded from; one that is ASCII after the version word (0x8001...) holds no
+    bytes that are not UTF-8, and is not looked over."""
+    if body is not None and body[4:].isascii():
+        return None
+    if not _any_bytes(args):
+        return None
+    found = _first_bytes(args, "")
+    if found is None:
+        return None
+    path, data = found
+    try:
+        bytes(data).decode("utf-8")
+        at = None
+    except UnicodeDecodeError as err:
+        at = err.start
+    except TypeError:
+        at = None
+    where = f" (byte offset {at})" if at is not None else ""
+    return ExathunkError(f"field {path} is not valid UTF-8{where}")
 
 
 # ----------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@
 // (`kind`), the message and, where known, the line and column of the offending source.
 // The server never answers with a bare TApplicationException or drops the connection for
 // an error in a request (a malformed *frame* is another matter: that connection is closed).
+// Every string is UTF-8: a string argument that is not is an ExathunkException naming the
+// field ("field evalRequest.requestId is not valid UTF-8 (byte offset 4)"), and a source
+// text that is not is a ParseError naming the byte offset, with its line and column.
 //
 // Transport: framed (4-byte big-endian length, then the message); protocol: binary, strict;
 // over TCP, or over TLS when the node is started with `--tls-cert`.  A node started with
@@ -296,8 +299,13 @@ struct GraphFunction {
   // defines the opcodes); operands index the constant pools, the function list and the
   // host function list, and are validated before anything runs.
   4: list<i32> code,
-  // Source line of each code word (parallel to code), for error positions.
+  // Source line of each code word (parallel to code), for error positions; 0 where
+  // unknown.  A word with bit 30 (1073741824) set is a line of the prelude (prelude.xt),
+  // not of the user's source: errors name such code "prelude" and show no line for it.
   5: list<i32> lines,
+  // Source column (1-based) of each code word, parallel to code; 0 where unknown.
+  // Absent in format version 2 (then errors carry no column).
+  6: optional list<i32> columns,
 }
 
 // A host function a program calls: the node that runs it must export a function of that
@@ -478,12 +486,26 @@ struct VarCont {
 // ---------------------------------------------------------------------------------------
 // Exceptions
 
+// One active frame of a failed run (ExathunkException.trace).
+struct TraceFrame {
+  // "user" (a define of the program), "main" (its main expression), "fused" (a fused
+  // list pipeline of the program), "prelude", "built-in", "host" or "constructor".
+  1: string kind,
+  // The function's name as the user wrote it ("nth", "head", the define's name).
+  2: string name,
+  // 1-based line and column in the user's source of the expression the frame was
+  // evaluating; absent for prelude, built-in and host frames.
+  3: optional i32 line,
+  4: optional i32 column,
+}
+
 // Any failure of the program or of the request: a parse, type or name error at compile
 // time, an evaluation error or a passed limit at run time, or an invalid request.  The
 // client raises the exathunk class named by kind, with the same message and position.
 exception ExathunkException {
   // The exathunk error class: ParseError, TypeCheckError, UnknownFunctionError,
-  // EvaluationError, LimitExceeded, RemoteError or ExathunkError.
+  // EvaluationError, LimitExceeded, RemoteError, WorkerRefused (registerWorker given the
+  // broker itself) or ExathunkError.
   1: string kind,
   // The message, without the rendered source line (the client has the source).
   2: string message,
@@ -493,6 +515,13 @@ exception ExathunkException {
   4: optional i32 column,
   // For LimitExceeded: which limit (max_steps, max_heap, max_depth, timeout).
   5: optional string limit,
+  // For EvaluationError: the innermost active frames of the run when it failed,
+  // innermost first (a few), as the client shows them under the error.
+  6: optional list<TraceFrame> trace,
+  // For LimitExceeded: the limit's value (steps, bytes, frames, or ms for timeout).
+  7: optional i64 limitValue,
+  // For LimitExceeded: what the run had used when it stopped, in the same unit.
+  8: optional i64 limitUsed,
 }
 
 // thunkGet (or thunkWait when its timeout passes) on a computation that has not finished.
@@ -689,6 +718,11 @@ struct ServiceStats {
   // Calls refused for want of authentication (AuthenticationRequired) plus wrong tokens
   // given to authenticate (AuthenticationFailed); 0 on a node without a token.
   26: optional i64 authRefused,
+  // A random id (32 hex digits) the node draws when it starts, new at every start: a
+  // broker asks a candidate worker for it and refuses (WorkerRefused) one that reports
+  // the broker's own id, i.e. an address that reaches the broker itself.  Unset on nodes
+  // older than the field.
+  27: optional string nodeId,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,7 +821,9 @@ service RemoteExecutionService {
             9: AuthenticationError authError),
 
   // A worker at host:port offers itself to a broker (`exathunk serve --join`); true when
-  // accepted.  A plain worker answers NotABroker.
+  // accepted.  A plain worker answers NotABroker.  An address that reaches the broker
+  // itself (its own port on a loopback, wildcard or local address, or a node whose
+  // getStats reports the broker's nodeId) is an ExathunkException of kind WorkerRefused.
   bool registerWorker(1: string host, 2: i32 port)
     throws (1: ExathunkException err, 2: NotABroker notABroker,
             9: AuthenticationError authError),

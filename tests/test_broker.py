@@ -414,3 +414,180 @@ def test_a_runaway_that_times_out_everywhere_is_the_users_error(cluster):
         assert info.value.limit == "timeout"
     for row in c.stats()["workers"]:
         assert row["state"] == "ACTIVE" and row["disagreed"] == 0 and row["failures"] == 0
+
+
+# ---- a corrupt reputation store ------------------------------------------------------
+
+def _corrupt_store(path):
+    path.write_bytes(b"this is not a SQLite database\n" * 200)
+    return path
+
+
+def test_a_corrupt_store_is_moved_aside_and_the_broker_starts_fresh(cluster, tmp_path,
+                                                                     caplog):
+    worker, start_broker, connect = cluster
+    w = worker()
+    db = _corrupt_store(tmp_path / "rep.sqlite3")
+    with caplog.at_level("WARNING", logger="exathunk.reputation"):
+        b = start_broker([w], db_path=str(db))
+    assert connect(b).evaluate("(+ 1 2)") == 3
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("rep.sqlite3.corrupt-")]
+    assert len(aside) == 1
+    assert aside[0].read_bytes().startswith(b"this is not a SQLite database")
+    assert b.handler.store.moved_aside == str(aside[0])
+    assert any(str(aside[0]) in r.getMessage() for r in caplog.records)
+    # The fresh store works: the worker's record is written to it.
+    from exathunk.reputation import ReputationStore
+    b.handler.market.flush()
+    assert [r["address"] for r in ReputationStore(str(db)).load()] == [f"{w.host}:{w.port}"]
+
+
+def test_a_damaged_store_is_moved_aside_too(tmp_path):
+    from exathunk.reputation import ReputationStore
+    db = tmp_path / "rep.sqlite3"
+    store = ReputationStore(str(db))
+    store.save([{"address": f"h:{i}", "state": "active", "agreed": 0, "lost": 0,
+                 "streak": 0, "requests": 0, "completed": 0, "failures": 0,
+                 "shut_until": 0.0, "shutouts": 0, "probation_left": 0, "trusted": False}
+                for i in range(2000)])
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(db.read_bytes())
+    data[4096 * 2:4096 * 6] = b"\xa5" * (4096 * 4)      # pages past the header
+    db.write_bytes(bytes(data))
+    fresh = ReputationStore(str(db))
+    assert fresh.moved_aside is not None and os.path.exists(fresh.moved_aside)
+    assert fresh.load() == []
+
+
+def test_strict_store_refuses_a_corrupt_store(tmp_path):
+    from exathunk.errors import StoreError
+    db = _corrupt_store(tmp_path / "rep.sqlite3")
+    with pytest.raises(StoreError) as info:
+        broker.start("127.0.0.1", 0, db_path=str(db), strict_store=True)
+    assert str(db) in info.value.message and "corrupt" in info.value.message
+    assert [p.name for p in tmp_path.iterdir()] == ["rep.sqlite3"]   # left where it was
+
+
+# ---- a broker is not its own worker ---------------------------------------------------
+
+class _Forwarder:
+    """A TCP port on 127.0.0.1 that forwards every connection to ``target``: another
+    address that reaches the same node."""
+
+    def __init__(self, target):
+        import socket
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                a, _ = self.listener.accept()
+            except OSError:
+                return
+            b = socket.create_connection(self.target)
+            self.sockets += [a, b]
+            for src, dst in ((a, b), (b, a)):
+                t = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
+                self.threads.append(t)
+                t.start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        import socket
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", "127.0.0.2"])
+def test_a_broker_refuses_to_register_itself(cluster, host):
+    from exathunk.errors import WorkerRefused
+    worker, start_broker, connect = cluster
+    w = worker()
+    b = start_broker([w])
+    c = connect(b)
+    with pytest.raises(WorkerRefused) as info:
+        c.register_worker(host, b.port)
+    assert f"{host}:{b.port} is this broker itself" in info.value.message
+    assert [x["address"] for x in c.stats()["workers"]] == [f"{w.host}:{w.port}"]
+
+
+def test_a_broker_refuses_itself_through_an_alias_address(cluster):
+    from exathunk.errors import WorkerRefused
+    worker, start_broker, connect = cluster
+    w = worker()
+    b = start_broker([w])
+    alias = _Forwarder((b.host, b.port))
+    try:
+        c = connect(b)
+        with pytest.raises(WorkerRefused) as info:
+            c.register_worker("127.0.0.1", alias.port)
+        assert "reports the broker's own node id" in info.value.message
+        assert [x["address"] for x in c.stats()["workers"]] == [f"{w.host}:{w.port}"]
+        # A real worker through the same kind of alias is accepted.
+        other = worker()
+        alias2 = _Forwarder((other.host, other.port))
+        try:
+            assert c.register_worker("127.0.0.1", alias2.port)
+        finally:
+            b.handler.remove_worker(f"127.0.0.1:{alias2.port}")
+            alias2.close()
+    finally:
+        alias.close()
+
+
+def test_stats_report_a_node_id_per_start(cluster):
+    worker, start_broker, connect = cluster
+    w = worker()
+    b = start_broker([w])
+    ids = {connect(b).stats()["nodeId"], connect(w).stats()["nodeId"]}
+    assert len(ids) == 2 and all(len(i) == 32 for i in ids)
+
+
+def test_a_broker_given_itself_as_a_worker_at_start_drops_it(cluster, caplog):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = broker.start("127.0.0.1", port, workers=[("localhost", port)], flush_interval=0.05,
+                     seed=7)
+    try:
+        with caplog.at_level("WARNING", logger="exathunk.broker"):
+            for _ in range(400):
+                if not b.handler._pending_workers:
+                    break
+                time.sleep(0.05)
+        assert not b.handler._pending_workers and not b.handler.market.workers
+        assert any(f"localhost:{port} is this broker itself" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        b.stop()

@@ -355,3 +355,122 @@ def test_market_sim_help():
                          timeout=60)
     assert res.returncode == 0, res.stderr
     assert "(5% of answers)" in " ".join(res.stdout.split())
+
+
+_HOSTLIB = '''
+import exathunk
+
+def build():
+    lib = exathunk.Library()
+    lib.register("shout", "(-> String String)", lambda s: s.upper() + "!",
+                 doc="the text in capitals")
+    return lib
+
+lib = build()
+not_a_library = 42
+
+def broken():
+    raise ValueError("no luck")
+
+def make_number():
+    return 7
+'''
+
+
+def _library_env(tmp_path):
+    (tmp_path / "xt_hostlib_mod.py").write_text(_HOSTLIB)
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path)
+
+
+@pytest.mark.parametrize("attr", ["lib", "build"])
+def test_serve_library_offers_its_host_functions(tmp_path, attr):
+    env = _library_env(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["serve", "--host", "127.0.0.1", "--port", str(port),
+                                   "--library", f"xt_hostlib_mod:{attr}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+        r = run("eval", "--remote", f"127.0.0.1:{port}", "-e", '(shout "hi")')
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == '"HI!"'
+        from exathunk.client import connect
+        client = connect("127.0.0.1", port)
+        try:
+            defs = {d.name: d for d in client.func_defs()}
+        finally:
+            client.close()
+        assert defs["shout"].typeText == "(-> String String)"
+        assert defs["shout"].origin == "host"
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("xt_no_such_module:lib", "cannot import the module 'xt_no_such_module'"),
+    ("xt_hostlib_mod:missing", "the module 'xt_hostlib_mod' has no attribute 'missing'"),
+    ("xt_hostlib_mod:not_a_library", "not_a_library is of type int, not an exathunk.Library"),
+    ("xt_hostlib_mod:broken", "broken() failed: ValueError: no luck"),
+    ("xt_hostlib_mod:make_number",
+     "make_number() returned a value of type int, not an exathunk.Library"),
+    ("xt_hostlib_mod", "expected MODULE:ATTRIBUTE"),
+])
+def test_serve_bad_library_is_one_line_and_exit_2(tmp_path, spec, message):
+    r = subprocess.run(EXE + ["serve", "--port", str(free_port()), "--library", spec],
+                       env=_library_env(tmp_path), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("exathunk serve: error: --library ")
+    assert message in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_serve_library_twice_is_a_usage_error(tmp_path):
+    r = subprocess.run(EXE + ["serve", "--port", str(free_port()), "--library",
+                              "xt_hostlib_mod:lib", "--library", "xt_hostlib_mod:build"],
+                       env=_library_env(tmp_path), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    assert "--library given more than once" in r.stderr
+
+
+def test_broker_moves_a_corrupt_store_aside_and_says_where(tmp_path):
+    store = tmp_path / "rep.db"
+    store.write_bytes(b"garbage, not SQLite\n" * 100)
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["broker", "--port", str(port), "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+        first = proc.stdout.readline()
+        r = run("status", f"127.0.0.1:{port}", "--json")
+        assert r.returncode == 0 and '"role": "broker"' in r.stdout       # it serves
+    finally:
+        stop(proc)
+    err = proc.stderr.read()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("rep.db.corrupt-")]
+    assert len(aside) == 1
+    assert aside[0].read_bytes().startswith(b"garbage, not SQLite")
+    assert (f"exathunk broker: the reputation store {store} is corrupt: moved it aside "
+            f"to {aside[0]}; starting with a fresh one") in err
+    assert "Traceback" not in err
+    assert first.strip() == f"exathunk broker: reputation store {store}"
+    from exathunk.reputation import ReputationStore
+    assert ReputationStore(str(store)).moved_aside is None     # a fresh, sound store
+
+
+def test_broker_strict_store_refuses_a_corrupt_store_exit_74(tmp_path):
+    store = tmp_path / "rep.db"
+    store.write_bytes(b"garbage, not SQLite\n" * 100)
+    r = run("broker", "--port", str(free_port()), "--store", str(store), "--strict-store",
+            timeout=60)
+    assert r.returncode == 74
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"exathunk broker: error: the reputation store {store} "
+                               "is corrupt (file is not a database)")
+    assert [p.name for p in tmp_path.iterdir()] == ["rep.db"]
+    assert "74" in run("broker", "--help").stdout

@@ -666,7 +666,7 @@ def sample_program():
 
 
 def test_format_v2_round_trip():
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3      # version 3 added the column table
     prog = sample_program()
     back = Program.from_bytes(prog.to_bytes())
     assert back == prog and back.digest == prog.digest
