@@ -24,10 +24,13 @@ How a request goes:
   call on a pool thread (the caller's own thread for the first dispatch of an
   ``evaluate``, which saves a thread hop on the fast path).  A transport failure, a
   timeout of the socket, an Overloaded answer or an internal error of the worker is a
-  failure, retried on another worker; values and program errors (EvaluationError, and
-  LimitExceeded compared by which limit) are outcomes that vote.  A program that runs
-  close to its wall-clock limit can pass on a fast worker and time out on a slow one:
-  that reads as a disagreement (a known limitation).
+  failure, retried on another worker; values and program errors (EvaluationError,
+  ParseError, TypeCheckError) are outcomes that vote.  A LimitExceeded is neither: it
+  is not an answer, so it never disagrees with one.  If another worker completes the
+  run, its value decides, and a worker that passed the limit only takes the market's
+  mild, decaying availability penalty (as for a timeout, a crash, a connection error or
+  an Overloaded); if every worker passes a limit (a timeout is given one fresh worker
+  more), the client gets the program's LimitExceeded and nobody is penalised.
 - A dispatch still unanswered after ``hedge_factor`` times the typical latency of its
   kind of work (and at least ``hedge_min`` seconds) is sent to another worker as well;
   whichever answers first serves, and the slow worker's late answer still teaches the
@@ -605,6 +608,7 @@ class BrokerHandler:
         link = self._links.get(address)
         t0 = _perf()
         outcome = result = None
+        limit = None
         try:
             if link is None:
                 raise RemoteError(f"worker {address} is gone")
@@ -617,6 +621,7 @@ class BrokerHandler:
             if isinstance(err, LimitExceeded):
                 # The message carries the worker's own numbers; which limit is the verdict.
                 outcome = ("error", err.kind, err.limit)
+                limit = err.limit or "timeout"
             else:
                 outcome = ("error", err.kind, err.message)
             result = err
@@ -631,7 +636,10 @@ class BrokerHandler:
         elapsed = _perf() - t0
         self.counters["evaluations"] += 1
         with self._lock:
-            if outcome is not None:
+            if limit is not None:
+                r.results[address] = (("error", "LimitExceeded", limit), result, elapsed)
+                more = r.job.on_limit(address, limit, elapsed, time.time())
+            elif outcome is not None:
                 r.results[address] = (outcome, result, elapsed)
                 more = r.job.on_result(address, outcome, elapsed, time.time())
                 self._mean_run_ms += (elapsed * 1e3 - self._mean_run_ms) * 0.05

@@ -34,6 +34,16 @@ it in ``reputation = (agreed + 1) / (agreed + 2 + loss_weight * lost)``; under
 ``shutout_seconds`` (doubling each time), then works on probation, every result checked
 and never alone, until ``probation_length`` consecutive agreements bring it back.
 A worker shut out while a request ran loses its vote in it.
+
+Honesty and availability are kept apart.  Only two completed, different answers
+disagree.  A timeout, a crash, a connection error or an Overloaded is an availability
+failure: it raises the worker's ``unavailable`` penalty by one, which halves every
+``unavailable_half_life`` seconds and multiplies its score by ``1 + unavailable_weight *
+penalty`` (a transport failure also backs it off for a while); it never shuts anyone out.
+A run that passes a limit (``Job.on_limit``) is no vote either: if another worker
+completes it, the limited one takes the availability penalty; if every worker passes a
+limit (a timeout gets ``timeout_retries`` fresh workers first), the verdict is the
+program's LimitExceeded and nobody's reputation changes.
 """
 
 from __future__ import annotations
@@ -73,6 +83,9 @@ class Policy:
     explore: int = 8                   # ... plus this many random ones
     refresh_every: int = 256           # choices between re-sorting the best-known list
     replicas: int = 0                  # 0: adaptive; 1: never check; n: always n workers
+    unavailable_half_life: float = 60.0  # seconds for an availability penalty to halve
+    unavailable_weight: float = 0.5    # score factor per unit of availability penalty
+    timeout_retries: int = 1           # fresh workers tried after every answer timed out
 
 
 @dataclass
@@ -127,6 +140,11 @@ class Worker:
     latency: dict = field(default_factory=dict)         # kind -> Estimate of log seconds
     ratio: Estimate = field(default_factory=Estimate)   # log(latency / kind's global mean)
     alive: bool = True                                  # False: removed by the operator
+    # Availability (not honesty): timeouts, crashes, connection errors, Overloaded.  A
+    # decaying penalty, +1 per failure, halving every ``unavailable_half_life`` seconds;
+    # it only makes the worker less likely to be chosen, never shuts it out.
+    unavailable: float = 0.0
+    unavailable_at: float = 0.0
 
     @property
     def verified(self) -> int:
@@ -134,6 +152,13 @@ class Worker:
 
     def reputation(self, policy: Policy) -> float:
         return (self.agreed + 1.0) / (self.agreed + 2.0 + policy.loss_weight * self.lost)
+
+    def unavailability(self, policy: Policy, now: float) -> float:
+        """The availability penalty now (decayed since it was last raised)."""
+        if not self.unavailable:
+            return 0.0
+        age = max(0.0, now - self.unavailable_at)
+        return self.unavailable * 0.5 ** (age / max(policy.unavailable_half_life, 1e-9))
 
     def offers(self, needs: frozenset) -> bool:
         return self.functions is None or needs <= self.functions
@@ -160,6 +185,7 @@ class Job:
         self.late: set[str] = set()     # outstanding, overdue, and already replaced
         self.outcomes: dict[str, Hashable] = {}
         self.discarded: dict[str, Hashable] = {}
+        self.limited: dict[str, str] = {}   # address -> the limit its run passed
         self.tried: set[str] = set()
         self.failures = 0
         self.checked = False        # replicated: the verdict comes from a vote
@@ -167,6 +193,7 @@ class Job:
         self.outcome: Hashable = None
         self.error: str | None = None
         self.primary: str | None = None
+        self.verified_by: str | None = None  # who checked the verdict (see _finish)
 
     # -- the caller's entry points -------------------------------------------------
 
@@ -218,6 +245,25 @@ class Job:
         w.consecutive_failures = 0
         m.observe_latency(w, self.kind, latency, now)
         self.outcomes[address] = outcome
+        if self.done:
+            return []
+        return self._decide(now)
+
+    def on_limit(self, address: str, limit: str, latency: float, now: float) -> list[str]:
+        """The worker's run passed one of the request's limits (``limit``: max_steps,
+        max_heap, max_depth or timeout).  Not an answer and not a vote: if another worker
+        completes the run, its value decides and the limited worker only takes an
+        availability penalty (a timeout is a slow worker, not a liar); if every worker
+        tried passes a limit, that is the program's (the user's) LimitExceeded, and
+        nobody is penalised."""
+        if address not in self.outstanding:
+            return []
+        self.outstanding.discard(address)
+        self.late.discard(address)
+        w = self.market.workers[address]
+        w.in_flight -= 1
+        w.consecutive_failures = 0
+        self.limited[address] = limit
         if self.done:
             return []
         return self._decide(now)
@@ -299,6 +345,10 @@ class Job:
         """The verdict; ``vote``: it came from a vote, which credits and punishes."""
         self.done = True
         self.outcome = outcome
+        for address in self.limited:
+            # Someone completed the run within its limits: those that did not were slow
+            # (or overloaded), which is an availability failure, not a disagreement.
+            self.market.record_unavailable(self.market.workers[address], now)
         if vote and (len(self.outcomes) >= 2 or self.checked):
             self.market.settle(self.outcomes, outcome, now)
         if self.discarded:
@@ -317,6 +367,24 @@ class Job:
             if count * 2 > len(oracle_votes):
                 return self._finish(top, now)
         if self._waiting():
+            return []
+        if not self.outcomes and self.limited:
+            # Nobody completed the run; some passed a limit.  A deterministic limit
+            # (steps, heap, depth) is the program's; a timeout may be a slow worker, so
+            # a fresh worker gets ``timeout_retries`` more chances first.
+            limits = Counter(self.limited.values())
+            timeouts_only = set(limits) == {"timeout"}
+            if timeouts_only and limits["timeout"] <= m.policy.timeout_retries \
+                    and len(self.tried) < m.policy.max_votes + self.failures:
+                fresh = m.choose(self.kind, self.needs, now, exclude=self.tried)
+                if fresh is not None:
+                    return self._dispatch(fresh, now)
+            deterministic = [x for x in limits if x != "timeout"]
+            limit = max(deterministic, key=lambda x: limits[x]) if deterministic \
+                else "timeout"
+            self.done = True
+            self.outcome = ("error", "LimitExceeded", limit)
+            self.verified_by = "none"
             return []
         if not self.outcomes:
             # Every answer was void (its worker failed, or was shut out meanwhile).
@@ -484,8 +552,15 @@ class Market:
                     if self.store is not None:
                         self.flush()     # a liar stays shut out even if we crash now
 
+    def record_unavailable(self, w: Worker, now: float) -> None:
+        """An availability failure: raise the worker's decaying penalty by one."""
+        w.unavailable = w.unavailability(self.policy, now) + 1.0
+        w.unavailable_at = now
+        self.dirty.add(w.address)
+
     def record_failure(self, w: Worker, now: float) -> None:
         p = self.policy
+        self.record_unavailable(w, now)
         w.failures += 1
         w.consecutive_failures += 1
         backoff = min(p.down_backoff_max, p.down_backoff * 2 ** (w.consecutive_failures - 1))
@@ -560,6 +635,7 @@ class Market:
         log_latency = self.rng.gauss(mean, sd) if sample else mean
         finish = math.exp(log_latency) * (1.0 + w.in_flight / w.capacity)
         return finish * (1.0 + p.verify_cost * self.verify_probability(w)) \
+            * (1.0 + p.unavailable_weight * w.unavailability(p, now)) \
             + p.price_weight * w.bid_price
 
     def _candidates(self, needs: frozenset, now: float, exclude, allow_probation) -> list:
@@ -665,6 +741,7 @@ def worker_record(w: Worker) -> dict:
         "streak": w.streak, "requests": w.requests, "completed": w.completed,
         "failures": w.failures, "shut_until": w.shut_until, "shutouts": w.shutouts,
         "probation_left": w.probation_left, "trusted": w.trusted,
+        "unavailable": w.unavailable, "unavailable_at": w.unavailable_at,
         "latency": {k: e.to_list() for k, e in w.latency.items()},
         "ratio": w.ratio.to_list(),
     }
@@ -673,7 +750,8 @@ def worker_record(w: Worker) -> dict:
 def worker_from_record(r: dict) -> Worker:
     w = Worker(r["address"])
     for name in ("state", "agreed", "lost", "streak", "requests", "completed", "failures",
-                 "shut_until", "shutouts", "probation_left", "trusted"):
+                 "shut_until", "shutouts", "probation_left", "trusted", "unavailable",
+                 "unavailable_at"):
         if name in r:
             setattr(w, name, r[name])
     w.latency = {k: Estimate.from_list(v) for k, v in r.get("latency", {}).items()}

@@ -2,7 +2,9 @@
 
 One row per worker address, holding what ``market.worker_record`` returns (counters and
 state as columns, latency estimates as JSON), so that a restarted broker keeps trusting
-whom it trusted and keeps a known liar shut out.  Thread-safe: one connection, one lock.
+whom it trusted and keeps a known liar shut out.  Honesty (agreed, lost, state) and
+availability (``unavailable``: the decaying penalty of timeouts, crashes and connection
+errors, raised at ``unavailable_at``) are separate columns: a slow worker is not a liar.  Thread-safe: one connection, one lock.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import sqlite3
 import threading
 
 _COLUMNS = ("address", "state", "agreed", "lost", "streak", "requests", "completed",
-            "failures", "shut_until", "shutouts", "probation_left", "trusted")
+            "failures", "shut_until", "shutouts", "probation_left", "trusted", "unavailable",
+            "unavailable_at")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workers (
@@ -28,6 +31,8 @@ CREATE TABLE IF NOT EXISTS workers (
     shutouts INTEGER NOT NULL DEFAULT 0,
     probation_left INTEGER NOT NULL DEFAULT 0,
     trusted INTEGER NOT NULL DEFAULT 0,
+    unavailable REAL NOT NULL DEFAULT 0,
+    unavailable_at REAL NOT NULL DEFAULT 0,
     estimates TEXT NOT NULL DEFAULT '{}',
     updated REAL NOT NULL DEFAULT (julianday('now'))
 )
@@ -45,6 +50,12 @@ class ReputationStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        # A store written before the availability penalty: add its columns.
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(workers)")}
+        for column in ("unavailable", "unavailable_at"):
+            if column not in have:
+                self._db.execute("ALTER TABLE workers ADD COLUMN %s REAL NOT NULL "
+                                 "DEFAULT 0" % column)
 
     def load(self) -> list[dict]:
         with self._lock:
@@ -71,7 +82,7 @@ class ReputationStore:
         for r in records:
             estimates = json.dumps({"latency": r.get("latency", {}),
                                     "ratio": r.get("ratio", [0.0, 0.0, 0, 0.0])})
-            rows.append(tuple(int(r[c]) if c == "trusted" else r[c] for c in _COLUMNS)
+            rows.append(tuple(int(r[c]) if c == "trusted" else r.get(c, 0) for c in _COLUMNS)
                         + (estimates,))
         with self._lock:
             self._db.execute("BEGIN")

@@ -414,3 +414,36 @@ def test_a_runaway_that_times_out_everywhere_is_the_users_error(cluster):
         assert info.value.limit == "timeout"
     for row in c.stats()["workers"]:
         assert row["state"] == "ACTIVE" and row["disagreed"] == 0 and row["failures"] == 0
+
+
+def test_a_worker_that_times_out_is_not_a_disagreement(cluster):
+    worker, start_broker, connect = cluster
+    honest = [worker(seed=101), worker(seed=102)]
+    slow = worker(times_out=True, seed=103)
+    b = start_broker(honest + [slow], hedge=False)
+    c = connect(b)
+    for i in range(30):
+        source, expected = varied(i)
+        assert c.evaluate(source, timeout_ms=200) == expected
+    market = b.handler.market
+    t = market.workers[address(slow)]
+    assert slow.handler.served >= 1                     # it was asked, and timed out...
+    assert t.lost == 0 and t.state == ACTIVE            # ...which is no disagreement
+    assert t.unavailable > 0 and t.failures == 0        # but an availability penalty
+    assert all(market.workers[address(h)].lost == 0 for h in honest)
+    rows = {w["address"]: w for w in c.stats()["workers"]}
+    assert rows[address(slow)]["disagreed"] == 0
+
+
+def test_a_program_over_its_step_limit_everywhere_costs_nobody_reputation(cluster):
+    worker, start_broker, connect = cluster
+    ws = [worker(seed=s) for s in (111, 112, 113)]
+    b = start_broker(ws)
+    c = connect(b)
+    for i in range(5):
+        with pytest.raises(LimitExceeded) as info:
+            c.evaluate("(foldl + %d (range 0 1000000))" % i, max_steps=1000)
+        assert info.value.limit == "max_steps"
+    for w in b.handler.market.workers.values():
+        assert w.lost == 0 and w.unavailable == 0 and w.failures == 0
+        assert w.state == ACTIVE

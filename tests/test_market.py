@@ -365,3 +365,62 @@ def test_two_strangers_disagreeing_alone_is_an_error_not_a_guess():
     job.on_result("w0", ("ok", 1), 0.01, 0.0)
     job.on_result("w1", ("ok", 2), 0.01, 0.0)
     assert job.done and job.error and job.outcome is None
+
+
+def test_a_limit_is_no_vote_and_a_timeout_is_an_availability_penalty():
+    m = make_market(3, seed=18)
+    job = m.open_job("s3")
+    pending = list(job.start(0.0))
+    assert len(pending) == 2                       # strangers: checked
+    slow = pending[0]
+    pending = pending[1:] + job.on_limit(slow, "timeout", 0.2, 0.0)
+    for _ in range(10):
+        if not pending:
+            break
+        pending += job.on_result(pending.pop(0), ("ok", 42), 0.01, 0.0)
+    assert job.done and job.outcome == ("ok", 42)
+    w = m.workers[slow]
+    assert w.lost == 0 and w.state == ACTIVE and w.failures == 0
+    assert w.unavailability(m.policy, 0.0) == 1.0
+    half = m.policy.unavailable_half_life
+    assert w.unavailability(m.policy, half) == pytest.approx(0.5)   # it decays
+    # The penalty is in the score: the same worker, penalised, scores worse.
+    assert m.score(w, "s3", 0.0, sample=False) > m.score(m.workers["w2"] if slow != "w2"
+                                                         else m.workers["w1"], "s3", 0.0,
+                                                         sample=False)
+    # ...and it persists with the rest of the record.
+    assert worker_from_record(worker_record(w)).unavailable == 1.0
+
+
+def test_every_worker_over_the_limit_is_the_programs_limit_and_nobodys_fault():
+    m = make_market(3, seed=19)
+    job = m.open_job("s3")
+    pending = list(job.start(0.0))
+    for _ in range(10):
+        if not pending:
+            break
+        pending += job.on_limit(pending.pop(0), "max_steps", 0.01, 0.0)
+    assert job.done and job.outcome == ("error", "LimitExceeded", "max_steps")
+    assert job.error is None
+    for w in m.workers.values():
+        assert w.lost == 0 and w.agreed == 0 and w.unavailable == 0
+
+
+def test_old_stores_gain_the_availability_columns(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.sqlite3")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE workers (address TEXT PRIMARY KEY, state TEXT NOT NULL, "
+               "agreed INTEGER NOT NULL DEFAULT 0, lost INTEGER NOT NULL DEFAULT 0, "
+               "streak INTEGER NOT NULL DEFAULT 0, requests INTEGER NOT NULL DEFAULT 0, "
+               "completed INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, "
+               "shut_until REAL NOT NULL DEFAULT 0, shutouts INTEGER NOT NULL DEFAULT 0, "
+               "probation_left INTEGER NOT NULL DEFAULT 0, trusted INTEGER NOT NULL "
+               "DEFAULT 0, estimates TEXT NOT NULL DEFAULT '{}', updated REAL)")
+    db.execute("INSERT INTO workers (address, state, agreed) VALUES ('a:1', 'active', 5)")
+    db.commit()
+    db.close()
+    store = ReputationStore(path)
+    (record,) = store.load()
+    assert record["agreed"] == 5 and record["unavailable"] == 0
+    store.close()
