@@ -58,7 +58,8 @@ from dataclasses import dataclass, fields
 
 from . import __version__, wire
 from .errors import (AuthenticationError, EvaluationError, ExathunkError, LimitExceeded,
-                     ParseError, RemoteError, TypeCheckError, UnknownFunctionError)
+                     ParseError, RemoteError, TypeCheckError, UnknownFunctionError,
+                     Unverifiable)
 from .library import Library
 from .market import ACTIVE, DOWN, PROBATION, SHUT_OUT, Market, Policy, kind_of
 from .reputation import ReputationStore
@@ -91,6 +92,9 @@ class BrokerOptions:
     flush_interval: float = 1.0       # seconds between writes of the reputation store
     bid_interval: float = 10.0        # seconds between bid rounds
     oracles: tuple = ()               # addresses of trusted oracle workers
+    trusted: tuple = ()               # workers the operator trusts (broker --trust): as
+                                      # oracles, their word alone is "trusted-worker"
+    engine_check: bool = True         # run a pure program here when nobody can check it
     seed: int | None = None           # the market's random seed (tests)
     hedge: bool = True                # ask another worker when a dispatch is overdue
     hedge_min: float = 0.25           # ... overdue: this many seconds at least,
@@ -246,7 +250,8 @@ class _Request:
                  "needs", "job", "results", "done", "value", "payload_nodes", "error",
                  "node", "finished_at", "compile_ms", "run_ms", "cached",
                  "no_cache", "source", "deadline", "fetched", "market_needs",
-                 "subthunks", "followers", "cancelled")
+                 "subthunks", "followers", "cancelled", "allow_unchecked",
+                 "verified_by", "engine_checked")
 
     def __init__(self, rid: str):
         self.id = rid
@@ -265,6 +270,9 @@ class _Request:
         self.subthunks = False
         self.followers: list = []
         self.cancelled = False
+        self.allow_unchecked = False
+        self.verified_by = None
+        self.engine_checked = False
 
 
 class BrokerHandler:
@@ -388,7 +396,8 @@ class BrokerHandler:
         self.port = port
 
     def _oracle_addresses(self) -> set:
-        return {_address(*_parse_address(a)) for a in self.options.oracles}
+        return {_address(*_parse_address(a))
+                for a in tuple(self.options.oracles) + tuple(self.options.trusted)}
 
     def remove_worker(self, address: str) -> None:
         with self._lock:
@@ -502,6 +511,7 @@ class BrokerHandler:
         if r.request_id and "/sub" in r.request_id:
             self.counters["subthunks"] += 1
         r.no_cache = bool(evalRequest.noCache)
+        r.allow_unchecked = bool(getattr(evalRequest, "allowUnchecked", None))
         timeout_ms = evalRequest.timeoutMs or self.options.timeout_ms
         r.limits = {"max_steps": evalRequest.maxSteps, "max_heap": evalRequest.maxHeap,
                     "max_depth": evalRequest.maxDepth, "timeout_ms": timeout_ms,
@@ -517,6 +527,7 @@ class BrokerHandler:
                 self._cache.move_to_end(r.digest)
                 self.counters["cache_hits"] += 1
                 r.cached = True
+                r.verified_by = hit[2]
                 self._finish(r, value=hit[0], nodes=hit[1], node="cache")
                 return r
             if not r.no_cache:
@@ -531,7 +542,8 @@ class BrokerHandler:
             if r.market_needs is not r.needs:
                 self.counters["split_requests"] += 1
             self._kinds_seen[r.kind] = r
-            r.job = self.market.open_job(r.kind, r.market_needs)
+            r.job = self.market.open_job(r.kind, r.market_needs,
+                                         local_check=self._engine_can_check(r))
             addresses = r.job.start(time.time())
             self._in_flight.add(r)
             if r.job.done:
@@ -652,9 +664,89 @@ class BrokerHandler:
                 self._conclude(r)
         self._launch(r, more)
 
+    def _engine_can_check(self, r: _Request) -> bool:
+        """Can the broker run the program itself?  Only a pure one: no host function or
+        instance method (their code lives on the workers; node data types and classes
+        are declarations, which the broker's Library has)."""
+        return self.options.engine_check and \
+            all(k.startswith(("data ", "class ")) for k in r.needs)
+
+    def _check_on_engine(self, r: _Request) -> None:
+        """Run a pure program on the broker's own engine (on a pool thread) to check the
+        one value a worker gave; then conclude.  Same value: it is verified, and the
+        worker credited.  Another value (or an error): the broker's run is the verdict,
+        and the worker loses its vote.  A limit passed or a failure here checks nothing."""
+        t0 = _perf()
+        outcome = result = None
+        try:
+            program = r.payload
+            if isinstance(program, str):
+                from . import driver
+                program = driver.compile(program, library=self.library)
+            limits = r.limits
+            value = program.run(max_steps=limits.get("max_steps"),
+                                max_heap=limits.get("max_heap"),
+                                max_depth=limits.get("max_depth"), library=self.library,
+                                timeout=(limits.get("timeout_ms") or
+                                         self.options.timeout_ms) / 1e3)
+            value = wire.nodes_to_value(*wire.value_to_nodes(value))  # as workers send it
+            outcome, result = ("value", repr(value)), value
+        except EvaluationError as err:
+            outcome, result = ("error", err.kind, err.message), err
+        except ExathunkError as err:
+            log.info("the broker could not check a request itself: %s: %s", err.kind,
+                     err.message)
+        except Exception as err:            # a bug here must not lose the request
+            log.warning("checking a request on the broker's engine: unexpected %r", err)
+        elapsed = _perf() - t0
+        with self._lock:
+            job = r.job
+            if outcome is not None:
+                self.counters["engine_checks"] += 1
+                now = time.time()
+                self.market.settle(dict(job.outcomes), outcome, now)
+                if outcome != job.outcome:
+                    self.counters["engine_overruled"] += 1
+                    log.warning("the broker's engine overruled %s on a request",
+                                ", ".join(a for a, o in job.outcomes.items()
+                                          if o == job.outcome))
+                    r.results["broker"] = (outcome, result, elapsed)
+                    job.outcome = outcome
+                job.verified_by = "broker-engine"
+            if r in self._in_flight:
+                self._conclude(r)
+
+    def _unverifiable(self, r: _Request) -> Unverifiable:
+        """The error for a value nobody could check, naming what only one worker offers."""
+        hosts = [k for k in r.needs if not k.startswith(("data ", "class "))]
+        now = time.time()
+        live = [w for w in self.market.workers.values()
+                if w.alive and self.market.refresh_state(w, now) != SHUT_OUT]
+        sole = [k for k in hosts if sum(1 for w in live if w.offers(frozenset([k]))) < 2]
+        providers = sorted({a for a, o in r.job.outcomes.items() if o == r.job.outcome})
+        who = ", ".join(providers) or "one worker"
+        if sole:
+            what = (f"only {who} offers {_describe(sole)}, so no other worker could "
+                    "check its value, and the broker cannot run it itself")
+        else:
+            what = (f"no second worker could check the value {who} gave for "
+                    f"{_describe(hosts) or 'this program'} (the others failed or are "
+                    "shut out)")
+        worker = providers[0] if providers else "HOST:PORT"
+        return Unverifiable(f"{what}; ask with allow_unchecked=True (eval "
+                            "--allow-unchecked) to take it unchecked, or have the operator "
+                            f"trust the worker (broker --trust {worker})")
+
     def _conclude(self, r: _Request) -> None:
         """The job has a verdict (called with the lock held)."""
         job = r.job
+        if job.error is None and job.verified_by == "none" and not r.engine_checked \
+                and job.outcome is not None and job.outcome[0] == "value" \
+                and self._engine_can_check(r):
+            # Nobody checked the value, but the program is pure: the broker checks it.
+            r.engine_checked = True
+            self._pool.submit(self._check_on_engine, r)
+            return
         self._in_flight.discard(r)
         if not self._in_flight:
             self._idle.notify_all()
@@ -672,20 +764,31 @@ class BrokerHandler:
                     self._deliver(r, error=result, node=address)
                 else:
                     nodes = wire.value_to_nodes(result)
-                    if not r.no_cache:
-                        self._cache[r.digest] = (result, nodes)
+                    verified = job.verified_by or "none"
+                    unverifiable = self._unverifiable(r) if verified == "none" else None
+                    if not r.no_cache and unverifiable is None:
+                        self._cache[r.digest] = (result, nodes, verified)
                         if len(self._cache) > self.options.cache_size:
                             self._cache.popitem(last=False)
-                    self._deliver(r, value=result, nodes=nodes, node=address)
+                    self._deliver(r, value=result, nodes=nodes, node=address,
+                                  verified_by=verified, unverifiable=unverifiable)
                 return
         self._deliver(r, error=RemoteError("the agreed result was lost"))
 
-    def _deliver(self, r: _Request, value=None, nodes=None, error=None, node=None) -> None:
-        """A verdict to the request and to those that shared its run."""
-        self._finish(r, value=value, nodes=nodes, error=error, node=node)
-        for f in r.followers:
-            f.run_ms = r.run_ms
-            self._finish(f, value=value, nodes=nodes, error=error, node=node)
+    def _deliver(self, r: _Request, value=None, nodes=None, error=None, node=None,
+                 verified_by=None, unverifiable=None) -> None:
+        """A verdict to the request and to those that shared its run.  A value nobody
+        checked (``unverifiable``: the error saying so) goes only to the requests that
+        allow unchecked values; the others get the Unverifiable error."""
+        for f in [r] + r.followers:
+            if f is not r:
+                f.run_ms = r.run_ms
+            f.verified_by = verified_by
+            if unverifiable is not None and not f.allow_unchecked:
+                self.counters["unverifiable"] += 1
+                self._finish(f, error=unverifiable)
+            else:
+                self._finish(f, value=value, nodes=nodes, error=error, node=node)
         r.followers = []
 
     def _finish(self, r: _Request, value=None, nodes=None, error=None, node=None) -> None:
@@ -718,7 +821,7 @@ class BrokerHandler:
                          stats=T.RunStats(steps=0, peakHeap=0, gcRuns=0,
                                           compileMs=r.compile_ms, queueMs=0.0,
                                           runMs=r.run_ms, cached=r.node == "cache",
-                                          node=r.node))
+                                          node=r.node, verifiedBy=r.verified_by))
 
     def _outcome(self, r: _Request):
         if r.finished_at is None:

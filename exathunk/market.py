@@ -177,8 +177,11 @@ class Job:
     the agreed result, or ``error`` says why there is none.
     """
 
-    def __init__(self, market: "Market", kind: str, needs: frozenset):
+    def __init__(self, market: "Market", kind: str, needs: frozenset,
+                 local_check: bool = False):
         self.market = market
+        self.local_check = local_check  # the caller can check a value itself (pure)
+        self.check_wanted = False       # a check was due (by policy, or none possible)
         self.kind = kind
         self.needs = needs
         self.outstanding: set[str] = set()
@@ -203,8 +206,15 @@ class Job:
         if primary is None:
             return self._fail("no eligible worker is available")
         if m.policy.replicas:
+            self.check_wanted = True
             return self._start_fixed(primary, now)
-        if m.needs_check(primary):
+        self.check_wanted = m.needs_check(primary)
+        if not self.check_wanted and not primary.trusted and not self.local_check \
+                and not m.checkable(self.needs, now, exclude={primary.address}):
+            # A proven worker is spot-checked only where a check is possible at all: a
+            # sole provider's reputation, earned elsewhere, says nothing about this.
+            self.check_wanted = True
+        if self.check_wanted:
             verifier = m.choose(self.kind, self.needs, now, exclude={primary.address},
                                 verifier=True)
             if verifier is None and primary.state == PROBATION:
@@ -342,9 +352,24 @@ class Job:
         return []
 
     def _finish(self, outcome: Hashable, now: float, vote: bool = True) -> list[str]:
-        """The verdict; ``vote``: it came from a vote, which credits and punishes."""
+        """The verdict; ``vote``: it came from a vote, which credits and punishes.
+
+        ``verified_by`` says who checked it: "independent-node" (two or more workers
+        agree), "trusted-worker" (a trusted worker's word), "spot-checked" (one proven
+        worker's, unchecked this time by the sampling, where a check was possible), or
+        "none" (nobody: a check was due and nobody could, or the vote gave no verdict
+        and one worker's word is all there is; the caller may check it itself)."""
         self.done = True
         self.outcome = outcome
+        backers = [a for a, o in self.outcomes.items() if o == outcome]
+        if len(backers) >= 2:
+            self.verified_by = "independent-node"
+        elif any(self.market.workers[a].trusted for a in backers):
+            self.verified_by = "trusted-worker"
+        elif vote and not self.check_wanted and not self.checked:
+            self.verified_by = "spot-checked"
+        else:
+            self.verified_by = "none"
         for address in self.limited:
             # Someone completed the run within its limits: those that did not were slow
             # (or overloaded), which is an availability failure, not a disagreement.
@@ -693,8 +718,19 @@ class Market:
             return None
         return min(candidates, key=lambda w: self.score(w, kind, now))
 
-    def open_job(self, kind: str, needs: Iterable[str] = ()) -> Job:
-        return Job(self, kind, frozenset(needs))
+    def open_job(self, kind: str, needs: Iterable[str] = (), local_check: bool = False) -> Job:
+        """A job; ``local_check``: the caller can check a value itself (the broker runs
+        a pure program on its own engine), so a lone proven worker is spot-checked."""
+        return Job(self, kind, frozenset(needs), local_check)
+
+    def checkable(self, needs: frozenset, now: float, exclude=()) -> bool:
+        """Could another worker check a result (alive, not shut out, offers ``needs``;
+        a worker down for a moment still counts)?"""
+        for w in self.workers.values():
+            if w.alive and w.address not in exclude and w.offers(needs) \
+                    and self.refresh_state(w, now) != SHUT_OUT:
+                return True
+        return False
 
     # -- reporting and persistence -----------------------------------------------
 
