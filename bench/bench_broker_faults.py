@@ -12,8 +12,11 @@ in this process, and a real broker):
 - ``sole-liar``: two honest workers and one that is the only one offering ``secret`` and
   lies on every answer; REQUESTS calls of ``secret``.  Printed: wrong values handed to the
   client as checked, wrong values handed over marked unchecked, Unverifiable errors.
+- ``sybils``: three honest workers serve WARMUP requests, then five colluding workers join
+  (they all give the same wrong value, always); REQUESTS more requests.  Printed: wrong
+  values to the client, and the honest workers shut out.
 
-    python bench/bench_broker_faults.py                 # both scenarios
+    python bench/bench_broker_faults.py                 # every scenario
     python bench/bench_broker_faults.py load --clients 32 --requests 40
 """
 
@@ -115,28 +118,67 @@ def scenario_sole_liar(args) -> dict:
     return counts
 
 
+def scenario_sybils(args) -> dict:
+    honest = [fake.start_worker(seed=1 + i) for i in range(3)]
+    b = broker.start("127.0.0.1", 0, workers=[(w.host, w.port) for w in honest], seed=7)
+    sybils = []
+    counts = {"requests": 0, "right": 0, "wrong": 0, "errors": 0}
+    c = client.connect(b.host, b.port, timeout=30)
+    try:
+        for i in range(args.warmup):
+            c.evaluate(_program(i)[0])
+        sybils = [fake.start_worker(seed=10 + i, lie_rate=1.0) for i in range(5)]
+        for s in sybils:
+            c.register_worker(s.host, s.port)
+        for i in range(1000, 1000 + args.requests):
+            source, expected = _program(i)
+            counts["requests"] += 1
+            try:
+                counts["right" if c.evaluate(source) == expected else "wrong"] += 1
+            except ExathunkError:
+                counts["errors"] += 1
+        market = b.handler.market
+        counts["honest_shut_out"] = sum(
+            market.workers["%s:%d" % (h.host, h.port)].state != "active" for h in honest)
+        counts["sybil_lies_told"] = sum(s.handler.lies for s in sybils)
+    finally:
+        c.close()
+        b.stop(timeout=2)
+        for w in honest + sybils:
+            w.stop(timeout=2)
+    return counts
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    p.add_argument("scenario", nargs="?", choices=("load", "sole-liar", "both"),
-                   default="both")
+    p.add_argument("scenario", nargs="?", choices=("load", "sole-liar", "sybils", "all"),
+                   default="all")
     p.add_argument("--clients", type=int, default=32, help="client threads (load; 32)")
     p.add_argument("--requests", type=int, default=None,
-                   help="requests per client (load; default 20) or in all (sole-liar; 200)")
+                   help="requests per client (load; default 20) or in all (sole-liar: "
+                        "200, sybils: 600)")
     p.add_argument("--timeout-ms", type=int, default=60,
                    help="each request's wall-clock limit (load; default 60)")
     p.add_argument("--slow-delay", type=float, default=0.08,
                    help="seconds the slow worker sleeps per request (load; default 0.08)")
+    p.add_argument("--warmup", type=int, default=5,
+                   help="requests the honest workers serve before the Sybils join "
+                        "(sybils; default 5)")
     args = p.parse_args(argv)
-    if args.scenario in ("load", "both"):
+    if args.scenario in ("load", "all"):
         a = argparse.Namespace(**vars(args))
         a.requests = args.requests or 20
         print("load:", scenario_load(a), flush=True)
-    if args.scenario in ("sole-liar", "both"):
+    if args.scenario in ("sole-liar", "all"):
         a = argparse.Namespace(**vars(args))
         a.requests = args.requests or 200
         print("sole-liar:", scenario_sole_liar(a), flush=True)
+    if args.scenario in ("sybils", "all"):
+        a = argparse.Namespace(**vars(args))
+        a.requests = args.requests or 600
+        print("sybils:", scenario_sybils(a), flush=True)
     return 0
 
 

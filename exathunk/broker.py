@@ -725,7 +725,12 @@ class BrokerHandler:
         sole = [k for k in hosts if sum(1 for w in live if w.offers(frozenset([k]))) < 2]
         providers = sorted({a for a, o in r.job.outcomes.items() if o == r.job.outcome})
         who = ", ".join(providers) or "one worker"
-        if sole:
+        if providers and not any(self.market.established(self.market.workers[a])
+                                 for a in providers if a in self.market.workers):
+            what = (f"only new workers ({who}), not yet confirmed by an established "
+                    "worker or by the broker's engine, computed "
+                    f"{_describe(hosts) or 'this program'}; their word carries no weight")
+        elif sole:
             what = (f"only {who} offers {_describe(sole)}, so no other worker could "
                     "check its value, and the broker cannot run it itself")
         else:

@@ -64,6 +64,7 @@ class Policy:
     loss_weight: float = 20.0          # one lost vote weighs as much as 20 agreements
     shut_threshold: float = 0.5        # reputation under this after a loss: shut out
     trust_streak: int = 30             # consecutive agreements before checks thin out
+    establish_after: int = 10          # confirmations before a new identity's vote counts
     verify_floor: float = 0.05         # the smallest checking rate, even for proven workers
     probation_length: int = 20         # consecutive agreements to end probation
     shutout_seconds: float = 600.0     # first shut-out; doubles with each repeat
@@ -133,6 +134,7 @@ class Worker:
     shut_until: float = 0.0
     shutouts: int = 0
     probation_left: int = 0
+    confirmed: int = 0      # agreements with verdicts that had weight (or the engine's)
     down_until: float = 0.0
     consecutive_failures: int = 0
     bid_price: float = 0.0
@@ -182,6 +184,7 @@ class Job:
         self.market = market
         self.local_check = local_check  # the caller can check a value itself (pure)
         self.check_wanted = False       # a check was due (by policy, or none possible)
+        self.disputed = False           # unverified, and the workers disagreed
         self.kind = kind
         self.needs = needs
         self.outstanding: set[str] = set()
@@ -362,7 +365,8 @@ class Job:
         self.done = True
         self.outcome = outcome
         backers = [a for a, o in self.outcomes.items() if o == outcome]
-        if len(backers) >= 2:
+        if vote and len(backers) >= 2:
+            # (a vote's verdict always has weight behind it: an established backer)
             self.verified_by = "independent-node"
         elif any(self.market.workers[a].trusted for a in backers):
             self.verified_by = "trusted-worker"
@@ -420,34 +424,43 @@ class Job:
                     self.checked = True
                     return self._dispatch(fresh, now)
             return self._fail("every worker tried failed")
-        # Votes are weighed: a proven worker counts 2, a stranger 1, and a verdict needs
-        # two backers weighing at least ``quorum``, more than any other answer: so two
-        # strangers who agree (perhaps colluding) must still convince a third worker.
+        # Votes are weighed by reputation earned from checked work, never by headcount:
+        # a new identity weighs 0 (until ``establish_after`` confirmations), an
+        # established worker 1, a proven one 2, and a verdict needs two backers weighing
+        # at least ``quorum``, more than any other answer.  New identities agreeing with
+        # each other (perhaps Sybils) therefore decide nothing, however many they are.
         weight: Counter = Counter()
         backers: Counter = Counter()
         for address, outcome in self.outcomes.items():
-            weight[outcome] += 2 if m.proven(m.workers[address]) else 1
+            weight[outcome] += m.vote_weight(m.workers[address])
             backers[outcome] += 1
-        ranked = weight.most_common()
-        top, count = ranked[0]
-        runner_up = ranked[1][1] if len(ranked) > 1 else 0
+        top = max(backers, key=lambda o: (weight[o], backers[o]))
+        count = weight[top]
+        runner_up = max((weight[o] for o in backers if o != top), default=0)
+        disputed = len(backers) > 1
         if len(self.outcomes) == 1 and not self.checked:
             return self._finish(top, now)
         if backers[top] >= 2 and count >= m.policy.quorum and count > runner_up:
             return self._finish(top, now)
-        # A disagreement (or a check whose checker failed): one more independent vote.
+        # A disagreement (or a check whose checker failed, or agreement without weight):
+        # one more independent vote, from a worker whose vote weighs something.
         if len(self.tried) < m.policy.max_votes:
             extra = m.choose(self.kind, self.needs, now, exclude=self.tried, verifier=True,
-                             dispute=len(ranked) > 1)
+                             dispute=disputed, weighty=True)
             if extra is not None:
                 self.checked = True
                 return self._dispatch(extra, now)
-        if backers[top] >= 2 and count > runner_up:
-            # Nobody left to ask: the majority of every worker there is still settles it.
+        if backers[top] >= 2 and count > runner_up and count > 0:
+            # Nobody left to ask: the majority of the weight there is still settles it.
             return self._finish(top, now)
-        if count > runner_up and not self._has_probation_only(top):
-            # Nobody left to ask: one worker's word is the best there is; it proves
-            # nothing about anyone.
+        if count > runner_up or (not disputed and not self._has_probation_only(top)):
+            # Nobody left to ask: the weightiest word (or the one answer new identities
+            # gave) is the best there is.  It proves nothing about anyone: the verdict
+            # is unverified, which the caller may check itself (``local_check``).
+            return self._finish(top, now, vote=False)
+        if disputed and self.local_check:
+            # Workers without weight disagree: the caller's own run will settle it.
+            self.disputed = True
             return self._finish(top, now, vote=False)
         return self._fail("workers disagree and no majority could be formed")
 
@@ -535,8 +548,20 @@ class Market:
             self.dirty.add(w.address)
         return w.state
 
+    def established(self, w: Worker) -> bool:
+        """Confirmed often enough by established workers, trusted ones or the broker's
+        engine to have a vote that weighs something (a new identity has none)."""
+        return w.trusted or (w.state == ACTIVE and
+                             w.confirmed >= self.policy.establish_after)
+
     def proven(self, w: Worker) -> bool:
-        return w.trusted or (w.state == ACTIVE and w.streak >= self.policy.trust_streak)
+        return w.trusted or (self.established(w) and w.streak >= self.policy.trust_streak)
+
+    def vote_weight(self, w: Worker) -> int:
+        """A vote's weight: 0 for a new identity, 1 established, 2 proven."""
+        if self.proven(w):
+            return 2
+        return 1 if self.established(w) else 0
 
     def verify_probability(self, w: Worker) -> float:
         """How often a result from ``w`` is checked (BOINC's adaptive replication)."""
@@ -559,6 +584,7 @@ class Market:
             self.dirty.add(address)
             if outcome == winner:
                 w.agreed += 1
+                w.confirmed += 1    # (a verdict always has weight, or the engine's word)
                 w.streak += 1
                 if w.state == PROBATION:
                     w.probation_left -= 1
@@ -696,7 +722,7 @@ class Market:
 
     def choose(self, kind: str, needs: frozenset, now: float, exclude=(),
                verifier: bool = False, allow_probation: bool = True,
-               dispute: bool = False) -> Worker | None:
+               dispute: bool = False, weighty: bool = False) -> Worker | None:
         """The worker with the lowest sampled score; a verifier prefers trusted workers."""
         candidates = self._candidates(needs, now, exclude, allow_probation)
         if verifier:
@@ -709,8 +735,9 @@ class Market:
             queued = [w for w in oracles if dispute or w.in_flight < 2 * w.capacity]
             active = [w for w in candidates if w.state == ACTIVE and not w.trusted]
             proven = [w for w in active if self.proven(w)]
-            candidates = free or proven or queued
-            if not candidates and active:
+            established = [w for w in active if self.established(w)]
+            candidates = free or proven or established or queued
+            if not candidates and active and not weighty:
                 # Strangers check strangers at random: a fast liar must not be able to
                 # attract the checks by looking fast.
                 return active[int(self.rng.random() * len(active))]
@@ -778,6 +805,7 @@ def worker_record(w: Worker) -> dict:
         "failures": w.failures, "shut_until": w.shut_until, "shutouts": w.shutouts,
         "probation_left": w.probation_left, "trusted": w.trusted,
         "unavailable": w.unavailable, "unavailable_at": w.unavailable_at,
+        "confirmed": w.confirmed,
         "latency": {k: e.to_list() for k, e in w.latency.items()},
         "ratio": w.ratio.to_list(),
     }
@@ -787,7 +815,7 @@ def worker_from_record(r: dict) -> Worker:
     w = Worker(r["address"])
     for name in ("state", "agreed", "lost", "streak", "requests", "completed", "failures",
                  "shut_until", "shutouts", "probation_left", "trusted", "unavailable",
-                 "unavailable_at"):
+                 "unavailable_at", "confirmed"):
         if name in r:
             setattr(w, name, r[name])
     w.latency = {k: Estimate.from_list(v) for k, v in r.get("latency", {}).items()}

@@ -15,7 +15,7 @@ import threading
 
 _COLUMNS = ("address", "state", "agreed", "lost", "streak", "requests", "completed",
             "failures", "shut_until", "shutouts", "probation_left", "trusted", "unavailable",
-            "unavailable_at")
+            "unavailable_at", "confirmed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workers (
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS workers (
     trusted INTEGER NOT NULL DEFAULT 0,
     unavailable REAL NOT NULL DEFAULT 0,
     unavailable_at REAL NOT NULL DEFAULT 0,
+    confirmed INTEGER NOT NULL DEFAULT 0,
     estimates TEXT NOT NULL DEFAULT '{}',
     updated REAL NOT NULL DEFAULT (julianday('now'))
 )
@@ -52,10 +53,12 @@ class ReputationStore:
         self._db.execute(_SCHEMA)
         # A store written before the availability penalty: add its columns.
         have = {row[1] for row in self._db.execute("PRAGMA table_info(workers)")}
-        for column in ("unavailable", "unavailable_at"):
+        # (confirmed starts at 0: agreements counted by headcount earn no vote weight.)
+        for column, kind in (("unavailable", "REAL"), ("unavailable_at", "REAL"),
+                             ("confirmed", "INTEGER")):
             if column not in have:
-                self._db.execute("ALTER TABLE workers ADD COLUMN %s REAL NOT NULL "
-                                 "DEFAULT 0" % column)
+                self._db.execute("ALTER TABLE workers ADD COLUMN %s %s NOT NULL "
+                                 "DEFAULT 0" % (column, kind))
 
     def load(self) -> list[dict]:
         with self._lock:

@@ -519,3 +519,30 @@ def test_the_broker_checks_a_lone_workers_pure_value_on_its_own_engine(cluster):
         value, stats = c2.evaluate_with_stats(source)
         assert value == expected and stats["verifiedBy"] == "broker-engine"
     assert b2.handler.market.workers[address(lone)].agreed == 5
+
+
+def test_sybils_joining_cannot_outvote_established_workers(cluster):
+    worker, start_broker, connect = cluster
+    honest = [worker(seed=141 + i) for i in range(3)]
+    b = start_broker(honest)
+    c = connect(b)
+    market = b.handler.market
+    for i in range(5):                           # the honest ones were there first
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected
+    sybils = [worker(lie_rate=1.0, seed=150 + i) for i in range(5)]   # the same lies
+    for s in sybils:
+        assert c.register_worker(s.host, s.port)
+    wrong = 0
+    for i in range(1000, 1100):
+        source, expected = varied(i)
+        if c.evaluate(source) != expected:
+            wrong += 1
+    assert wrong == 0
+    assert sum(s.handler.lies for s in sybils) > 0          # they were asked, and lied
+    for s in sybils:
+        w = market.workers[address(s)]
+        assert w.confirmed == 0 and market.vote_weight(w) == 0
+    for h in honest:
+        w = market.workers[address(h)]
+        assert w.state == ACTIVE and w.lost == 0

@@ -34,6 +34,9 @@ def honest(address):
 
 
 def make_market(n=3, seed=0, **policy):
+    # Most tests here are about scheduling, sampling and shut-outs among workers whose
+    # votes count from the start (establish_after=0); the Sybil tests set it.
+    policy.setdefault("establish_after", 0)
     m = Market(Policy(**policy), rng=random.Random(seed))
     for i in range(n):
         m.add_worker("w%d" % i)
@@ -424,3 +427,43 @@ def test_old_stores_gain_the_availability_columns(tmp_path):
     (record,) = store.load()
     assert record["agreed"] == 5 and record["unavailable"] == 0
     store.close()
+
+
+def test_sybils_cannot_outvote_established_workers():
+    """Five new identities that agree on a wrong answer against three established honest
+    workers: never a verdict for them, and they never earn weight by agreeing."""
+    m = make_market(0, seed=20, establish_after=10)
+    for i in range(3):
+        w = m.add_worker("h%d" % i)
+        w.confirmed = w.agreed = 10                 # established by checked work
+    sybils = ["s%d" % i for i in range(5)]
+    for a in sybils:
+        m.add_worker(a)
+    truth, lie = ("ok", 42), ("ok", 43)
+    answer = lambda a: lie if a.startswith("s") else truth
+    wrong = 0
+    for step in range(300):
+        job, _ = run_job(m, float(step), answer)
+        if job.outcome == lie:
+            wrong += 1
+        elif job.outcome == truth:
+            assert job.verified_by in ("independent-node", "spot-checked", "none")
+    assert wrong == 0
+    for a in sybils:
+        assert not m.established(m.workers[a]) and m.vote_weight(m.workers[a]) == 0
+        assert m.workers[a].confirmed == 0
+    assert all(m.workers["h%d" % i].state == ACTIVE and m.workers["h%d" % i].lost == 0
+               for i in range(3))
+
+
+def test_new_identities_agreeing_alone_decide_nothing_until_confirmed():
+    m = make_market(3, seed=21, establish_after=10)
+    job, asked = run_job(m, 0.0, honest)
+    assert job.outcome == ("ok", 42) and job.verified_by == "none"   # unverified
+    assert all(w.confirmed == 0 and w.agreed == 0 for w in m.workers.values())
+    # The caller's own check (the broker's engine) confirms them: settle.
+    for _ in range(10):
+        m.settle({a: ("ok", 42) for a in m.workers}, ("ok", 42), 0.0)
+    assert all(m.established(w) for w in m.workers.values())
+    job, _ = run_job(m, 1.0, honest)
+    assert job.verified_by == "independent-node"
