@@ -6,7 +6,7 @@ codes follow clox and sysexits: 0 success, 2 bad usage (a token, certificate or 
 file that cannot be used too), 65 a program that does not compile, 70 a run that fails
 (EvaluationError, LimitExceeded), 69 a remote node that cannot be reached or an address
 a server cannot listen on, 77 a node that refuses the token (AuthenticationError), 1
-anything else.
+anything else (a broker's Unverifiable too).
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
 $XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset).
 """

@@ -25,10 +25,17 @@ second worker with probability ``p_verify(w)``: 1 for a worker without a streak 
 ``verify_floor``; 1 during probation; 0 for an oracle.  The checker is a free oracle node,
 else a proven worker (by score), else an oracle with a short queue, else a stranger
 picked at random (so that a fast liar cannot attract the checks of its accomplices).
-Votes are weighed (proven 2, stranger 1) and a verdict needs two backers weighing at
-least ``quorum`` (3) and more than any other answer; when results differ, or two
-strangers agree, another worker votes (up to ``max_votes``; a dispute goes to an oracle
-however busy); an oracle's vote settles it.  A loser gets ``loss_weight`` losses against
+Votes are weighed by reputation earned from checked work, never by headcount: a new
+identity weighs 0 (it is on probation until ``establish_after`` of its answers agreed
+with a verdict that had weight, or with the broker's own engine: ``confirmed``), an
+established worker 1, a proven one 2; a verdict needs two backers weighing at least
+``quorum`` (3) and more than any other answer; when results differ, or the weight is
+short, another worker whose vote weighs something votes (up to ``max_votes``; a dispute
+goes to an oracle however busy); an oracle's vote settles it.  New identities agreeing
+with each other (Sybils) decide nothing: the verdict is then unverified
+(``verified_by`` "none"), which the broker checks on its own engine for a pure program
+and otherwise refuses (``Unverifiable``), and only a verdict with weight (or the
+engine's) credits anyone.  A loser gets ``loss_weight`` losses against
 it in ``reputation = (agreed + 1) / (agreed + 2 + loss_weight * lost)``; under
 ``shut_threshold`` (or losing at all on probation) it is shut out for
 ``shutout_seconds`` (doubling each time), then works on probation, every result checked
