@@ -757,6 +757,10 @@ class BrokerHandler:
             self._idle.notify_all()
         if self._leaders.get(r.digest) is r:
             del self._leaders[r.digest]
+        if job.error is None and job.disputed and job.verified_by == "none":
+            # Workers without weight disagreed and the broker's own run settled nothing:
+            # no answer is handed out, not even to a client that allows unchecked ones.
+            job.error = "workers disagree and no majority could be formed"
         if job.error is not None:
             self.counters["errors"] += 1
             self._deliver(r, error=RemoteError(f"no worker could answer: {job.error}"))
