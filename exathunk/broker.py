@@ -71,8 +71,16 @@ T = wire.thrift
 _perf = time.perf_counter
 _mono = time.monotonic
 
-# Program errors every honest worker reports alike: they vote, like values.
-_OUTCOME_ERRORS = (EvaluationError, LimitExceeded, ParseError, TypeCheckError)
+# Program errors every honest worker reports alike: they vote, like values.  (An
+# Unverifiable from a worker is this broker refusing one of its sub-thunks: the
+# worker's run cannot be answered, which is no fault of the worker's.)
+_OUTCOME_ERRORS = (EvaluationError, LimitExceeded, ParseError, TypeCheckError,
+                   Unverifiable)
+
+# How much a verifiedBy says, weakest first: a value computed with sub-thunks is only
+# as checked as the least checked of them.
+_CHECK_STRENGTH = {"none": 0, "unconfirmed-nodes": 1, "spot-checked": 2,
+                   "trusted-worker": 3, "independent-node": 4, "broker-engine": 4}
 
 _STATE_ENUM = {ACTIVE: T.WorkerState.ACTIVE, PROBATION: T.WorkerState.PROBATION,
                SHUT_OUT: T.WorkerState.SHUT_OUT, DOWN: T.WorkerState.SHUT_OUT}
@@ -301,6 +309,8 @@ class BrokerHandler:
         self._delegable: dict = {}         # routing key -> ("func", FuncDef) or
                                            # ("inst", InstanceDef), to delegate it
         self._leaders: dict = {}           # digest -> the request running it now
+        self._unchecked: dict = {}         # ids of requests allowing unchecked values
+        self._sub_checks: dict = {}        # request id -> its sub-thunks' weakest check
         self.port: int | None = None       # where workers send sub-thunks back
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._thunks: collections.OrderedDict[str, _Request] = collections.OrderedDict()
@@ -512,6 +522,10 @@ class BrokerHandler:
             self.counters["subthunks"] += 1
         r.no_cache = bool(evalRequest.noCache)
         r.allow_unchecked = bool(getattr(evalRequest, "allowUnchecked", None))
+        if r.request_id and "/sub" in r.request_id and not r.allow_unchecked:
+            # A sub-thunk of a request that allows unchecked values allows them too.
+            with self._lock:
+                r.allow_unchecked = r.request_id.partition("/sub")[0] in self._unchecked
         timeout_ms = evalRequest.timeoutMs or self.options.timeout_ms
         r.limits = {"max_steps": evalRequest.maxSteps, "max_heap": evalRequest.maxHeap,
                     "max_depth": evalRequest.maxDepth, "timeout_ms": timeout_ms,
@@ -527,8 +541,8 @@ class BrokerHandler:
                 self._cache.move_to_end(r.digest)
                 self.counters["cache_hits"] += 1
                 r.cached = True
-                r.verified_by = hit[2]
-                self._finish(r, value=hit[0], nodes=hit[1], node="cache")
+                self._deliver(r, value=hit[0], nodes=hit[1], node="cache",
+                              verified_by=hit[2])
                 return r
             if not r.no_cache:
                 leader = self._leaders.get(r.digest)
@@ -542,6 +556,8 @@ class BrokerHandler:
             if r.market_needs is not r.needs:
                 self.counters["split_requests"] += 1
             self._kinds_seen[r.kind] = r
+            if r.allow_unchecked:
+                self._unchecked[r.id] = True      # (until it concludes)
             r.job = self.market.open_job(r.kind, r.market_needs,
                                          local_check=self._engine_can_check(r))
             addresses = r.job.start(time.time())
@@ -725,14 +741,14 @@ class BrokerHandler:
         sole = [k for k in hosts if sum(1 for w in live if w.offers(frozenset([k]))) < 2]
         providers = sorted({a for a, o in r.job.outcomes.items() if o == r.job.outcome})
         who = ", ".join(providers) or "one worker"
-        if providers and not any(self.market.established(self.market.workers[a])
-                                 for a in providers if a in self.market.workers):
+        if sole:
+            what = (f"only {who} offers {_describe(sole)}, so no other worker could "
+                    "check its value, and the broker cannot run it itself")
+        elif providers and not any(self.market.established(self.market.workers[a])
+                                   for a in providers if a in self.market.workers):
             what = (f"only new workers ({who}), not yet confirmed by an established "
                     "worker or by the broker's engine, computed "
                     f"{_describe(hosts) or 'this program'}; their word carries no weight")
-        elif sole:
-            what = (f"only {who} offers {_describe(sole)}, so no other worker could "
-                    "check its value, and the broker cannot run it itself")
         else:
             what = (f"no second worker could check the value {who} gave for "
                     f"{_describe(hosts) or 'this program'} (the others failed or are "
@@ -745,6 +761,7 @@ class BrokerHandler:
     def _conclude(self, r: _Request) -> None:
         """The job has a verdict (called with the lock held)."""
         job = r.job
+        self._unchecked.pop(r.id, None)
         if job.error is None and job.verified_by == "none" and not r.engine_checked \
                 and job.outcome is not None and job.outcome[0] == "value" \
                 and self._engine_can_check(r):
@@ -757,6 +774,7 @@ class BrokerHandler:
             self._idle.notify_all()
         if self._leaders.get(r.digest) is r:
             del self._leaders[r.digest]
+        weakest = self._sub_checks.pop(r.id, None)
         if job.error is None and job.disputed and job.verified_by == "none":
             # Workers without weight disagreed and the broker's own run settled nothing:
             # no answer is handed out, not even to a client that allows unchecked ones.
@@ -774,6 +792,9 @@ class BrokerHandler:
                 else:
                     nodes = wire.value_to_nodes(result)
                     verified = job.verified_by or "none"
+                    if weakest is not None and \
+                            _CHECK_STRENGTH[weakest] < _CHECK_STRENGTH[verified]:
+                        verified = weakest        # its sub-thunks were checked less
                     unverifiable = self._unverifiable(r) if verified == "none" else None
                     if not r.no_cache and unverifiable is None:
                         self._cache[r.digest] = (result, nodes, verified)
@@ -793,6 +814,11 @@ class BrokerHandler:
             if f is not r:
                 f.run_ms = r.run_ms
             f.verified_by = verified_by
+            if verified_by is not None and f.request_id and "/sub" in f.request_id:
+                parent = f.request_id.partition("/sub")[0]
+                known = self._sub_checks.get(parent)
+                if known is None or _CHECK_STRENGTH[verified_by] < _CHECK_STRENGTH[known]:
+                    self._sub_checks[parent] = verified_by
             if unverifiable is not None and not f.allow_unchecked:
                 self.counters["unverifiable"] += 1
                 self._finish(f, error=unverifiable)
@@ -951,6 +977,8 @@ class BrokerHandler:
             if r.followers or r.job is None or r.job.done:
                 return True
             r.job.abandon()
+            self._unchecked.pop(r.id, None)
+            self._sub_checks.pop(r.id, None)
             if self._leaders.get(r.digest) is r:
                 del self._leaders[r.digest]
             if r in self._in_flight:

@@ -192,6 +192,10 @@ class Job:
         self.local_check = local_check  # the caller can check a value itself (pure)
         self.check_wanted = False       # a check was due (by policy, or none possible)
         self.disputed = False           # unverified, and the workers disagreed
+        # Nobody established could take part and the caller cannot check it itself (a
+        # fresh deployment's host function): new identities then vote by headcount, as
+        # "unconfirmed-nodes", and such a verdict confirms nobody.
+        self.bootstrap = False
         self.kind = kind
         self.needs = needs
         self.outstanding: set[str] = set()
@@ -218,6 +222,7 @@ class Job:
         if m.policy.replicas:
             self.check_wanted = True
             return self._start_fixed(primary, now)
+        self.bootstrap = not self.local_check and not m.has_established(self.needs, now)
         self.check_wanted = m.needs_check(primary)
         if not self.check_wanted and not primary.trusted and not self.local_check \
                 and not m.checkable(self.needs, now, exclude={primary.address}):
@@ -372,9 +377,11 @@ class Job:
         self.done = True
         self.outcome = outcome
         backers = [a for a, o in self.outcomes.items() if o == outcome]
+        confirmed = any(self.market.established(self.market.workers[a]) for a in backers)
         if vote and len(backers) >= 2:
-            # (a vote's verdict always has weight behind it: an established backer)
-            self.verified_by = "independent-node"
+            # A vote's verdict has weight behind it (an established backer), unless it
+            # was by headcount among new identities (``bootstrap``).
+            self.verified_by = "independent-node" if confirmed else "unconfirmed-nodes"
         elif any(self.market.workers[a].trusted for a in backers):
             self.verified_by = "trusted-worker"
         elif vote and not self.check_wanted and not self.checked:
@@ -386,7 +393,7 @@ class Job:
             # (or overloaded), which is an availability failure, not a disagreement.
             self.market.record_unavailable(self.market.workers[address], now)
         if vote and (len(self.outcomes) >= 2 or self.checked):
-            self.market.settle(self.outcomes, outcome, now)
+            self.market.settle(self.outcomes, outcome, now, confirm=confirmed)
         if self.discarded:
             self.market.settle({a: o for a, o in self.discarded.items() if o != outcome},
                                outcome, now)
@@ -439,7 +446,7 @@ class Job:
         weight: Counter = Counter()
         backers: Counter = Counter()
         for address, outcome in self.outcomes.items():
-            weight[outcome] += m.vote_weight(m.workers[address])
+            weight[outcome] += m.vote_weight(m.workers[address]) or int(self.bootstrap)
             backers[outcome] += 1
         top = max(backers, key=lambda o: (weight[o], backers[o]))
         count = weight[top]
@@ -453,7 +460,7 @@ class Job:
         # one more independent vote, from a worker whose vote weighs something.
         if len(self.tried) < m.policy.max_votes:
             extra = m.choose(self.kind, self.needs, now, exclude=self.tried, verifier=True,
-                             dispute=disputed, weighty=True)
+                             dispute=disputed, weighty=not self.bootstrap)
             if extra is not None:
                 self.checked = True
                 return self._dispatch(extra, now)
@@ -583,15 +590,19 @@ class Market:
         q = self.verify_probability(w)
         return q >= 1.0 or (q > 0.0 and self.rng.random() < q)
 
-    def settle(self, outcomes: dict[str, Hashable], winner: Hashable, now: float) -> None:
-        """Credit the workers that agree with the verdict; punish those that do not."""
+    def settle(self, outcomes: dict[str, Hashable], winner: Hashable, now: float,
+               confirm: bool = True) -> None:
+        """Credit the workers that agree with the verdict; punish those that do not.
+        ``confirm``: the verdict had weight (or is the broker engine's), so agreeing
+        with it counts toward a new identity's ``establish_after``."""
         p = self.policy
         for address, outcome in outcomes.items():
             w = self.workers[address]
             self.dirty.add(address)
             if outcome == winner:
                 w.agreed += 1
-                w.confirmed += 1    # (a verdict always has weight, or the engine's word)
+                if confirm:
+                    w.confirmed += 1
                 w.streak += 1
                 if w.state == PROBATION:
                     w.probation_left -= 1
@@ -756,6 +767,14 @@ class Market:
         """A job; ``local_check``: the caller can check a value itself (the broker runs
         a pure program on its own engine), so a lone proven worker is spot-checked."""
         return Job(self, kind, frozenset(needs), local_check)
+
+    def has_established(self, needs: frozenset, now: float) -> bool:
+        """Does an established (or trusted) live worker offer ``needs``?"""
+        for w in self.workers.values():
+            if w.alive and w.offers(needs) and self.refresh_state(w, now) == ACTIVE \
+                    and self.established(w):
+                return True
+        return False
 
     def checkable(self, needs: frozenset, now: float, exclude=()) -> bool:
         """Could another worker check a result (alive, not shut out, offers ``needs``;

@@ -464,7 +464,11 @@ struct RunStats {
   // Who checked the value (set by a broker; unset from a worker node, which checks
   // nothing but computes the value itself).  One of:
   //   "independent-node": at least two workers computed it independently and agreed
-  //                       (by the broker's weighed vote);
+  //                       (by the broker's weighed vote, an established worker among
+  //                       them);
+  //   "unconfirmed-nodes": two or more workers agreed, none of them established yet
+  //                       (a fresh deployment's host function, counted by headcount:
+  //                       colluding new identities could fake it);
   //   "broker-engine":    the broker ran the (pure) program with its own engine and got
   //                       the same value (or this value, overruling the worker);
   //   "trusted-worker":   it rests on the word of a worker the operator marked trusted
@@ -473,7 +477,8 @@ struct RunStats {
   //                       agreeing answers) whose results are checked at random, at a
   //                       rate that falls with its streak; this one was not checked;
   //   "none":             nobody checked it (only with EvalRequest.allowUnchecked).
-  // A cached value keeps the verifiedBy it had when it was computed.
+  // A cached value keeps the verifiedBy it had when it was computed; a value computed
+  // with sub-thunks has the weakest verifiedBy among them and its own.
   9: optional string verifiedBy,
 }
 

@@ -546,3 +546,16 @@ def test_sybils_joining_cannot_outvote_established_workers(cluster):
     for h in honest:
         w = market.workers[address(h)]
         assert w.state == ACTIVE and w.lost == 0
+
+
+def test_fresh_providers_of_a_host_function_agree_as_unconfirmed_nodes(cluster):
+    worker, start_broker, connect = cluster
+    lib = Library()
+    lib.register("secret", "(-> Int Int)", lambda x: x * 1000 + 1)
+    ws = [worker(library=lib, seed=161), worker(library=lib, seed=162)]
+    b = start_broker(ws)
+    c = connect(b)
+    value, stats = c.evaluate_with_stats("(secret 3)")
+    assert value == 3001 and stats["verifiedBy"] == "unconfirmed-nodes"
+    # Their agreement by headcount earns them no weight.
+    assert all(w.confirmed == 0 for w in b.handler.market.workers.values())

@@ -11,9 +11,10 @@ from exathunk.market import (ACTIVE, PROBATION, SHUT_OUT, Market, Policy, kind_o
 from exathunk.reputation import ReputationStore
 
 
-def run_job(market, now, answer, latency=lambda a: 0.01, fail=(), needs=(), kind="s3"):
+def run_job(market, now, answer, latency=lambda a: 0.01, fail=(), needs=(), kind="s3",
+            local_check=False):
     """Drive one job to its end, answering each dispatch at once; returns (job, asked)."""
-    job = market.open_job(kind, needs)
+    job = market.open_job(kind, needs, local_check=local_check)
     pending = list(job.start(now))
     asked = []
     for _ in range(50):
@@ -458,9 +459,14 @@ def test_sybils_cannot_outvote_established_workers():
 
 def test_new_identities_agreeing_alone_decide_nothing_until_confirmed():
     m = make_market(3, seed=21, establish_after=10)
-    job, asked = run_job(m, 0.0, honest)
+    # Where the caller can check (a pure program: the broker's engine), it must.
+    job, asked = run_job(m, 0.0, honest, local_check=True)
     assert job.outcome == ("ok", 42) and job.verified_by == "none"   # unverified
-    assert all(w.confirmed == 0 and w.agreed == 0 for w in m.workers.values())
+    # Where it cannot, and nobody established is there (a fresh deployment): their
+    # headcount serves, marked as such, and confirms nobody.
+    job, asked = run_job(m, 0.0, honest)
+    assert job.outcome == ("ok", 42) and job.verified_by == "unconfirmed-nodes"
+    assert all(w.confirmed == 0 for w in m.workers.values())
     # The caller's own check (the broker's engine) confirms them: settle.
     for _ in range(10):
         m.settle({a: ("ok", 42) for a in m.workers}, ("ok", 42), 0.0)
