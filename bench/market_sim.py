@@ -13,7 +13,10 @@ It compares, on the same nodes and the same request stream:
   no-check  the same scheduler with checking off (the oracle-free baseline),
   triple    every request on three workers, majority wins,
 and prints wrong results, extra work per request and mean latency, overall and at
-steady state (the second half of the run).
+steady state (the second half of the run).  A new identity's vote weighs nothing until
+it is confirmed (``Policy.establish_after``); a verdict nobody with weight backs is
+checked on the broker's own engine, as the broker does for pure programs, which counts
+as one unit of extra work and a speed-1 node's time.
 
     python bench/market_sim.py                 # 1,000 nodes, default run (< 1 minute)
     python bench/market_sim.py --requests 100000 --oracles 0 --seed 2
@@ -157,7 +160,9 @@ def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, se
             size = WORK_SIZES[rng.randrange(len(WORK_SIZES))]
             sizes[request_id] = size
             truth_of[request_id] = ("ok", request_id * 7919 % 1000003)
-            job = market.open_job(kind_of(size))
+            # The requests are pure programs: the broker can run one on its own engine
+            # when nobody could check it (``local_check``), as the real broker does.
+            job = market.open_job(kind_of(size), local_check=True)
             jobs[request_id] = (job, now)
             dispatch(request_id, job.start(now), now)
         else:
@@ -173,8 +178,17 @@ def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, se
             dispatch(job_id, more, now)
             if job.done and job_id not in reported:
                 reported.add(job_id)
-                records.append((job_id, job.outcome == truth_of[job_id], now - arrived,
-                                len(job.tried), job.error is not None))
+                work, outcome, latency = len(job.tried), job.outcome, now - arrived
+                if job.error is None and job.verified_by == "none" and not policy.replicas:
+                    # Unverified (only new identities answered, or they disagreed): the
+                    # broker's engine runs it (a speed-1 node's time, one unit of work)
+                    # and its answer settles the vote, confirming or punishing them.
+                    outcome = truth_of[job_id]
+                    market.settle(dict(job.outcomes), outcome, now)
+                    work += 1
+                    latency += sizes[job_id] * 0.010
+                records.append((job_id, outcome == truth_of[job_id], latency,
+                                work, job.error is not None))
                 if bar is not None and len(records) % 1000 == 0:
                     bar.update(1000)
     return market, sorted(records)

@@ -24,10 +24,13 @@ How a request goes:
   call on a pool thread (the caller's own thread for the first dispatch of an
   ``evaluate``, which saves a thread hop on the fast path).  A transport failure, a
   timeout of the socket, an Overloaded answer or an internal error of the worker is a
-  failure, retried on another worker; values and program errors (EvaluationError, and
-  LimitExceeded compared by which limit) are outcomes that vote.  A program that runs
-  close to its wall-clock limit can pass on a fast worker and time out on a slow one:
-  that reads as a disagreement (a known limitation).
+  failure, retried on another worker; values and program errors (EvaluationError,
+  ParseError, TypeCheckError) are outcomes that vote.  A LimitExceeded is neither: it
+  is not an answer, so it never disagrees with one.  If another worker completes the
+  run, its value decides, and a worker that passed the limit only takes the market's
+  mild, decaying availability penalty (as for a timeout, a crash, a connection error or
+  an Overloaded); if every worker passes a limit (a timeout is given one fresh worker
+  more), the client gets the program's LimitExceeded and nobody is penalised.
 - A dispatch still unanswered after ``hedge_factor`` times the typical latency of its
   kind of work (and at least ``hedge_min`` seconds) is sent to another worker as well;
   whichever answers first serves, and the slow worker's late answer still teaches the
@@ -56,7 +59,7 @@ from dataclasses import dataclass, fields
 from . import __version__, wire
 from .errors import (AuthenticationError, EvaluationError, ExathunkError, LimitExceeded,
                      ParseError, RemoteError, TypeCheckError, UnknownFunctionError,
-                     WorkerRefused)
+                     Unverifiable, WorkerRefused)
 from .library import Library
 from .market import ACTIVE, DOWN, PROBATION, SHUT_OUT, Market, Policy, kind_of
 from .reputation import ReputationStore
@@ -68,8 +71,16 @@ T = wire.thrift
 _perf = time.perf_counter
 _mono = time.monotonic
 
-# Program errors every honest worker reports alike: they vote, like values.
-_OUTCOME_ERRORS = (EvaluationError, LimitExceeded, ParseError, TypeCheckError)
+# Program errors every honest worker reports alike: they vote, like values.  (An
+# Unverifiable from a worker is this broker refusing one of its sub-thunks: the
+# worker's run cannot be answered, which is no fault of the worker's.)
+_OUTCOME_ERRORS = (EvaluationError, LimitExceeded, ParseError, TypeCheckError,
+                   Unverifiable)
+
+# How much a verifiedBy says, weakest first: a value computed with sub-thunks is only
+# as checked as the least checked of them.
+_CHECK_STRENGTH = {"none": 0, "unconfirmed-nodes": 1, "spot-checked": 2,
+                   "trusted-worker": 3, "independent-node": 4, "broker-engine": 4}
 
 _STATE_ENUM = {ACTIVE: T.WorkerState.ACTIVE, PROBATION: T.WorkerState.PROBATION,
                SHUT_OUT: T.WorkerState.SHUT_OUT, DOWN: T.WorkerState.SHUT_OUT}
@@ -89,6 +100,9 @@ class BrokerOptions:
     flush_interval: float = 1.0       # seconds between writes of the reputation store
     bid_interval: float = 10.0        # seconds between bid rounds
     oracles: tuple = ()               # addresses of trusted oracle workers
+    trusted: tuple = ()               # workers the operator trusts (broker --trust): as
+                                      # oracles, their word alone is "trusted-worker"
+    engine_check: bool = True         # run a pure program here when nobody can check it
     seed: int | None = None           # the market's random seed (tests)
     hedge: bool = True                # ask another worker when a dispatch is overdue
     hedge_min: float = 0.25           # ... overdue: this many seconds at least,
@@ -270,7 +284,8 @@ class _Request:
                  "needs", "job", "results", "done", "value", "payload_nodes", "error",
                  "node", "finished_at", "compile_ms", "run_ms", "cached",
                  "no_cache", "source", "deadline", "fetched", "market_needs",
-                 "subthunks", "followers", "cancelled")
+                 "subthunks", "followers", "cancelled", "allow_unchecked",
+                 "verified_by", "engine_checked")
 
     def __init__(self, rid: str):
         self.id = rid
@@ -290,6 +305,9 @@ class _Request:
         self.subthunks = False
         self.followers: list = []
         self.cancelled = False
+        self.allow_unchecked = False
+        self.verified_by = None
+        self.engine_checked = False
 
 
 class BrokerHandler:
@@ -321,6 +339,8 @@ class BrokerHandler:
         self._delegable: dict = {}         # routing key -> ("func", FuncDef) or
                                            # ("inst", InstanceDef), to delegate it
         self._leaders: dict = {}           # digest -> the request running it now
+        self._unchecked: dict = {}         # ids of requests allowing unchecked values
+        self._sub_checks: dict = {}        # request id -> its sub-thunks' weakest check
         self.port: int | None = None       # where workers send sub-thunks back
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._thunks: collections.OrderedDict[str, _Request] = collections.OrderedDict()
@@ -442,7 +462,8 @@ class BrokerHandler:
         self.port = port
 
     def _oracle_addresses(self) -> set:
-        return {_address(*_parse_address(a)) for a in self.options.oracles}
+        return {_address(*_parse_address(a))
+                for a in tuple(self.options.oracles) + tuple(self.options.trusted)}
 
     def remove_worker(self, address: str) -> None:
         with self._lock:
@@ -556,6 +577,11 @@ class BrokerHandler:
         if r.request_id and "/sub" in r.request_id:
             self.counters["subthunks"] += 1
         r.no_cache = bool(evalRequest.noCache)
+        r.allow_unchecked = bool(getattr(evalRequest, "allowUnchecked", None))
+        if r.request_id and "/sub" in r.request_id and not r.allow_unchecked:
+            # A sub-thunk of a request that allows unchecked values allows them too.
+            with self._lock:
+                r.allow_unchecked = r.request_id.partition("/sub")[0] in self._unchecked
         timeout_ms = evalRequest.timeoutMs or self.options.timeout_ms
         r.limits = {"max_steps": evalRequest.maxSteps, "max_heap": evalRequest.maxHeap,
                     "max_depth": evalRequest.maxDepth, "timeout_ms": timeout_ms,
@@ -571,7 +597,8 @@ class BrokerHandler:
                 self._cache.move_to_end(r.digest)
                 self.counters["cache_hits"] += 1
                 r.cached = True
-                self._finish(r, value=hit[0], nodes=hit[1], node="cache")
+                self._deliver(r, value=hit[0], nodes=hit[1], node="cache",
+                              verified_by=hit[2])
                 return r
             if not r.no_cache:
                 leader = self._leaders.get(r.digest)
@@ -585,7 +612,10 @@ class BrokerHandler:
             if r.market_needs is not r.needs:
                 self.counters["split_requests"] += 1
             self._kinds_seen[r.kind] = r
-            r.job = self.market.open_job(r.kind, r.market_needs)
+            if r.allow_unchecked:
+                self._unchecked[r.id] = True      # (until it concludes)
+            r.job = self.market.open_job(r.kind, r.market_needs,
+                                         local_check=self._engine_can_check(r))
             addresses = r.job.start(time.time())
             self._in_flight.add(r)
             if r.job.done:
@@ -662,6 +692,7 @@ class BrokerHandler:
         link = self._links.get(address)
         t0 = _perf()
         outcome = result = None
+        limit = None
         try:
             if link is None:
                 raise RemoteError(f"worker {address} is gone")
@@ -674,6 +705,7 @@ class BrokerHandler:
             if isinstance(err, LimitExceeded):
                 # The message carries the worker's own numbers; which limit is the verdict.
                 outcome = ("error", err.kind, err.limit)
+                limit = err.limit or "timeout"
             else:
                 outcome = ("error", err.kind, err.message)
             result = err
@@ -688,7 +720,10 @@ class BrokerHandler:
         elapsed = _perf() - t0
         self.counters["evaluations"] += 1
         with self._lock:
-            if outcome is not None:
+            if limit is not None:
+                r.results[address] = (("error", "LimitExceeded", limit), result, elapsed)
+                more = r.job.on_limit(address, limit, elapsed, time.time())
+            elif outcome is not None:
                 r.results[address] = (outcome, result, elapsed)
                 more = r.job.on_result(address, outcome, elapsed, time.time())
                 self._mean_run_ms += (elapsed * 1e3 - self._mean_run_ms) * 0.05
@@ -701,14 +736,105 @@ class BrokerHandler:
                 self._conclude(r)
         self._launch(r, more)
 
+    def _engine_can_check(self, r: _Request) -> bool:
+        """Can the broker run the program itself?  Only a pure one: no host function or
+        instance method (their code lives on the workers; node data types and classes
+        are declarations, which the broker's Library has)."""
+        return self.options.engine_check and \
+            all(k.startswith(("data ", "class ")) for k in r.needs)
+
+    def _check_on_engine(self, r: _Request) -> None:
+        """Run a pure program on the broker's own engine (on a pool thread) to check the
+        one value a worker gave; then conclude.  Same value: it is verified, and the
+        worker credited.  Another value (or an error): the broker's run is the verdict,
+        and the worker loses its vote.  A limit passed or a failure here checks nothing."""
+        t0 = _perf()
+        outcome = result = None
+        try:
+            program = r.payload
+            if isinstance(program, str):
+                from . import driver
+                program = driver.compile(program, library=self.library)
+            limits = r.limits
+            value = program.run(max_steps=limits.get("max_steps"),
+                                max_heap=limits.get("max_heap"),
+                                max_depth=limits.get("max_depth"), library=self.library,
+                                timeout=(limits.get("timeout_ms") or
+                                         self.options.timeout_ms) / 1e3)
+            value = wire.nodes_to_value(*wire.value_to_nodes(value))  # as workers send it
+            outcome, result = ("value", repr(value)), value
+        except EvaluationError as err:
+            outcome, result = ("error", err.kind, err.message), err
+        except ExathunkError as err:
+            log.info("the broker could not check a request itself: %s: %s", err.kind,
+                     err.message)
+        except Exception as err:            # a bug here must not lose the request
+            log.warning("checking a request on the broker's engine: unexpected %r", err)
+        elapsed = _perf() - t0
+        with self._lock:
+            job = r.job
+            if outcome is not None:
+                self.counters["engine_checks"] += 1
+                now = time.time()
+                self.market.settle(dict(job.outcomes), outcome, now)
+                if outcome != job.outcome:
+                    self.counters["engine_overruled"] += 1
+                    log.warning("the broker's engine overruled %s on a request",
+                                ", ".join(a for a, o in job.outcomes.items()
+                                          if o == job.outcome))
+                    r.results["broker"] = (outcome, result, elapsed)
+                    job.outcome = outcome
+                job.verified_by = "broker-engine"
+            if r in self._in_flight:
+                self._conclude(r)
+
+    def _unverifiable(self, r: _Request) -> Unverifiable:
+        """The error for a value nobody could check, naming what only one worker offers."""
+        hosts = [k for k in r.needs if not k.startswith(("data ", "class "))]
+        now = time.time()
+        live = [w for w in self.market.workers.values()
+                if w.alive and self.market.refresh_state(w, now) != SHUT_OUT]
+        sole = [k for k in hosts if sum(1 for w in live if w.offers(frozenset([k]))) < 2]
+        providers = sorted({a for a, o in r.job.outcomes.items() if o == r.job.outcome})
+        who = ", ".join(providers) or "one worker"
+        if sole:
+            what = (f"only {who} offers {_describe(sole)}, so no other worker could "
+                    "check its value, and the broker cannot run it itself")
+        elif providers and not any(self.market.established(self.market.workers[a])
+                                   for a in providers if a in self.market.workers):
+            what = (f"only new workers ({who}), not yet confirmed by an established "
+                    "worker or by the broker's engine, computed "
+                    f"{_describe(hosts) or 'this program'}; their word carries no weight")
+        else:
+            what = (f"no second worker could check the value {who} gave for "
+                    f"{_describe(hosts) or 'this program'} (the others failed or are "
+                    "shut out)")
+        worker = providers[0] if providers else "HOST:PORT"
+        return Unverifiable(f"{what}; ask with allow_unchecked=True (eval "
+                            "--allow-unchecked) to take it unchecked, or have the operator "
+                            f"trust the worker (broker --trust {worker})")
+
     def _conclude(self, r: _Request) -> None:
         """The job has a verdict (called with the lock held)."""
         job = r.job
+        self._unchecked.pop(r.id, None)
+        if job.error is None and job.verified_by == "none" and not r.engine_checked \
+                and job.outcome is not None and job.outcome[0] == "value" \
+                and self._engine_can_check(r):
+            # Nobody checked the value, but the program is pure: the broker checks it.
+            r.engine_checked = True
+            self._pool.submit(self._check_on_engine, r)
+            return
         self._in_flight.discard(r)
         if not self._in_flight:
             self._idle.notify_all()
         if self._leaders.get(r.digest) is r:
             del self._leaders[r.digest]
+        weakest = self._sub_checks.pop(r.id, None)
+        if job.error is None and job.disputed and job.verified_by == "none":
+            # Workers without weight disagreed and the broker's own run settled nothing:
+            # no answer is handed out, not even to a client that allows unchecked ones.
+            job.error = "workers disagree and no majority could be formed"
         if job.error is not None:
             self.counters["errors"] += 1
             self._deliver(r, error=RemoteError(f"no worker could answer: {job.error}"))
@@ -721,20 +847,39 @@ class BrokerHandler:
                     self._deliver(r, error=result, node=address)
                 else:
                     nodes = wire.value_to_nodes(result)
-                    if not r.no_cache:
-                        self._cache[r.digest] = (result, nodes)
+                    verified = job.verified_by or "none"
+                    if weakest is not None and \
+                            _CHECK_STRENGTH[weakest] < _CHECK_STRENGTH[verified]:
+                        verified = weakest        # its sub-thunks were checked less
+                    unverifiable = self._unverifiable(r) if verified == "none" else None
+                    if not r.no_cache and unverifiable is None:
+                        self._cache[r.digest] = (result, nodes, verified)
                         if len(self._cache) > self.options.cache_size:
                             self._cache.popitem(last=False)
-                    self._deliver(r, value=result, nodes=nodes, node=address)
+                    self._deliver(r, value=result, nodes=nodes, node=address,
+                                  verified_by=verified, unverifiable=unverifiable)
                 return
         self._deliver(r, error=RemoteError("the agreed result was lost"))
 
-    def _deliver(self, r: _Request, value=None, nodes=None, error=None, node=None) -> None:
-        """A verdict to the request and to those that shared its run."""
-        self._finish(r, value=value, nodes=nodes, error=error, node=node)
-        for f in r.followers:
-            f.run_ms = r.run_ms
-            self._finish(f, value=value, nodes=nodes, error=error, node=node)
+    def _deliver(self, r: _Request, value=None, nodes=None, error=None, node=None,
+                 verified_by=None, unverifiable=None) -> None:
+        """A verdict to the request and to those that shared its run.  A value nobody
+        checked (``unverifiable``: the error saying so) goes only to the requests that
+        allow unchecked values; the others get the Unverifiable error."""
+        for f in [r] + r.followers:
+            if f is not r:
+                f.run_ms = r.run_ms
+            f.verified_by = verified_by
+            if verified_by is not None and f.request_id and "/sub" in f.request_id:
+                parent = f.request_id.partition("/sub")[0]
+                known = self._sub_checks.get(parent)
+                if known is None or _CHECK_STRENGTH[verified_by] < _CHECK_STRENGTH[known]:
+                    self._sub_checks[parent] = verified_by
+            if unverifiable is not None and not f.allow_unchecked:
+                self.counters["unverifiable"] += 1
+                self._finish(f, error=unverifiable)
+            else:
+                self._finish(f, value=value, nodes=nodes, error=error, node=node)
         r.followers = []
 
     def _finish(self, r: _Request, value=None, nodes=None, error=None, node=None) -> None:
@@ -767,7 +912,7 @@ class BrokerHandler:
                          stats=T.RunStats(steps=0, peakHeap=0, gcRuns=0,
                                           compileMs=r.compile_ms, queueMs=0.0,
                                           runMs=r.run_ms, cached=r.node == "cache",
-                                          node=r.node))
+                                          node=r.node, verifiedBy=r.verified_by))
 
     def _outcome(self, r: _Request):
         if r.finished_at is None:
@@ -888,6 +1033,8 @@ class BrokerHandler:
             if r.followers or r.job is None or r.job.done:
                 return True
             r.job.abandon()
+            self._unchecked.pop(r.id, None)
+            self._sub_checks.pop(r.id, None)
             if self._leaders.get(r.digest) is r:
                 del self._leaders[r.digest]
             if r in self._in_flight:

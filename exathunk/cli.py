@@ -7,9 +7,9 @@ file that cannot be used too), 65 a program that does not compile, 70 a run that
 (EvaluationError, LimitExceeded), 69 a remote node that cannot be reached or an address
 a server cannot listen on (its metrics' address too), 74 a reputation store the broker
 cannot use (corrupt, with --strict-store; or not openable), 77 a node that refuses the
-token (AuthenticationError), 1 anything else.  serve and broker take --metrics-port/
---metrics-host (Prometheus, needs the metrics extra) and --log-format json (one JSON
-line per request on stderr).
+token (AuthenticationError), 1 anything else (a broker's Unverifiable too).  serve and
+broker take --metrics-port/--metrics-host (Prometheus, needs the metrics extra) and
+--log-format json (one JSON line per request on stderr).
 Default ports: serve 9090, broker 9091.  The broker's reputation store lives in
 $XDG_DATA_HOME/exathunk/ (~/.local/share/exathunk/ when unset), and saved benchmark
 runs in its bench/ folder (exathunk.benchstore).
@@ -265,8 +265,11 @@ def cmd_eval(args) -> int:
         client = connect(*args.remote, security=_client_security(args))
         try:
             started = time.perf_counter()
+            limits = _limits(args)
+            if args.allow_unchecked:
+                limits["allow_unchecked"] = True
             try:
-                value = client.evaluate(source, **_limits(args))
+                value, run = client.evaluate_with_stats(source, **limits)
             except ExathunkError as err:
                 err.filename = name
                 raise
@@ -274,9 +277,14 @@ def cmd_eval(args) -> int:
         finally:
             client.close()
         print(show_value(value))
-        if args.stats:
-            print(f"; remote {args.remote[0]}:{args.remote[1]}, round trip {elapsed * 1e3:.2f} ms",
+        verified = (run or {}).get("verifiedBy")
+        if verified == "none":
+            print("; unchecked: nobody could check this value (one worker's word)",
                   file=sys.stderr)
+        if args.stats:
+            check = f", verified by {verified}" if verified else ""
+            print(f"; remote {args.remote[0]}:{args.remote[1]}, round trip {elapsed * 1e3:.2f} ms"
+                  f"{check}", file=sys.stderr)
         return 0
     from .driver import compile
     started = time.perf_counter()
@@ -413,9 +421,13 @@ def cmd_broker(args) -> int:
     from .errors import StoreError
     workers = list(args.worker or [])
     oracles = list(args.oracle or [])
-    # An oracle is a worker whose answers are trusted: it must be connected as one too.
-    workers += [o for o in oracles if o not in workers]
+    trusted = list(args.trust or [])
+    # An oracle (or trusted worker) is a worker whose answers are trusted: it must be
+    # connected as one too.
+    workers += [o for o in oracles + trusted if o not in workers]
     options = {"oracles": tuple(oracles)} if oracles else {}
+    if trusted:
+        options["trusted"] = tuple(trusted)
     options["security"] = _server_security(args)
     options.update(_ops_options(args))
     store = os.path.abspath(os.path.expanduser(args.store or default_store()))
@@ -583,6 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit_args(p)
     p.add_argument("--remote", type=parse_address, metavar="HOST:PORT",
                    help="evaluate on this worker or broker instead of locally")
+    p.add_argument("--allow-unchecked", action="store_true",
+                   help="with --remote on a broker: accept a value nobody could check "
+                        "(one worker's word; reported on stderr) instead of the "
+                        "Unverifiable error")
     p.add_argument("--stats", action="store_true",
                    help="also print steps, peak heap, GC runs and times to stderr")
     _add_client_security_args(p)
@@ -640,6 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a worker node (repeatable); workers may also join with 'serve --join'")
     p.add_argument("--oracle", type=parse_address, action="append", metavar="HOST:PORT",
                    help="a trusted worker whose answers settle disputes (repeatable)")
+    p.add_argument("--trust", type=parse_address, action="append", metavar="HOST:PORT",
+                   help="trust this worker (repeatable): its word alone is a good answer "
+                        "(verifiedBy trusted-worker), so a host function only it offers "
+                        "is served instead of refused as Unverifiable")
     p.add_argument("--store", "--db", dest="store", metavar="PATH",
                    help="SQLite file for reputation and statistics, kept across restarts "
                         "(default $XDG_DATA_HOME/exathunk/broker.sqlite3, i.e. "

@@ -358,6 +358,9 @@ class Client:
 
         Limits: max_steps, max_heap, max_depth, timeout_ms (or timeout in seconds),
         no_cache.  Errors are the exathunk classes, with positions and the source.
+        ``allow_unchecked=True`` (for a broker, here and in every evaluate/submit call):
+        take a value nobody could check instead of the ``Unverifiable`` error; which
+        check a broker's value had is ``verifiedBy`` in evaluate_with_stats' stats.
         """
         if not limits and type(program) is str and self.mode == "source":
             # The common call, without the general request builder.

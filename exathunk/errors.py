@@ -199,6 +199,13 @@ class AuthenticationFailed(AuthenticationError):
     """The token presented does not match the node's."""
 
 
+class Unverifiable(ExathunkError):
+    """A broker's refusal: only one worker could compute the value and nobody could check
+    it (no second worker offers the host functions it calls, and the broker cannot run
+    them); the message names those functions.  Ask with ``allow_unchecked=True`` (the
+    request's allowUnchecked) to take such a value, marked verifiedBy "none"."""
+
+
 class ConfigurationError(ExathunkError):
     """A security setting that cannot be used: a token file missing, empty or
     unreadable, a TLS certificate, key or CA file that does not load."""
@@ -241,7 +248,7 @@ ERROR_CLASSES: dict[str, type[ExathunkError]] = {
     for cls in (ExathunkError, ParseError, TypeCheckError, UnknownFunctionError,
                 EvaluationError, LimitExceeded, RemoteError, AuthenticationError,
                 AuthenticationRequired, AuthenticationFailed, ConfigurationError,
-                StoreError, WorkerRefused)
+                StoreError, Unverifiable, WorkerRefused)
 }
 
 

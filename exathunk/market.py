@@ -25,15 +25,32 @@ second worker with probability ``p_verify(w)``: 1 for a worker without a streak 
 ``verify_floor``; 1 during probation; 0 for an oracle.  The checker is a free oracle node,
 else a proven worker (by score), else an oracle with a short queue, else a stranger
 picked at random (so that a fast liar cannot attract the checks of its accomplices).
-Votes are weighed (proven 2, stranger 1) and a verdict needs two backers weighing at
-least ``quorum`` (3) and more than any other answer; when results differ, or two
-strangers agree, another worker votes (up to ``max_votes``; a dispute goes to an oracle
-however busy); an oracle's vote settles it.  A loser gets ``loss_weight`` losses against
+Votes are weighed by reputation earned from checked work, never by headcount: a new
+identity weighs 0 (it is on probation until ``establish_after`` of its answers agreed
+with a verdict that had weight, or with the broker's own engine: ``confirmed``), an
+established worker 1, a proven one 2; a verdict needs two backers weighing at least
+``quorum`` (3) and more than any other answer; when results differ, or the weight is
+short, another worker whose vote weighs something votes (up to ``max_votes``; a dispute
+goes to an oracle however busy); an oracle's vote settles it.  New identities agreeing
+with each other (Sybils) decide nothing: the verdict is then unverified
+(``verified_by`` "none"), which the broker checks on its own engine for a pure program
+and otherwise refuses (``Unverifiable``), and only a verdict with weight (or the
+engine's) credits anyone.  A loser gets ``loss_weight`` losses against
 it in ``reputation = (agreed + 1) / (agreed + 2 + loss_weight * lost)``; under
 ``shut_threshold`` (or losing at all on probation) it is shut out for
 ``shutout_seconds`` (doubling each time), then works on probation, every result checked
 and never alone, until ``probation_length`` consecutive agreements bring it back.
 A worker shut out while a request ran loses its vote in it.
+
+Honesty and availability are kept apart.  Only two completed, different answers
+disagree.  A timeout, a crash, a connection error or an Overloaded is an availability
+failure: it raises the worker's ``unavailable`` penalty by one, which halves every
+``unavailable_half_life`` seconds and multiplies its score by ``1 + unavailable_weight *
+penalty`` (a transport failure also backs it off for a while); it never shuts anyone out.
+A run that passes a limit (``Job.on_limit``) is no vote either: if another worker
+completes it, the limited one takes the availability penalty; if every worker passes a
+limit (a timeout gets ``timeout_retries`` fresh workers first), the verdict is the
+program's LimitExceeded and nobody's reputation changes.
 """
 
 from __future__ import annotations
@@ -54,6 +71,7 @@ class Policy:
     loss_weight: float = 20.0          # one lost vote weighs as much as 20 agreements
     shut_threshold: float = 0.5        # reputation under this after a loss: shut out
     trust_streak: int = 30             # consecutive agreements before checks thin out
+    establish_after: int = 10          # confirmations before a new identity's vote counts
     verify_floor: float = 0.05         # the smallest checking rate, even for proven workers
     probation_length: int = 20         # consecutive agreements to end probation
     shutout_seconds: float = 600.0     # first shut-out; doubles with each repeat
@@ -73,6 +91,9 @@ class Policy:
     explore: int = 8                   # ... plus this many random ones
     refresh_every: int = 256           # choices between re-sorting the best-known list
     replicas: int = 0                  # 0: adaptive; 1: never check; n: always n workers
+    unavailable_half_life: float = 60.0  # seconds for an availability penalty to halve
+    unavailable_weight: float = 0.5    # score factor per unit of availability penalty
+    timeout_retries: int = 1           # fresh workers tried after every answer timed out
 
 
 @dataclass
@@ -120,6 +141,7 @@ class Worker:
     shut_until: float = 0.0
     shutouts: int = 0
     probation_left: int = 0
+    confirmed: int = 0      # agreements with verdicts that had weight (or the engine's)
     down_until: float = 0.0
     consecutive_failures: int = 0
     bid_price: float = 0.0
@@ -127,6 +149,11 @@ class Worker:
     latency: dict = field(default_factory=dict)         # kind -> Estimate of log seconds
     ratio: Estimate = field(default_factory=Estimate)   # log(latency / kind's global mean)
     alive: bool = True                                  # False: removed by the operator
+    # Availability (not honesty): timeouts, crashes, connection errors, Overloaded.  A
+    # decaying penalty, +1 per failure, halving every ``unavailable_half_life`` seconds;
+    # it only makes the worker less likely to be chosen, never shuts it out.
+    unavailable: float = 0.0
+    unavailable_at: float = 0.0
 
     @property
     def verified(self) -> int:
@@ -134,6 +161,13 @@ class Worker:
 
     def reputation(self, policy: Policy) -> float:
         return (self.agreed + 1.0) / (self.agreed + 2.0 + policy.loss_weight * self.lost)
+
+    def unavailability(self, policy: Policy, now: float) -> float:
+        """The availability penalty now (decayed since it was last raised)."""
+        if not self.unavailable:
+            return 0.0
+        age = max(0.0, now - self.unavailable_at)
+        return self.unavailable * 0.5 ** (age / max(policy.unavailable_half_life, 1e-9))
 
     def offers(self, needs: frozenset) -> bool:
         return self.functions is None or needs <= self.functions
@@ -152,14 +186,23 @@ class Job:
     the agreed result, or ``error`` says why there is none.
     """
 
-    def __init__(self, market: "Market", kind: str, needs: frozenset):
+    def __init__(self, market: "Market", kind: str, needs: frozenset,
+                 local_check: bool = False):
         self.market = market
+        self.local_check = local_check  # the caller can check a value itself (pure)
+        self.check_wanted = False       # a check was due (by policy, or none possible)
+        self.disputed = False           # unverified, and the workers disagreed
+        # Nobody established could take part and the caller cannot check it itself (a
+        # fresh deployment's host function): new identities then vote by headcount, as
+        # "unconfirmed-nodes", and such a verdict confirms nobody.
+        self.bootstrap = False
         self.kind = kind
         self.needs = needs
         self.outstanding: set[str] = set()
         self.late: set[str] = set()     # outstanding, overdue, and already replaced
         self.outcomes: dict[str, Hashable] = {}
         self.discarded: dict[str, Hashable] = {}
+        self.limited: dict[str, str] = {}   # address -> the limit its run passed
         self.tried: set[str] = set()
         self.failures = 0
         self.checked = False        # replicated: the verdict comes from a vote
@@ -167,6 +210,7 @@ class Job:
         self.outcome: Hashable = None
         self.error: str | None = None
         self.primary: str | None = None
+        self.verified_by: str | None = None  # who checked the verdict (see _finish)
 
     # -- the caller's entry points -------------------------------------------------
 
@@ -176,8 +220,16 @@ class Job:
         if primary is None:
             return self._fail("no eligible worker is available")
         if m.policy.replicas:
+            self.check_wanted = True
             return self._start_fixed(primary, now)
-        if m.needs_check(primary):
+        self.bootstrap = not self.local_check and not m.has_established(self.needs, now)
+        self.check_wanted = m.needs_check(primary)
+        if not self.check_wanted and not primary.trusted and not self.local_check \
+                and not m.checkable(self.needs, now, exclude={primary.address}):
+            # A proven worker is spot-checked only where a check is possible at all: a
+            # sole provider's reputation, earned elsewhere, says nothing about this.
+            self.check_wanted = True
+        if self.check_wanted:
             verifier = m.choose(self.kind, self.needs, now, exclude={primary.address},
                                 verifier=True)
             if verifier is None and primary.state == PROBATION:
@@ -218,6 +270,25 @@ class Job:
         w.consecutive_failures = 0
         m.observe_latency(w, self.kind, latency, now)
         self.outcomes[address] = outcome
+        if self.done:
+            return []
+        return self._decide(now)
+
+    def on_limit(self, address: str, limit: str, latency: float, now: float) -> list[str]:
+        """The worker's run passed one of the request's limits (``limit``: max_steps,
+        max_heap, max_depth or timeout).  Not an answer and not a vote: if another worker
+        completes the run, its value decides and the limited worker only takes an
+        availability penalty (a timeout is a slow worker, not a liar); if every worker
+        tried passes a limit, that is the program's (the user's) LimitExceeded, and
+        nobody is penalised."""
+        if address not in self.outstanding:
+            return []
+        self.outstanding.discard(address)
+        self.late.discard(address)
+        w = self.market.workers[address]
+        w.in_flight -= 1
+        w.consecutive_failures = 0
+        self.limited[address] = limit
         if self.done:
             return []
         return self._decide(now)
@@ -296,11 +367,33 @@ class Job:
         return []
 
     def _finish(self, outcome: Hashable, now: float, vote: bool = True) -> list[str]:
-        """The verdict; ``vote``: it came from a vote, which credits and punishes."""
+        """The verdict; ``vote``: it came from a vote, which credits and punishes.
+
+        ``verified_by`` says who checked it: "independent-node" (two or more workers
+        agree), "trusted-worker" (a trusted worker's word), "spot-checked" (one proven
+        worker's, unchecked this time by the sampling, where a check was possible), or
+        "none" (nobody: a check was due and nobody could, or the vote gave no verdict
+        and one worker's word is all there is; the caller may check it itself)."""
         self.done = True
         self.outcome = outcome
+        backers = [a for a, o in self.outcomes.items() if o == outcome]
+        confirmed = any(self.market.established(self.market.workers[a]) for a in backers)
+        if vote and len(backers) >= 2:
+            # A vote's verdict has weight behind it (an established backer), unless it
+            # was by headcount among new identities (``bootstrap``).
+            self.verified_by = "independent-node" if confirmed else "unconfirmed-nodes"
+        elif any(self.market.workers[a].trusted for a in backers):
+            self.verified_by = "trusted-worker"
+        elif vote and not self.check_wanted and not self.checked:
+            self.verified_by = "spot-checked"
+        else:
+            self.verified_by = "none"
+        for address in self.limited:
+            # Someone completed the run within its limits: those that did not were slow
+            # (or overloaded), which is an availability failure, not a disagreement.
+            self.market.record_unavailable(self.market.workers[address], now)
         if vote and (len(self.outcomes) >= 2 or self.checked):
-            self.market.settle(self.outcomes, outcome, now)
+            self.market.settle(self.outcomes, outcome, now, confirm=confirmed)
         if self.discarded:
             self.market.settle({a: o for a, o in self.discarded.items() if o != outcome},
                                outcome, now)
@@ -318,6 +411,24 @@ class Job:
                 return self._finish(top, now)
         if self._waiting():
             return []
+        if not self.outcomes and self.limited:
+            # Nobody completed the run; some passed a limit.  A deterministic limit
+            # (steps, heap, depth) is the program's; a timeout may be a slow worker, so
+            # a fresh worker gets ``timeout_retries`` more chances first.
+            limits = Counter(self.limited.values())
+            timeouts_only = set(limits) == {"timeout"}
+            if timeouts_only and limits["timeout"] <= m.policy.timeout_retries \
+                    and len(self.tried) < m.policy.max_votes + self.failures:
+                fresh = m.choose(self.kind, self.needs, now, exclude=self.tried)
+                if fresh is not None:
+                    return self._dispatch(fresh, now)
+            deterministic = [x for x in limits if x != "timeout"]
+            limit = max(deterministic, key=lambda x: limits[x]) if deterministic \
+                else "timeout"
+            self.done = True
+            self.outcome = ("error", "LimitExceeded", limit)
+            self.verified_by = "none"
+            return []
         if not self.outcomes:
             # Every answer was void (its worker failed, or was shut out meanwhile).
             if len(self.tried) < m.policy.max_votes + self.failures:
@@ -327,34 +438,43 @@ class Job:
                     self.checked = True
                     return self._dispatch(fresh, now)
             return self._fail("every worker tried failed")
-        # Votes are weighed: a proven worker counts 2, a stranger 1, and a verdict needs
-        # two backers weighing at least ``quorum``, more than any other answer: so two
-        # strangers who agree (perhaps colluding) must still convince a third worker.
+        # Votes are weighed by reputation earned from checked work, never by headcount:
+        # a new identity weighs 0 (until ``establish_after`` confirmations), an
+        # established worker 1, a proven one 2, and a verdict needs two backers weighing
+        # at least ``quorum``, more than any other answer.  New identities agreeing with
+        # each other (perhaps Sybils) therefore decide nothing, however many they are.
         weight: Counter = Counter()
         backers: Counter = Counter()
         for address, outcome in self.outcomes.items():
-            weight[outcome] += 2 if m.proven(m.workers[address]) else 1
+            weight[outcome] += m.vote_weight(m.workers[address]) or int(self.bootstrap)
             backers[outcome] += 1
-        ranked = weight.most_common()
-        top, count = ranked[0]
-        runner_up = ranked[1][1] if len(ranked) > 1 else 0
+        top = max(backers, key=lambda o: (weight[o], backers[o]))
+        count = weight[top]
+        runner_up = max((weight[o] for o in backers if o != top), default=0)
+        disputed = len(backers) > 1
         if len(self.outcomes) == 1 and not self.checked:
             return self._finish(top, now)
         if backers[top] >= 2 and count >= m.policy.quorum and count > runner_up:
             return self._finish(top, now)
-        # A disagreement (or a check whose checker failed): one more independent vote.
+        # A disagreement (or a check whose checker failed, or agreement without weight):
+        # one more independent vote, from a worker whose vote weighs something.
         if len(self.tried) < m.policy.max_votes:
             extra = m.choose(self.kind, self.needs, now, exclude=self.tried, verifier=True,
-                             dispute=len(ranked) > 1)
+                             dispute=disputed, weighty=not self.bootstrap)
             if extra is not None:
                 self.checked = True
                 return self._dispatch(extra, now)
-        if backers[top] >= 2 and count > runner_up:
-            # Nobody left to ask: the majority of every worker there is still settles it.
+        if backers[top] >= 2 and count > runner_up and count > 0:
+            # Nobody left to ask: the majority of the weight there is still settles it.
             return self._finish(top, now)
-        if count > runner_up and not self._has_probation_only(top):
-            # Nobody left to ask: one worker's word is the best there is; it proves
-            # nothing about anyone.
+        if count > runner_up or (not disputed and not self._has_probation_only(top)):
+            # Nobody left to ask: the weightiest word (or the one answer new identities
+            # gave) is the best there is.  It proves nothing about anyone: the verdict
+            # is unverified, which the caller may check itself (``local_check``).
+            return self._finish(top, now, vote=False)
+        if disputed and self.local_check:
+            # Workers without weight disagree: the caller's own run will settle it.
+            self.disputed = True
             return self._finish(top, now, vote=False)
         return self._fail("workers disagree and no majority could be formed")
 
@@ -442,8 +562,20 @@ class Market:
             self.dirty.add(w.address)
         return w.state
 
+    def established(self, w: Worker) -> bool:
+        """Confirmed often enough by established workers, trusted ones or the broker's
+        engine to have a vote that weighs something (a new identity has none)."""
+        return w.trusted or (w.state == ACTIVE and
+                             w.confirmed >= self.policy.establish_after)
+
     def proven(self, w: Worker) -> bool:
-        return w.trusted or (w.state == ACTIVE and w.streak >= self.policy.trust_streak)
+        return w.trusted or (self.established(w) and w.streak >= self.policy.trust_streak)
+
+    def vote_weight(self, w: Worker) -> int:
+        """A vote's weight: 0 for a new identity, 1 established, 2 proven."""
+        if self.proven(w):
+            return 2
+        return 1 if self.established(w) else 0
 
     def verify_probability(self, w: Worker) -> float:
         """How often a result from ``w`` is checked (BOINC's adaptive replication)."""
@@ -458,14 +590,19 @@ class Market:
         q = self.verify_probability(w)
         return q >= 1.0 or (q > 0.0 and self.rng.random() < q)
 
-    def settle(self, outcomes: dict[str, Hashable], winner: Hashable, now: float) -> None:
-        """Credit the workers that agree with the verdict; punish those that do not."""
+    def settle(self, outcomes: dict[str, Hashable], winner: Hashable, now: float,
+               confirm: bool = True) -> None:
+        """Credit the workers that agree with the verdict; punish those that do not.
+        ``confirm``: the verdict had weight (or is the broker engine's), so agreeing
+        with it counts toward a new identity's ``establish_after``."""
         p = self.policy
         for address, outcome in outcomes.items():
             w = self.workers[address]
             self.dirty.add(address)
             if outcome == winner:
                 w.agreed += 1
+                if confirm:
+                    w.confirmed += 1
                 w.streak += 1
                 if w.state == PROBATION:
                     w.probation_left -= 1
@@ -484,8 +621,15 @@ class Market:
                     if self.store is not None:
                         self.flush()     # a liar stays shut out even if we crash now
 
+    def record_unavailable(self, w: Worker, now: float) -> None:
+        """An availability failure: raise the worker's decaying penalty by one."""
+        w.unavailable = w.unavailability(self.policy, now) + 1.0
+        w.unavailable_at = now
+        self.dirty.add(w.address)
+
     def record_failure(self, w: Worker, now: float) -> None:
         p = self.policy
+        self.record_unavailable(w, now)
         w.failures += 1
         w.consecutive_failures += 1
         backoff = min(p.down_backoff_max, p.down_backoff * 2 ** (w.consecutive_failures - 1))
@@ -560,6 +704,7 @@ class Market:
         log_latency = self.rng.gauss(mean, sd) if sample else mean
         finish = math.exp(log_latency) * (1.0 + w.in_flight / w.capacity)
         return finish * (1.0 + p.verify_cost * self.verify_probability(w)) \
+            * (1.0 + p.unavailable_weight * w.unavailability(p, now)) \
             + p.price_weight * w.bid_price
 
     def _candidates(self, needs: frozenset, now: float, exclude, allow_probation) -> list:
@@ -595,7 +740,7 @@ class Market:
 
     def choose(self, kind: str, needs: frozenset, now: float, exclude=(),
                verifier: bool = False, allow_probation: bool = True,
-               dispute: bool = False) -> Worker | None:
+               dispute: bool = False, weighty: bool = False) -> Worker | None:
         """The worker with the lowest sampled score; a verifier prefers trusted workers."""
         candidates = self._candidates(needs, now, exclude, allow_probation)
         if verifier:
@@ -608,8 +753,9 @@ class Market:
             queued = [w for w in oracles if dispute or w.in_flight < 2 * w.capacity]
             active = [w for w in candidates if w.state == ACTIVE and not w.trusted]
             proven = [w for w in active if self.proven(w)]
-            candidates = free or proven or queued
-            if not candidates and active:
+            established = [w for w in active if self.established(w)]
+            candidates = free or proven or established or queued
+            if not candidates and active and not weighty:
                 # Strangers check strangers at random: a fast liar must not be able to
                 # attract the checks by looking fast.
                 return active[int(self.rng.random() * len(active))]
@@ -617,8 +763,27 @@ class Market:
             return None
         return min(candidates, key=lambda w: self.score(w, kind, now))
 
-    def open_job(self, kind: str, needs: Iterable[str] = ()) -> Job:
-        return Job(self, kind, frozenset(needs))
+    def open_job(self, kind: str, needs: Iterable[str] = (), local_check: bool = False) -> Job:
+        """A job; ``local_check``: the caller can check a value itself (the broker runs
+        a pure program on its own engine), so a lone proven worker is spot-checked."""
+        return Job(self, kind, frozenset(needs), local_check)
+
+    def has_established(self, needs: frozenset, now: float) -> bool:
+        """Does an established (or trusted) live worker offer ``needs``?"""
+        for w in self.workers.values():
+            if w.alive and w.offers(needs) and self.refresh_state(w, now) == ACTIVE \
+                    and self.established(w):
+                return True
+        return False
+
+    def checkable(self, needs: frozenset, now: float, exclude=()) -> bool:
+        """Could another worker check a result (alive, not shut out, offers ``needs``;
+        a worker down for a moment still counts)?"""
+        for w in self.workers.values():
+            if w.alive and w.address not in exclude and w.offers(needs) \
+                    and self.refresh_state(w, now) != SHUT_OUT:
+                return True
+        return False
 
     # -- reporting and persistence -----------------------------------------------
 
@@ -665,6 +830,8 @@ def worker_record(w: Worker) -> dict:
         "streak": w.streak, "requests": w.requests, "completed": w.completed,
         "failures": w.failures, "shut_until": w.shut_until, "shutouts": w.shutouts,
         "probation_left": w.probation_left, "trusted": w.trusted,
+        "unavailable": w.unavailable, "unavailable_at": w.unavailable_at,
+        "confirmed": w.confirmed,
         "latency": {k: e.to_list() for k, e in w.latency.items()},
         "ratio": w.ratio.to_list(),
     }
@@ -673,7 +840,8 @@ def worker_record(w: Worker) -> dict:
 def worker_from_record(r: dict) -> Worker:
     w = Worker(r["address"])
     for name in ("state", "agreed", "lost", "streak", "requests", "completed", "failures",
-                 "shut_until", "shutouts", "probation_left", "trusted"):
+                 "shut_until", "shutouts", "probation_left", "trusted", "unavailable",
+                 "unavailable_at", "confirmed"):
         if name in r:
             setattr(w, name, r[name])
     w.latency = {k: Estimate.from_list(v) for k, v in r.get("latency", {}).items()}

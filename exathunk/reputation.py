@@ -2,7 +2,10 @@
 
 One row per worker address, holding what ``market.worker_record`` returns (counters and
 state as columns, latency estimates as JSON), so that a restarted broker keeps trusting
-whom it trusted and keeps a known liar shut out.  Thread-safe: one connection, one lock.
+whom it trusted and keeps a known liar shut out.  Honesty (agreed, lost, state) and
+availability (``unavailable``: the decaying penalty of timeouts, crashes and connection
+errors, raised at ``unavailable_at``) are separate columns: a slow worker is not a liar.
+Thread-safe: one connection, one lock.
 
 A store that is not a SQLite database, is damaged, or holds another table under the
 name ``workers`` is *corrupt*: by default it is moved aside to
@@ -30,7 +33,8 @@ log.addHandler(logging.NullHandler())
 _CORRUPT_CODES = {11, 26}          # SQLITE_CORRUPT, SQLITE_NOTADB
 
 _COLUMNS = ("address", "state", "agreed", "lost", "streak", "requests", "completed",
-            "failures", "shut_until", "shutouts", "probation_left", "trusted")
+            "failures", "shut_until", "shutouts", "probation_left", "trusted", "unavailable",
+            "unavailable_at", "confirmed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workers (
@@ -46,6 +50,9 @@ CREATE TABLE IF NOT EXISTS workers (
     shutouts INTEGER NOT NULL DEFAULT 0,
     probation_left INTEGER NOT NULL DEFAULT 0,
     trusted INTEGER NOT NULL DEFAULT 0,
+    unavailable REAL NOT NULL DEFAULT 0,
+    unavailable_at REAL NOT NULL DEFAULT 0,
+    confirmed INTEGER NOT NULL DEFAULT 0,
     estimates TEXT NOT NULL DEFAULT '{}',
     updated REAL NOT NULL DEFAULT (julianday('now'))
 )
@@ -86,6 +93,17 @@ class ReputationStore:
                 db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
             check = db.execute("PRAGMA quick_check").fetchall()
+            if check == [("ok",)]:
+                # A store written before the availability penalty: add its columns
+                # (confirmed starts at 0: agreements counted by headcount earn no
+                # vote weight).
+                have = {row[1] for row in db.execute("PRAGMA table_info(workers)")}
+                ours = {"address", "state", "agreed", "lost", "estimates"} <= have
+                for column, kind in (("unavailable", "REAL"), ("unavailable_at", "REAL"),
+                                     ("confirmed", "INTEGER")):
+                    if ours and column not in have:
+                        db.execute("ALTER TABLE workers ADD COLUMN %s %s NOT NULL "
+                                   "DEFAULT 0" % (column, kind))
             if check != [("ok",)]:
                 raise _Corrupt("integrity check: " + "; ".join(str(r[0]) for r in check[:3]))
             # Another schema under the same name is unusable too.
@@ -136,7 +154,7 @@ class ReputationStore:
         for r in records:
             estimates = json.dumps({"latency": r.get("latency", {}),
                                     "ratio": r.get("ratio", [0.0, 0.0, 0, 0.0])})
-            rows.append(tuple(int(r[c]) if c == "trusted" else r[c] for c in _COLUMNS)
+            rows.append(tuple(int(r[c]) if c == "trusted" else r.get(c, 0) for c in _COLUMNS)
                         + (estimates,))
         with self._lock:
             self._db.execute("BEGIN")

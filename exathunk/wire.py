@@ -671,14 +671,16 @@ def _same_class(info, c) -> bool:
 
 def make_request(source=None, program=None, *, mode: str = "source", max_steps=None,
                  max_heap=None, max_depth=None, timeout_ms=None, timeout=None,
-                 request_id=None, no_cache=None, sub_thunks=None):
+                 request_id=None, no_cache=None, sub_thunks=None, allow_unchecked=None):
     """An EvalRequest for ``source`` text or a compiled ``program`` (``sub_thunks``: a
-    SubThunkPlan, set by a broker)."""
+    SubThunkPlan, set by a broker; ``allow_unchecked``: a broker may answer with a value
+    nobody could check, marked verifiedBy "none", instead of Unverifiable)."""
     if timeout is not None and timeout_ms is None:
         timeout_ms = int(timeout * 1000)
     req = thrift.EvalRequest(maxSteps=max_steps, maxHeap=max_heap, maxDepth=max_depth,
                              timeoutMs=timeout_ms, requestId=request_id, noCache=no_cache,
-                             subThunks=sub_thunks)
+                             subThunks=sub_thunks,
+                             allowUnchecked=True if allow_unchecked else None)
     if program is not None:
         if mode == "graph-struct":
             req.graph = program_to_graph(program)

@@ -382,6 +382,11 @@ struct EvalRequest {
   // program (sub-thunks) back to it.  A plain client leaves it unset, and every
   // sub-thunk is then evaluated on the node itself.
   10: optional SubThunkPlan subThunks,
+  // For a broker: when true, the client accepts a value nobody could check (one that
+  // only one worker could compute, with no second worker and no way for the broker to
+  // run it itself): it comes back with RunStats.verifiedBy "none" instead of the
+  // Unverifiable error a broker answers by default.  A worker node ignores it.
+  11: optional bool allowUnchecked,
 }
 
 // How a worker hands parts of a request's program to other nodes.  Sub-thunks are
@@ -464,6 +469,25 @@ struct RunStats {
   7: bool cached,
   // Which node computed it (a broker fills in the worker's address).
   8: optional string node,
+  // Who checked the value (set by a broker; unset from a worker node, which checks
+  // nothing but computes the value itself).  One of:
+  //   "independent-node": at least two workers computed it independently and agreed
+  //                       (by the broker's weighed vote, an established worker among
+  //                       them);
+  //   "unconfirmed-nodes": two or more workers agreed, none of them established yet
+  //                       (a fresh deployment's host function, counted by headcount:
+  //                       colluding new identities could fake it);
+  //   "broker-engine":    the broker ran the (pure) program with its own engine and got
+  //                       the same value (or this value, overruling the worker);
+  //   "trusted-worker":   it rests on the word of a worker the operator marked trusted
+  //                       (broker --trust or --oracle);
+  //   "spot-checked":     one worker computed it, a proven one (a long streak of checked,
+  //                       agreeing answers) whose results are checked at random, at a
+  //                       rate that falls with its streak; this one was not checked;
+  //   "none":             nobody checked it (only with EvalRequest.allowUnchecked).
+  // A cached value keeps the verifiedBy it had when it was computed; a value computed
+  // with sub-thunks has the weakest verifiedBy among them and its own.
+  9: optional string verifiedBy,
 }
 
 // The value of a finished computation (the first exathunk's VarCont: a "variable
@@ -504,8 +528,11 @@ struct TraceFrame {
 // client raises the exathunk class named by kind, with the same message and position.
 exception ExathunkException {
   // The exathunk error class: ParseError, TypeCheckError, UnknownFunctionError,
-  // EvaluationError, LimitExceeded, RemoteError, WorkerRefused (registerWorker given the
-  // broker itself) or ExathunkError.
+  // EvaluationError, LimitExceeded, RemoteError, Unverifiable, WorkerRefused
+  // (registerWorker given the broker itself) or ExathunkError.
+  // Unverifiable (from a broker): the value could be computed by one worker only and
+  // nobody could check it (the message names the host functions only that worker
+  // offers); resend with allowUnchecked to take it unchecked.
   1: string kind,
   // The message, without the rendered source line (the client has the source).
   2: string message,

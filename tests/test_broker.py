@@ -144,7 +144,8 @@ def test_a_function_offered_by_one_worker_is_routed_to_it(cluster):
     lib.register("secret", "(-> Int Int)", lambda x: x * 1000 + 1)
     plain = [worker(seed=40), worker(seed=41)]
     special = worker(library=lib, seed=42)
-    b = start_broker(plain + [special])
+    # Only it offers "secret", so nobody could check it: the operator trusts it.
+    b = start_broker(plain + [special], trusted=[address(special)])
     c = connect(b)
     served = special.handler.served
     for i in range(30):
@@ -226,7 +227,7 @@ def test_compiled_programs_and_forwarding_modes(cluster, forward):
     lib = Library()
     lib.register("secret", "(-> Int Int)", lambda x: x + 1)
     ws = [worker(seed=80), worker(library=lib, seed=81)]
-    b = start_broker(ws, forward=forward)
+    b = start_broker(ws, forward=forward, trusted=[address(ws[1])])   # sole "secret"
     graph_client = client.connect(b.host, b.port, timeout=10, mode="graph")
     try:
         for i in range(20):
@@ -306,7 +307,8 @@ def test_each_instance_goes_to_the_worker_that_offers_it(cluster):
     worker, start_broker, connect = cluster
     strings = worker(library=offering("String", len), seed=1)
     ints = worker(library=offering("Int", lambda n: 2 * n), seed=2)
-    b = start_broker([strings, ints], hedge=False)
+    b = start_broker([strings, ints], hedge=False,            # each instance's sole
+                     trusted=[address(strings), address(ints)])  # provider: trusted
     c = connect(b)
     for i in range(6):
         assert c.evaluate(f'(hash "{"x" * i}")') == i
@@ -343,7 +345,7 @@ def test_one_function_name_at_two_types_on_two_workers(cluster):
     b = Library()
     b.register("digest", "(-> Int Int)", lambda n: n + 100)
     wa, wb = worker(library=a, seed=1), worker(library=b, seed=2)
-    broker_handle = start_broker([wa, wb], hedge=False)
+    broker_handle = start_broker([wa, wb], hedge=False, trusted=[address(wa), address(wb)])
     c = connect(broker_handle)
     assert c.evaluate('(digest "abcd")') == 4
     assert c.evaluate("(digest 1)") == 101
@@ -365,7 +367,7 @@ def test_a_node_data_type_travels_through_the_broker(cluster):
 
     w = worker(library=offering("Int", abs, points), seed=3)
     plain = worker(seed=4)
-    b = start_broker([w, plain], hedge=False)
+    b = start_broker([w, plain], hedge=False, trusted=[address(w)])
     c = connect(b)
     value = c.evaluate("(Pt (+ (px (origin)) 1) (hash -5))")
     assert value.constructor == "Pt" and value.fields == (1, 5)
@@ -591,3 +593,146 @@ def test_a_broker_given_itself_as_a_worker_at_start_drops_it(cluster, caplog):
                    for r in caplog.records)
     finally:
         b.stop()
+
+
+def test_a_worker_that_times_out_is_not_a_disagreement(cluster):
+    worker, start_broker, connect = cluster
+    honest = [worker(seed=101), worker(seed=102)]
+    slow = worker(times_out=True, seed=103)
+    b = start_broker(honest + [slow], hedge=False)
+    c = connect(b)
+    for i in range(30):
+        source, expected = varied(i)
+        assert c.evaluate(source, timeout_ms=200) == expected
+    market = b.handler.market
+    t = market.workers[address(slow)]
+    assert slow.handler.served >= 1                     # it was asked, and timed out...
+    assert t.lost == 0 and t.state == ACTIVE            # ...which is no disagreement
+    assert t.unavailable > 0 and t.failures == 0        # but an availability penalty
+    assert all(market.workers[address(h)].lost == 0 for h in honest)
+    rows = {w["address"]: w for w in c.stats()["workers"]}
+    assert rows[address(slow)]["disagreed"] == 0
+
+
+def test_a_program_over_its_step_limit_everywhere_costs_nobody_reputation(cluster):
+    worker, start_broker, connect = cluster
+    ws = [worker(seed=s) for s in (111, 112, 113)]
+    b = start_broker(ws)
+    c = connect(b)
+    for i in range(5):
+        with pytest.raises(LimitExceeded) as info:
+            c.evaluate("(foldl + %d (range 0 1000000))" % i, max_steps=1000)
+        assert info.value.limit == "max_steps"
+    for w in b.handler.market.workers.values():
+        assert w.lost == 0 and w.unavailable == 0 and w.failures == 0
+        assert w.state == ACTIVE
+
+
+def _sole_liar(worker):
+    lib = Library()
+    lib.register("secret", "(-> Int Int)", lambda x: x * 1000 + 1)
+    plain = [worker(seed=121), worker(seed=122)]
+    liar = worker(library=lib, lie_rate=1.0, seed=123)
+    return plain, liar
+
+
+def test_a_sole_lying_provider_is_unverifiable_by_default(cluster):
+    from exathunk.errors import Unverifiable
+    worker, start_broker, connect = cluster
+    plain, liar = _sole_liar(worker)
+    b = start_broker(plain + [liar])
+    c = connect(b)
+    for i in range(10):
+        with pytest.raises(Unverifiable) as info:
+            c.evaluate("(+ 1 (secret %d))" % i)
+        assert "'secret'" in info.value.message and address(liar) in info.value.message
+    assert liar.handler.lies == 10              # it answered, and lied; nothing got through
+    fut = c.submit("(+ 2 (secret 1))")
+    with pytest.raises(Unverifiable):
+        fut.result(timeout=10)
+    # Pure programs are checked as ever: by another worker.
+    value, stats = c.evaluate_with_stats("(+ 40 2)")
+    assert value == 42 and stats["verifiedBy"] in ("independent-node", "broker-engine")
+
+
+def test_a_trusted_sole_provider_is_served_as_trusted(cluster):
+    worker, start_broker, connect = cluster
+    plain, liar = _sole_liar(worker)
+    b = start_broker(plain + [liar], trusted=[address(liar)])
+    c = connect(b)
+    value, stats = c.evaluate_with_stats("(+ 1 (secret 5))")
+    assert value == 5 * 1000 + 2 + 1            # its lie, on the operator's word
+    assert stats["verifiedBy"] == "trusted-worker"
+
+
+def test_an_unchecked_value_is_marked_unchecked_when_asked_for(cluster):
+    worker, start_broker, connect = cluster
+    plain, liar = _sole_liar(worker)
+    b = start_broker(plain + [liar])
+    c = connect(b)
+    value, stats = c.evaluate_with_stats("(+ 1 (secret 5))", allow_unchecked=True)
+    assert value == 5003 and stats["verifiedBy"] == "none"
+    # Not cached as a checked value: without the flag it is still refused.
+    from exathunk.errors import Unverifiable
+    with pytest.raises(Unverifiable):
+        c.evaluate("(+ 1 (secret 5))")
+
+
+def test_the_broker_checks_a_lone_workers_pure_value_on_its_own_engine(cluster):
+    worker, start_broker, connect = cluster
+    liar = worker(lie_rate=1.0, seed=131)
+    b = start_broker([liar])
+    c = connect(b)
+    value, stats = c.evaluate_with_stats("(* 6 7)")
+    assert liar.handler.lies == 1
+    assert value == 42 and stats["verifiedBy"] == "broker-engine"    # its lie overruled
+    assert b.handler.market.workers[address(liar)].state == SHUT_OUT
+    # An honest lone worker: every value checked here, and it is credited for it.
+    lone = worker(seed=132)
+    b2 = start_broker([lone])
+    c2 = connect(b2)
+    for i in range(5):
+        source, expected = varied(i)
+        value, stats = c2.evaluate_with_stats(source)
+        assert value == expected and stats["verifiedBy"] == "broker-engine"
+    assert b2.handler.market.workers[address(lone)].agreed == 5
+
+
+def test_sybils_joining_cannot_outvote_established_workers(cluster):
+    worker, start_broker, connect = cluster
+    honest = [worker(seed=141 + i) for i in range(3)]
+    b = start_broker(honest)
+    c = connect(b)
+    market = b.handler.market
+    for i in range(5):                           # the honest ones were there first
+        source, expected = varied(i)
+        assert c.evaluate(source) == expected
+    sybils = [worker(lie_rate=1.0, seed=150 + i) for i in range(5)]   # the same lies
+    for s in sybils:
+        assert c.register_worker(s.host, s.port)
+    wrong = 0
+    for i in range(1000, 1100):
+        source, expected = varied(i)
+        if c.evaluate(source) != expected:
+            wrong += 1
+    assert wrong == 0
+    assert sum(s.handler.lies for s in sybils) > 0          # they were asked, and lied
+    for s in sybils:
+        w = market.workers[address(s)]
+        assert w.confirmed == 0 and market.vote_weight(w) == 0
+    for h in honest:
+        w = market.workers[address(h)]
+        assert w.state == ACTIVE and w.lost == 0
+
+
+def test_fresh_providers_of_a_host_function_agree_as_unconfirmed_nodes(cluster):
+    worker, start_broker, connect = cluster
+    lib = Library()
+    lib.register("secret", "(-> Int Int)", lambda x: x * 1000 + 1)
+    ws = [worker(library=lib, seed=161), worker(library=lib, seed=162)]
+    b = start_broker(ws)
+    c = connect(b)
+    value, stats = c.evaluate_with_stats("(secret 3)")
+    assert value == 3001 and stats["verifiedBy"] == "unconfirmed-nodes"
+    # Their agreement by headcount earns them no weight.
+    assert all(w.confirmed == 0 for w in b.handler.market.workers.values())

@@ -474,3 +474,41 @@ def test_broker_strict_store_refuses_a_corrupt_store_exit_74(tmp_path):
                                "is corrupt (file is not a database)")
     assert [p.name for p in tmp_path.iterdir()] == ["rep.db"]
     assert "74" in run("broker", "--help").stdout
+
+
+def test_broker_trust_and_eval_allow_unchecked(cluster, tmp_path):
+    """A host function only one worker offers: Unverifiable by default, a value with
+    ``eval --allow-unchecked`` (said to be unchecked), served as trusted with --trust."""
+    from exathunk.library import Library
+    worker, _, _ = cluster
+    lib = Library()
+    lib.register("secret", "(-> Int Int)", lambda x: x + 1)
+    sole = worker(library=lib, seed=1)
+    plain = worker(seed=2)
+    sole_at, plain_at = f"127.0.0.1:{sole.port}", f"127.0.0.1:{plain.port}"
+    procs = []
+    try:
+        port = free_port()
+        procs.append(subprocess.Popen(
+            EXE + ["broker", "--port", str(port), "--worker", sole_at, "--worker", plain_at,
+                   "--db", str(tmp_path / "b.db")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        wait_listening(port, procs[-1])
+        res = run("eval", "--remote", f"127.0.0.1:{port}", "-e", "(secret 41)")
+        assert res.returncode == 1 and "Unverifiable" in res.stderr and "'secret'" in res.stderr
+        res = run("eval", "--remote", f"127.0.0.1:{port}", "--allow-unchecked", "-e",
+                  "(secret 41)")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "42" and "unchecked" in res.stderr
+        trusting = free_port()
+        procs.append(subprocess.Popen(
+            EXE + ["broker", "--port", str(trusting), "--worker", plain_at,
+                   "--trust", sole_at, "--db", str(tmp_path / "t.db")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        wait_listening(trusting, procs[-1])
+        res = run("eval", "--remote", f"127.0.0.1:{trusting}", "--stats", "-e", "(secret 41)")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "42" and "verified by trusted-worker" in res.stderr
+    finally:
+        for proc in procs:
+            stop(proc)

@@ -11,9 +11,10 @@ from exathunk.market import (ACTIVE, PROBATION, SHUT_OUT, Market, Policy, kind_o
 from exathunk.reputation import ReputationStore
 
 
-def run_job(market, now, answer, latency=lambda a: 0.01, fail=(), needs=(), kind="s3"):
+def run_job(market, now, answer, latency=lambda a: 0.01, fail=(), needs=(), kind="s3",
+            local_check=False):
     """Drive one job to its end, answering each dispatch at once; returns (job, asked)."""
-    job = market.open_job(kind, needs)
+    job = market.open_job(kind, needs, local_check=local_check)
     pending = list(job.start(now))
     asked = []
     for _ in range(50):
@@ -34,6 +35,9 @@ def honest(address):
 
 
 def make_market(n=3, seed=0, **policy):
+    # Most tests here are about scheduling, sampling and shut-outs among workers whose
+    # votes count from the start (establish_after=0); the Sybil tests set it.
+    policy.setdefault("establish_after", 0)
     m = Market(Policy(**policy), rng=random.Random(seed))
     for i in range(n):
         m.add_worker("w%d" % i)
@@ -365,3 +369,107 @@ def test_two_strangers_disagreeing_alone_is_an_error_not_a_guess():
     job.on_result("w0", ("ok", 1), 0.01, 0.0)
     job.on_result("w1", ("ok", 2), 0.01, 0.0)
     assert job.done and job.error and job.outcome is None
+
+
+def test_a_limit_is_no_vote_and_a_timeout_is_an_availability_penalty():
+    m = make_market(3, seed=18)
+    job = m.open_job("s3")
+    pending = list(job.start(0.0))
+    assert len(pending) == 2                       # strangers: checked
+    slow = pending[0]
+    pending = pending[1:] + job.on_limit(slow, "timeout", 0.2, 0.0)
+    for _ in range(10):
+        if not pending:
+            break
+        pending += job.on_result(pending.pop(0), ("ok", 42), 0.01, 0.0)
+    assert job.done and job.outcome == ("ok", 42)
+    w = m.workers[slow]
+    assert w.lost == 0 and w.state == ACTIVE and w.failures == 0
+    assert w.unavailability(m.policy, 0.0) == 1.0
+    half = m.policy.unavailable_half_life
+    assert w.unavailability(m.policy, half) == pytest.approx(0.5)   # it decays
+    # The penalty is in the score: the same worker, penalised, scores worse.
+    assert m.score(w, "s3", 0.0, sample=False) > m.score(m.workers["w2"] if slow != "w2"
+                                                         else m.workers["w1"], "s3", 0.0,
+                                                         sample=False)
+    # ...and it persists with the rest of the record.
+    assert worker_from_record(worker_record(w)).unavailable == 1.0
+
+
+def test_every_worker_over_the_limit_is_the_programs_limit_and_nobodys_fault():
+    m = make_market(3, seed=19)
+    job = m.open_job("s3")
+    pending = list(job.start(0.0))
+    for _ in range(10):
+        if not pending:
+            break
+        pending += job.on_limit(pending.pop(0), "max_steps", 0.01, 0.0)
+    assert job.done and job.outcome == ("error", "LimitExceeded", "max_steps")
+    assert job.error is None
+    for w in m.workers.values():
+        assert w.lost == 0 and w.agreed == 0 and w.unavailable == 0
+
+
+def test_old_stores_gain_the_availability_columns(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.sqlite3")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE workers (address TEXT PRIMARY KEY, state TEXT NOT NULL, "
+               "agreed INTEGER NOT NULL DEFAULT 0, lost INTEGER NOT NULL DEFAULT 0, "
+               "streak INTEGER NOT NULL DEFAULT 0, requests INTEGER NOT NULL DEFAULT 0, "
+               "completed INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, "
+               "shut_until REAL NOT NULL DEFAULT 0, shutouts INTEGER NOT NULL DEFAULT 0, "
+               "probation_left INTEGER NOT NULL DEFAULT 0, trusted INTEGER NOT NULL "
+               "DEFAULT 0, estimates TEXT NOT NULL DEFAULT '{}', updated REAL)")
+    db.execute("INSERT INTO workers (address, state, agreed) VALUES ('a:1', 'active', 5)")
+    db.commit()
+    db.close()
+    store = ReputationStore(path)
+    (record,) = store.load()
+    assert record["agreed"] == 5 and record["unavailable"] == 0
+    store.close()
+
+
+def test_sybils_cannot_outvote_established_workers():
+    """Five new identities that agree on a wrong answer against three established honest
+    workers: never a verdict for them, and they never earn weight by agreeing."""
+    m = make_market(0, seed=20, establish_after=10)
+    for i in range(3):
+        w = m.add_worker("h%d" % i)
+        w.confirmed = w.agreed = 10                 # established by checked work
+    sybils = ["s%d" % i for i in range(5)]
+    for a in sybils:
+        m.add_worker(a)
+    truth, lie = ("ok", 42), ("ok", 43)
+    answer = lambda a: lie if a.startswith("s") else truth
+    wrong = 0
+    for step in range(300):
+        job, _ = run_job(m, float(step), answer)
+        if job.outcome == lie:
+            wrong += 1
+        elif job.outcome == truth:
+            assert job.verified_by in ("independent-node", "spot-checked", "none")
+    assert wrong == 0
+    for a in sybils:
+        assert not m.established(m.workers[a]) and m.vote_weight(m.workers[a]) == 0
+        assert m.workers[a].confirmed == 0
+    assert all(m.workers["h%d" % i].state == ACTIVE and m.workers["h%d" % i].lost == 0
+               for i in range(3))
+
+
+def test_new_identities_agreeing_alone_decide_nothing_until_confirmed():
+    m = make_market(3, seed=21, establish_after=10)
+    # Where the caller can check (a pure program: the broker's engine), it must.
+    job, asked = run_job(m, 0.0, honest, local_check=True)
+    assert job.outcome == ("ok", 42) and job.verified_by == "none"   # unverified
+    # Where it cannot, and nobody established is there (a fresh deployment): their
+    # headcount serves, marked as such, and confirms nobody.
+    job, asked = run_job(m, 0.0, honest)
+    assert job.outcome == ("ok", 42) and job.verified_by == "unconfirmed-nodes"
+    assert all(w.confirmed == 0 for w in m.workers.values())
+    # The caller's own check (the broker's engine) confirms them: settle.
+    for _ in range(10):
+        m.settle({a: ("ok", 42) for a in m.workers}, ("ok", 42), 0.0)
+    assert all(m.established(w) for w in m.workers.values())
+    job, _ = run_job(m, 1.0, honest)
+    assert job.verified_by == "independent-node"

@@ -21,6 +21,10 @@ from exathunk.errors import EvaluationError, UnknownFunctionError  # noqa: E402
 from exathunk.library import Library  # noqa: E402
 
 
+def address(handle):
+    return "%s:%d" % (handle.host, handle.port)
+
+
 @pytest.fixture
 def cluster(cluster):
     """conftest's cluster, its brokers without hedging (a hedge would be a second run of
@@ -47,7 +51,8 @@ def test_each_function_from_the_worker_that_offers_it(cluster):
     worker, start_broker, connect = cluster
     a = worker(offering(fA=lambda n: n + 10), seed=1)
     b = worker(offering(fB=lambda n: n * 100), seed=2)
-    c = connect(start_broker([a, b]))
+    # Each is its function's sole provider, which nobody could check: trusted.
+    c = connect(start_broker([a, b], trusted=[address(a), address(b)]))
     assert c.evaluate("(+ (fA 1) (fB 1))") == 111
     assert c.evaluate("(map (lambda (i) (+ (fA i) (fB i))) (range 0 4))") == \
         [i + 10 + i * 100 for i in range(4)]
@@ -63,7 +68,8 @@ def test_a_lazy_host_function_is_not_delegated(cluster):
     a.register("fA", "(-> Int Int)", lambda n: n)
     b = Library()
     b.register("pick", "(-> Bool Int Int)", lambda c, x: x() if c else 0, strict=[True, False])
-    c = connect(start_broker([worker(a, seed=1), worker(b, seed=2)]))
+    wa, wb = worker(a, seed=1), worker(b, seed=2)
+    c = connect(start_broker([wa, wb], trusted=[address(wa), address(wb)]))
     assert c.evaluate("(pick true 4)") == 4           # one worker has everything
     with pytest.raises(UnknownFunctionError) as info:
         c.evaluate("(+ (fA 1) (pick true 4))")
@@ -133,7 +139,7 @@ def test_a_liar_among_the_sub_thunk_workers_never_reaches_the_client(cluster):
     a = worker(offering(fA=lambda n: n + 1), seed=1)
     honest = [worker(offering(fB=lambda n: 3 * n), seed=s) for s in (2, 3)]
     liar = worker(offering(fB=lambda n: 3 * n), lie_rate=0.3, seed=4)
-    c = connect(start_broker([a, *honest, liar]))
+    c = connect(start_broker([a, *honest, liar], trusted=[address(a)]))   # sole fA
     wrong = 0
     for i in range(40):
         if c.evaluate(f"(+ (fA {i}) (fB {i}))") != i + 1 + 3 * i:
@@ -155,7 +161,7 @@ def test_equal_sub_computations_in_flight_are_computed_once(cluster):
 
     a = worker(offering(fA=lambda n: n), seed=1)
     b = worker(offering(fSlow=slow), seed=2)
-    b_handle = start_broker([a, b])
+    b_handle = start_broker([a, b], trusted=[address(a), address(b)])     # sole ones
     c = connect(b_handle)
     futures = [c.submit(f"(+ (fA {i}) (par (fSlow 7)))") for i in range(6)]
     assert [f.result(timeout=20) for f in futures] == [i + 14 for i in range(6)]
@@ -200,3 +206,15 @@ def test_sparks_in_the_result_expression_start_together(cluster):
     # start when the run does.
     assert c.evaluate("(+ (par (slow 1)) (par (slow 2)))", no_cache=True) == 5
     assert started[2] < ended[1] and started[1] < ended[2]
+
+
+def test_allow_unchecked_reaches_the_sub_thunks_of_a_request(cluster):
+    from exathunk.errors import ExathunkError
+    worker, start_broker, connect = cluster
+    a = worker(offering(fA=lambda n: n + 10), seed=1)
+    b = worker(offering(fB=lambda n: n * 100), seed=2)
+    c = connect(start_broker([a, b]))              # sole providers, nobody trusted
+    with pytest.raises(ExathunkError):
+        c.evaluate("(+ (fA 1) (fB 1))")
+    value, stats = c.evaluate_with_stats("(+ (fA 2) (fB 2))", allow_unchecked=True)
+    assert value == 212 and stats["verifiedBy"] == "none"

@@ -4,7 +4,9 @@ Each is a real RemoteExecutionService server (exathunk.server with a subclass of
 ExecutionHandler) on a free 127.0.0.1 port, running the real engine, with a behaviour on
 top: ``delay`` seconds of sleep per evaluation, a ``crash_rate`` of requests answered
 with an internal error, a ``lie_rate`` of values replaced by a plausible wrong value of
-the same type.  ``kill`` stops one abruptly, as a crash would (connections dropped, new
+the same type, ``times_out``: every run passes its wall-clock limit (it sleeps the
+request's timeoutMs, then answers LimitExceeded "timeout", as a node too slow or too
+loaded for the limit does).  ``kill`` stops one abruptly, as a crash would (connections dropped, new
 ones refused).  Until the engine can run programs, evaluations fall back to the
 reference interpreter (same values), so that the market can be tested end to end.
 """
@@ -16,6 +18,7 @@ import threading
 import time
 
 from exathunk import server, wire
+from exathunk.errors import LimitExceeded
 from exathunk.library import Library
 
 T = wire.thrift
@@ -64,11 +67,13 @@ class FakeWorker(server.ExecutionHandler):
     """A worker node's handler with a misbehaviour on top of the real one."""
 
     def __init__(self, library=None, options=None, delay: float = 0.0,
-                 lie_rate: float = 0.0, crash_rate: float = 0.0, seed: int = 0):
+                 lie_rate: float = 0.0, crash_rate: float = 0.0, seed: int = 0,
+                 times_out: bool = False):
         super().__init__(library, options)
         self.delay = delay
         self.lie_rate = lie_rate
         self.crash_rate = crash_rate
+        self.times_out = times_out
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self.served = 0
@@ -84,6 +89,9 @@ class FakeWorker(server.ExecutionHandler):
             time.sleep(self.delay)
         if self.crash_rate and self._roll() < self.crash_rate:
             raise RuntimeError("simulated crash")
+        if self.times_out:
+            time.sleep((evalRequest.timeoutMs or 1000) / 1e3)
+            raise LimitExceeded("the run passed its wall-clock limit", limit="timeout")
         vc = super().evaluate(evalRequest)
         if self.lie_rate and self._roll() < self.lie_rate:
             self.lies += 1
@@ -109,7 +117,8 @@ class FakeWorker(server.ExecutionHandler):
 
 def start_worker(library: Library | None = None, join: str | None = None,
                  **behaviour) -> server.ServerHandle:
-    """A worker on a free loopback port; behaviour: delay, lie_rate, crash_rate, seed.
+    """A worker on a free loopback port; behaviour: delay, lie_rate, crash_rate, seed,
+    times_out.
     ``join``: "host:port" of a broker to register with, as ``exathunk serve --join``."""
     handler = FakeWorker(library, server.Options(workers=2, steps_per_second=20e6),
                          **behaviour)
