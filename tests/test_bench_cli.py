@@ -25,7 +25,8 @@ BENCH = ROOT / "bench"
 TINY = ["--suite", "compile", "-k", "test_cpython_compile and arith", "--dir", str(BENCH)]
 SCRIPTS = ["compare_engine.py", "market_sim.py", "bench_service.py", "bench_compile.py",
            "bench_broker.py", "profile_instructions.py", "bench_cancel.py",
-           "bench_subthunks.py", "bench_dask.py"]
+           "bench_subthunks.py", "bench_dask.py", "bench_auth.py", "bench_metrics.py",
+           "bench_broker_faults.py", "count_instructions.py"]
 
 
 def env(**extra) -> dict:
