@@ -82,7 +82,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-from . import __version__, auth, wire
+from . import __version__, admission, auth, wire
 from .subthunks import using as using_runner
 from .errors import (AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError,
                      limit_message)
@@ -1239,6 +1239,10 @@ class ThriftServer:
         self._listener.settimeout(0.2)
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._busy: set = set()            # connections in the middle of a request
+        # Last activity (accepted, a request begun or answered) of every connection: the
+        # connection cap closes the least recently active idle one (exathunk.admission).
+        self._activity: dict = {}
+        self.evicted = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._accepting = True
@@ -1288,14 +1292,34 @@ class ThriftServer:
                 time.sleep(0.05)           # EMFILE and friends: back off, stay alive
                 continue
             with self._lock:
-                if len(self._conns) >= self.options.max_connections or not self._accepting:
+                if not self._accepting:
                     sock.close()
-                    log.warning("refused connection from %s: %d connections open",
-                                addr, len(self._conns))
                     continue
+                if len(self._conns) >= self.options.max_connections:
+                    victim = admission.pick_victim(self._activity, self._busy)
+                    if victim is None:
+                        sock.close()
+                        log.warning("refused connection from %s: %d connections open, "
+                                    "all in the middle of a request", addr, len(self._conns))
+                        continue
+                    # The least recently active idle connection makes room: its thread
+                    # sees the shutdown and ends; a request it reads meanwhile is dropped
+                    # unanswered (see _connection), so none is cut off halfway.
+                    self._conns.pop(victim, None)
+                    self._activity.pop(victim, None)
+                    self.evicted += 1
+                    if self._counters is not None:
+                        self._counters["connections_evicted"] += 1
+                    try:
+                        victim.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    log.info("closed the least recently active connection to admit %s",
+                             addr)
                 thread = threading.Thread(target=self._connection, args=(sock, addr),
                                           daemon=True, name="exathunk-conn")
                 self._conns[sock] = thread
+                self._activity[sock] = _mono()
             thread.start()
 
     def stop_accepting(self) -> None:
@@ -1350,6 +1374,9 @@ class ThriftServer:
                 # shutdown.
                 wire.kernel_timeouts(sock, tick)
             busy = self._busy
+            activity = self._activity
+            conns = self._conns
+            lock = self._lock
             codec = wire.Codec()
             max_frame = self.options.max_frame
             while not self._closing.is_set():
@@ -1372,7 +1399,11 @@ class ThriftServer:
                     body = self._read_frame(sock, pending, peer)
                     if body is None:
                         return
-                busy.add(sock)
+                with lock:
+                    if sock not in conns:
+                        return             # closed to admit another: not answered
+                    busy.add(sock)
+                    activity[sock] = _mono()
                 try:
                     reply = self._dispatch(body, peer, codec, conn)
                     if reply is None:
@@ -1381,6 +1412,7 @@ class ThriftServer:
                     if conn.close_after:
                         return
                 finally:
+                    activity[sock] = _mono()
                     busy.discard(sock)
         except (OSError, ConnectionError) as err:
             if not self._closing.is_set() and getattr(err, "errno", None) not in (
@@ -1391,6 +1423,7 @@ class ThriftServer:
         finally:
             with self._lock:
                 self._conns.pop(sock, None)
+                self._activity.pop(sock, None)
             try:
                 sock.close()
             except OSError:
@@ -1422,6 +1455,7 @@ class ThriftServer:
             thread = self._conns.pop(raw, None)
             if thread is not None:
                 self._conns[tls] = thread
+                self._activity[tls] = self._activity.pop(raw, _mono())
         return tls
 
     def _refuse_plaintext(self, raw: socket.socket, peer: str) -> None:
