@@ -29,6 +29,9 @@ def test_a_new_client_is_served_when_idle_connections_hold_the_cap():
             for i, c in enumerate(holders):
                 assert c.evaluate(f"(+ {i} 1)") == i + 1
             # Every slot is held by a connection that is idle now.
+            deadline = time.monotonic() + 5     # the last reply's thread may still be
+            while node.server.busy() and time.monotonic() < deadline:   # finishing up
+                time.sleep(0.01)
             assert node.server.busy() == 0
             assert len(node.server._conns) == 8
             fresh = connect(node.host, node.port, timeout=5)
