@@ -49,3 +49,75 @@ def test_a_new_client_is_served_when_idle_connections_hold_the_cap():
         finally:
             for c in holders:
                 c.close()
+
+
+def submit(client, source):
+    return client._invoke("submitEvalRequest", evalRequest=wire.make_request(source))
+
+
+def get(client, thunk):
+    return wire.varcont_to_value(client._invoke("thunkGet", thunk=thunk))
+
+
+def test_a_flood_is_refused_by_its_quota_and_never_costs_another_client_its_result():
+    with server.start(workers=2, max_thunks=500, max_thunks_per_client=100) as node:
+        a = connect(node.host, node.port, timeout=10)
+        b = connect(node.host, node.port, timeout=10)
+        try:
+            kept = submit(b, "(+ 40 2)")
+            accepted = refused = 0
+            for i in range(2000):
+                try:
+                    submit(a, f"(+ {i} 1)")
+                    accepted += 1
+                except wire.Overloaded as err:
+                    refused += 1
+                    assert "quota" in err.message
+            assert accepted == 100 and refused == 1900
+            # B was not evicted, and B is not refused for A's flood.
+            assert get(b, kept) == 42
+            assert get(b, submit(b, "(* 6 7)")) == 42
+        finally:
+            a.close()
+            b.close()
+
+
+def test_a_full_table_refuses_the_heaviest_client_and_evicts_nobody():
+    # Quotas larger than the table: the table fills before any quota does.
+    with server.start(workers=2, max_thunks=200, max_thunks_per_client=10_000) as node:
+        a = connect(node.host, node.port, timeout=10)
+        b = connect(node.host, node.port, timeout=10)
+        try:
+            kept = submit(b, "(+ 40 2)")
+            refused = 0
+            for i in range(1000):
+                try:
+                    submit(a, f"(+ {i} 1)")
+                except wire.Overloaded:
+                    refused += 1
+            assert refused > 0
+            assert get(b, kept) == 42
+            assert get(b, submit(b, "(* 6 7)")) == 42
+        finally:
+            a.close()
+            b.close()
+
+
+def test_an_unfetched_result_expires_by_age_and_fetching_it_is_expired():
+    with server.start(workers=2, thunk_ttl=0.2) as node:
+        c = connect(node.host, node.port, timeout=10)
+        try:
+            old = submit(c, "(+ 1 2)")
+            time.sleep(0.5)
+            with pytest.raises(Expired):
+                c._invoke("thunkGet", thunk=old)
+            # An id never issued is still UnknownThunk, not Expired.
+            with pytest.raises(RemoteError) as info:
+                c._invoke("thunkGet", thunk=T.RemoteThunk(id="ffff-000000000000"))
+            assert not isinstance(info.value, Expired)
+            out = c._invoke("thunkWaitAny", thunks=[old], timeoutMs=0)
+            assert [o.error.kind for o in out] == ["Expired"]
+            # Expiry released the quota it held.
+            assert sum(node.handler._quota.counts.values()) == 0
+        finally:
+            c.close()
