@@ -45,10 +45,16 @@ Policies:
   kept by the kernel.
 - Admission: at most ``workers + queue_bound`` evaluations queued or running; beyond
   that, Overloaded (a declared exception) instead of a growing queue.
-- Thunks: at most ``max_thunks`` in the table; a finished result is kept ``thunk_ttl``
-  seconds (default 300) after it finished, fetched or not (so a client may fetch again
-  after a lost reply), then expires (UnknownThunk); under pressure the oldest finished
-  results are evicted first; if the table is full of unfinished work, Overloaded.
+- Thunks: a finished result is kept ``thunk_ttl`` seconds (default 300) after it
+  finished, fetched or not (so a client may fetch again after a lost reply), then
+  expires (the declared Expired error, distinct from UnknownThunk).  Admission control
+  (exathunk.admission): a client (its connection) may hold ``max_thunks_per_client``
+  (10,000) unfetched thunks, then its own submits are Overloaded; with ``max_thunks``
+  in the table, only clients below their share may add more.  Under pressure only
+  results already fetched are dropped early, never one nobody has fetched.
+- Connections: at most ``max_connections``; a new one beyond that closes the least
+  recently active connection not in the middle of a request (exathunk.admission), and
+  is refused only when every connection is running a request.
 - Authentication (``token``/``token_file``, exathunk.auth, docs/security.md): a node
   with a token answers every method (a broker: registerWorker, unless
   ``require_client_token``) with AuthenticationError until the connection has called
