@@ -14,6 +14,9 @@ ask this module whom to close or whom to refuse.
   Overloaded and nobody else's are.  When the whole table is full, only a client below
   its fair share (the table's capacity over the clients holding pending thunks) may
   still add one: the heaviest clients are refused; nobody's pending result is evicted.
+- Who the client is (``current``, ``current_client``): the connection serving the
+  call on this thread (the server sets ``current.client`` before every call; with
+  authentication on, the token is one shared secret, so the connection is the identity).
 - Expired results (``ExpiredIds``): a bounded memory of the ids of results dropped from
   a table (by age, or fetched results dropped under pressure), so that fetching one is
   the declared ``Expired`` error, distinct from an id that was never issued.
@@ -22,7 +25,17 @@ ask this module whom to close or whom to refuse.
 from __future__ import annotations
 
 import collections
+import threading
 from typing import Hashable, Iterable, Mapping
+
+
+# The client of the call this thread is serving: ThriftServer._dispatch sets
+# ``current.client`` (its connection's id); None outside a call (the node's own work).
+current = threading.local()
+
+
+def current_client():
+    return getattr(current, "client", None)
 
 
 def pick_victim(activity: Mapping[Hashable, float], busy: Iterable) -> Hashable | None:

@@ -874,7 +874,7 @@ class ExecutionHandler:
         thunk = _Thunk(tid, request_id, job.digest if job else None,
                        deadline if deadline is not None
                        else _mono() + self.options.timeout_ms / 1e3)
-        client = getattr(_current, "client", None)
+        client = admission.current_client()
         thunk.owner = client
         with self._lock:
             if len(self._thunks) >= self.options.max_thunks or _mono() - self._last_sweep > 1.0:
@@ -1617,7 +1617,7 @@ class ThriftServer:
             self._reject(peer, f"malformed frame: {getattr(err, 'message', err)}")
             return None
         _current.peer = peer
-        _current.client = conn.client if conn is not None else None
+        admission.current.client = conn.client if conn is not None else None
         call = self._calls.get(api)
         if mtype != wire.CALL or call is None:
             from thriftpy2.thrift import TApplicationException

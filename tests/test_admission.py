@@ -121,3 +121,42 @@ def test_an_unfetched_result_expires_by_age_and_fetching_it_is_expired():
             assert sum(node.handler._quota.counts.values()) == 0
         finally:
             c.close()
+
+
+def test_a_broker_refuses_a_flooding_client_by_its_quota_and_serves_the_others(cluster):
+    worker, start_broker, connect_to = cluster
+    b = start_broker([worker()], max_thunks=500, max_thunks_per_client=100)
+    a, other = connect_to(b), connect_to(b)
+    kept = submit(other, "(+ 40 2)")
+    accepted = refused = 0
+    for _ in range(1000):
+        try:
+            submit(a, "(+ 1 1)")
+            accepted += 1
+        except wire.Overloaded as err:
+            refused += 1
+            assert "quota" in err.message
+    assert accepted == 100 and refused == 900
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert get(other, kept) == 42
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    assert submit(other, "(* 6 7)").id
+
+
+def test_a_broker_result_expires_by_age(cluster):
+    worker, start_broker, connect_to = cluster
+    b = start_broker([worker()], thunk_ttl=0.2)
+    c = connect_to(b)
+    old = submit(c, "(+ 1 2)")
+    deadline = time.monotonic() + 10
+    while b.handler._thunks[old.id].finished_at is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    with pytest.raises(Expired):
+        c._invoke("thunkGet", thunk=old)
