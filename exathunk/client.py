@@ -189,6 +189,21 @@ class _Channel:
         except OSError:
             pass
 
+    def closed_by_peer(self) -> bool:
+        """Whether the node closed this idle connection (an idle timeout, or its
+        connection cap closing the least recently active one: exathunk.admission).  A
+        node sends nothing unasked, so anything readable on an idle socket means it is
+        closing.  One non-blocking peek; a TLS socket is not peeked (it cannot be)."""
+        if self.tls:
+            return False
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return True                  # EOF, or bytes nobody asked for
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
 
 class RemoteFuture(Future):
     """A Future for a remote computation; ``cancel()`` also cancels it on the node."""
@@ -251,6 +266,9 @@ class Client:
             while self._pool:
                 ch = self._pool.pop()
                 if not ch.broken:
+                    if ch.closed_by_peer():
+                        ch.close()     # closed by the node while pooled: take another
+                        continue
                     return ch
         return _Channel(self.host, self.port, self.timeout, self.check_replies, self.security)
 
