@@ -9,6 +9,7 @@ import time
 import pytest
 
 from exathunk import admission, server, wire
+from exathunk import client as client_module
 from exathunk.client import connect
 from exathunk.errors import Expired, RemoteError
 
@@ -43,6 +44,8 @@ def test_a_new_client_is_served_when_idle_connections_hold_the_cap():
             # The least recently active holder was closed: its client sees that its
             # pooled connection was closed and reconnects, so every holder's next call
             # is answered (the reconnect closes another idle holder, and so on).
+            # (A client peeks only at connections pooled longer than PEEK_AFTER.)
+            time.sleep(client_module.PEEK_AFTER + 0.1)
             for i, c in enumerate(holders):
                 assert c.evaluate(f"(+ {i} 2)") == i + 2
         finally:
