@@ -12,7 +12,7 @@ running locally never loads thriftpy2.
 """
 
 from .errors import (AuthenticationError, AuthenticationFailed, AuthenticationRequired,
-                     EvaluationError, ExathunkError, LimitExceeded, ParseError,
+                     EvaluationError, ExathunkError, Expired, LimitExceeded, ParseError,
                      RemoteError, TypeCheckError, UnknownFunctionError)
 from .library import Library
 from .values import Data
@@ -23,7 +23,7 @@ __all__ = [
     "compile", "evaluate", "Program", "Library", "Data", "connect", "serve",
     "ExathunkError", "ParseError", "TypeCheckError", "UnknownFunctionError",
     "EvaluationError", "LimitExceeded", "RemoteError", "AuthenticationError",
-    "AuthenticationRequired", "AuthenticationFailed",
+    "AuthenticationRequired", "AuthenticationFailed", "Expired",
 ]
 
 _LAZY = {

@@ -56,7 +56,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-from . import __version__, wire
+from . import __version__, admission, wire
 from .errors import (AuthenticationError, EvaluationError, ExathunkError, LimitExceeded,
                      ParseError, RemoteError, TypeCheckError, UnknownFunctionError,
                      Unverifiable, WorkerRefused)
@@ -97,6 +97,7 @@ class BrokerOptions:
     cache_size: int = 10_000          # results kept by program digest
     max_thunks: int = 100_000
     thunk_ttl: float = 300.0
+    max_thunks_per_client: int = 10_000   # unfetched thunks of one client (connection)
     flush_interval: float = 1.0       # seconds between writes of the reputation store
     bid_interval: float = 10.0        # seconds between bid rounds
     oracles: tuple = ()               # addresses of trusted oracle workers
@@ -285,7 +286,7 @@ class _Request:
                  "node", "finished_at", "compile_ms", "run_ms", "cached",
                  "no_cache", "source", "deadline", "fetched", "market_needs",
                  "subthunks", "followers", "cancelled", "allow_unchecked",
-                 "verified_by", "engine_checked")
+                 "verified_by", "engine_checked", "owner")
 
     def __init__(self, rid: str):
         self.id = rid
@@ -308,6 +309,7 @@ class _Request:
         self.allow_unchecked = False
         self.verified_by = None
         self.engine_checked = False
+        self.owner = None            # the client that submitted it (admission quota)
 
 
 class BrokerHandler:
@@ -344,6 +346,9 @@ class BrokerHandler:
         self.port: int | None = None       # where workers send sub-thunks back
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._thunks: collections.OrderedDict[str, _Request] = collections.OrderedDict()
+        self._quota = admission.ThunkQuota(o.max_thunks_per_client, o.max_thunks)
+        self._expired = admission.ExpiredIds(min(o.max_thunks, 100_000))
+        self._last_sweep = _mono()
         self._finished = threading.Condition(threading.Lock())
         self._pool = ThreadPoolExecutor(max_workers=max(1, o.dispatch_threads),
                                         thread_name_prefix="exathunk-dispatch")
@@ -894,16 +899,62 @@ class BrokerHandler:
             self._finished.notify_all()
 
     def _register_thunk(self, r: _Request) -> None:
+        """Put a request in the thunk table (the caller holds self._lock), within its
+        client's quota (exathunk.admission): a client over it, or the heaviest ones when
+        the table is full, get Overloaded; nobody's unfetched result is dropped for it."""
         o = self.options
-        if len(self._thunks) >= o.max_thunks:
-            now = _mono()
-            for tid in [t.id for t in self._thunks.values()
-                        if t.finished_at is not None and
-                        (now - t.finished_at > o.thunk_ttl or t.fetched)][:o.max_thunks // 10 + 1]:
-                del self._thunks[tid]
+        now = _mono()
+        if len(self._thunks) >= o.max_thunks or now - self._last_sweep > 1.0:
+            self._last_sweep = now
+            for t in [t for t in self._thunks.values()
+                      if t.finished_at is not None and now - t.finished_at > o.thunk_ttl]:
+                self._drop_thunk(t)
             if len(self._thunks) >= o.max_thunks:
-                raise wire.overloaded("broker thunk table full of unfinished work")
+                for t in [t for t in self._thunks.values() if t.finished_at is not None
+                          and t.fetched][:o.max_thunks // 10 + 1]:
+                    self._drop_thunk(t)
+        client = admission.current_client()
+        why = self._quota.refusal(client, len(self._thunks))
+        if why is not None:
+            self.counters["overloaded"] += 1
+            self.counters["quota_refused"] += 1
+            raise wire.overloaded(f"broker: {why}", retry_after_ms=1000)
+        r.owner = client
         self._thunks[r.id] = r
+        self._quota.take(client)
+
+    def _drop_thunk(self, r: _Request) -> None:
+        del self._thunks[r.id]
+        self._expired.add(r.id)
+        if not r.fetched:
+            self._quota.release(r.owner)
+
+    def _mark_fetched(self, r: _Request) -> None:
+        if not r.fetched:
+            with self._lock:
+                if not r.fetched:
+                    r.fetched = True
+                    if self._thunks.get(r.id) is r:
+                        self._quota.release(r.owner)
+
+    def _find(self, tid) -> _Request | None:
+        """The request of a thunk id, None when unknown or expired (dropped now)."""
+        r = self._thunks.get(tid) if tid is not None else None
+        if r is not None and r.finished_at is not None \
+                and _mono() - r.finished_at > self.options.thunk_ttl:
+            with self._lock:
+                if self._thunks.get(tid) is r:
+                    self._drop_thunk(r)
+            return None
+        return r
+
+    def _missing(self, tid):
+        """The declared error for an id not in the table: Expired or UnknownThunk."""
+        if tid is not None and tid in self._expired:
+            return T.ExathunkException(kind=admission.EXPIRED_KIND,
+                                       message=admission.expired_message(
+                                           tid, self.options.thunk_ttl))
+        return T.UnknownThunk(kind="UnknownThunk", message=f"no thunk {tid!r}")
 
     def _varcont(self, r: _Request):
         nodes, root = r.payload_nodes
@@ -922,16 +973,16 @@ class BrokerHandler:
             else:
                 raise T.NotDone(kind="NotDone", message=f"thunk {r.id} is not finished",
                                 state=T.ThunkState.RUNNING)
-        r.fetched = True
+        self._mark_fetched(r)
         if r.error is not None:
             raise r.error
         return self._varcont(r)
 
     def _lookup(self, remote) -> _Request:
-        r = self._thunks.get(getattr(remote, "id", None))
+        tid = getattr(remote, "id", None)
+        r = self._find(tid)
         if r is None:
-            raise T.UnknownThunk(kind="UnknownThunk",
-                                 message=f"no thunk {getattr(remote, 'id', None)!r}")
+            raise self._missing(tid)
         return r
 
     def _wait(self, r: _Request, seconds: float) -> None:
@@ -992,7 +1043,7 @@ class BrokerHandler:
         return self._outcome(r)
 
     def thunkWaitAny(self, thunks, timeoutMs):
-        found = [self._thunks.get(getattr(t, "id", None)) for t in (thunks or [])]
+        found = [self._find(getattr(t, "id", None)) for t in (thunks or [])]
         deadline = _mono() + min(max(0, timeoutMs or 0), 2000) / 1e3
         with self._finished:
             while True:
@@ -1005,10 +1056,10 @@ class BrokerHandler:
         out = []
         for t, r in zip(thunks or [], found):
             if r is None:
+                missing = self._missing(getattr(t, "id", None))
                 out.append(T.ThunkOutcome(thunkId=str(getattr(t, "id", "")), cancelled=False,
                                           error=T.ExathunkException(
-                                              kind="UnknownThunk",
-                                              message=f"no thunk {getattr(t, 'id', None)!r}")))
+                                              kind=missing.kind, message=missing.message)))
             elif r in ready and r.cancelled:
                 out.append(T.ThunkOutcome(thunkId=r.id, cancelled=True))
             elif r in ready:

@@ -35,6 +35,9 @@ REPLY_BOUNDS = wire.Bounds(max_frame=256 << 20, max_string=64 << 20,
 # any socket timeout.
 WAIT_MS = 1000
 MAX_POOLED = 8
+# A pooled connection idle longer than this is checked (one non-blocking peek) before a
+# call: the node may have closed it (idle timeout, or its connection cap making room).
+PEEK_AFTER = 0.2
 BATCH_CHUNK = 5000       # requests per batch call (a node takes up to 10,000 by default)
 WAITER_IDLE = 10.0
 
@@ -76,6 +79,7 @@ class _Channel:
         self._seq = itertools.count(1)
         self._buf = bytearray()
         self.broken = False
+        self.idle_since = _mono()
         self.check_replies = check_replies
         self._codec = wire.Codec()
         if security.token is not None:
@@ -189,6 +193,21 @@ class _Channel:
         except OSError:
             pass
 
+    def closed_by_peer(self) -> bool:
+        """Whether the node closed this idle connection (an idle timeout, or its
+        connection cap closing the least recently active one: exathunk.admission).  A
+        node sends nothing unasked, so anything readable on an idle socket means it is
+        closing.  One non-blocking peek; a TLS socket is not peeked (it cannot be)."""
+        if self.tls:
+            return False
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return True                  # EOF, or bytes nobody asked for
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
 
 class RemoteFuture(Future):
     """A Future for a remote computation; ``cancel()`` also cancels it on the node."""
@@ -251,6 +270,11 @@ class Client:
             while self._pool:
                 ch = self._pool.pop()
                 if not ch.broken:
+                    # Only a connection pooled a while is peeked: the hot path (a call
+                    # right after the last) costs a clock read, not a system call.
+                    if _mono() - ch.idle_since > PEEK_AFTER and ch.closed_by_peer():
+                        ch.close()     # closed by the node while pooled: take another
+                        continue
                     return ch
         return _Channel(self.host, self.port, self.timeout, self.check_replies, self.security)
 
@@ -259,6 +283,7 @@ class Client:
             return
         with self._pool_lock:
             if len(self._pool) < MAX_POOLED and not self._closed:
+                ch.idle_since = _mono()
                 self._pool.append(ch)
                 return
         ch.close()

@@ -185,6 +185,12 @@ class RemoteError(ExathunkError):
     """Transport or protocol failure talking to a remote node."""
 
 
+class Expired(RemoteError):
+    """A thunk whose result the node (or broker) no longer keeps: it finished more than
+    ``thunk_ttl`` seconds ago (or was fetched and dropped under pressure).  Distinct from
+    an id that was never issued (UnknownThunk); submit the request again."""
+
+
 class AuthenticationError(RemoteError):
     """The node wants the deployment's shared token (``--token-file``) and did not get
     it: the base of AuthenticationRequired and AuthenticationFailed."""
@@ -248,7 +254,7 @@ ERROR_CLASSES: dict[str, type[ExathunkError]] = {
     for cls in (ExathunkError, ParseError, TypeCheckError, UnknownFunctionError,
                 EvaluationError, LimitExceeded, RemoteError, AuthenticationError,
                 AuthenticationRequired, AuthenticationFailed, ConfigurationError,
-                StoreError, Unverifiable, WorkerRefused)
+                StoreError, Unverifiable, WorkerRefused, Expired)
 }
 
 

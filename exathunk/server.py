@@ -45,10 +45,16 @@ Policies:
   kept by the kernel.
 - Admission: at most ``workers + queue_bound`` evaluations queued or running; beyond
   that, Overloaded (a declared exception) instead of a growing queue.
-- Thunks: at most ``max_thunks`` in the table; a finished result is kept ``thunk_ttl``
-  seconds (default 300) after it finished, fetched or not (so a client may fetch again
-  after a lost reply), then expires (UnknownThunk); under pressure the oldest finished
-  results are evicted first; if the table is full of unfinished work, Overloaded.
+- Thunks: a finished result is kept ``thunk_ttl`` seconds (default 300) after it
+  finished, fetched or not (so a client may fetch again after a lost reply), then
+  expires (the declared Expired error, distinct from UnknownThunk).  Admission control
+  (exathunk.admission): a client (its connection) may hold ``max_thunks_per_client``
+  (10,000) unfetched thunks, then its own submits are Overloaded; with ``max_thunks``
+  in the table, only clients below their share may add more.  Under pressure only
+  results already fetched are dropped early, never one nobody has fetched.
+- Connections: at most ``max_connections``; a new one beyond that closes the least
+  recently active connection not in the middle of a request (exathunk.admission), and
+  is refused only when every connection is running a request.
 - Authentication (``token``/``token_file``, exathunk.auth, docs/security.md): a node
   with a token answers every method (a broker: registerWorker, unless
   ``require_client_token``) with AuthenticationError until the connection has called
@@ -82,7 +88,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-from . import __version__, auth, wire
+from . import __version__, admission, auth, wire
 from .subthunks import using as using_runner
 from .errors import (AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError,
                      limit_message)
@@ -124,7 +130,9 @@ class Options:
     cache_size: int = 10_000          # results kept by digest
     program_cache_size: int = 4096    # loaded programs kept by their bytes
     max_thunks: int = 100_000
-    thunk_ttl: float = 300.0
+    thunk_ttl: float = 300.0          # an unfetched (or fetched) result is kept this long
+    # Submitted, unfetched thunks one client (one connection) may hold (exathunk.admission).
+    max_thunks_per_client: int = 10_000
     max_batch: int = 10_000           # requests in one batch call
     max_connections: int = 256
     idle_timeout: float = 300.0       # a connection silent this long is closed
@@ -199,7 +207,7 @@ class _LRU:
 
 class _Thunk:
     __slots__ = ("id", "request_id", "digest", "state", "outcome", "error", "done",
-                 "watchers", "finished_at", "deadline", "fetched", "cancel")
+                 "watchers", "finished_at", "deadline", "fetched", "cancel", "owner")
 
     def __init__(self, tid, request_id, digest, deadline):
         self.id = tid
@@ -214,6 +222,7 @@ class _Thunk:
         self.deadline = deadline
         self.fetched = False
         self.cancel = None            # the CancelToken of its run, once it runs
+        self.owner = None             # the client that submitted it (admission quota)
 
 
 class _Job:
@@ -334,6 +343,8 @@ class ExecutionHandler:
         self._lock = threading.Lock()
         self._load = 0                 # evaluations queued or running
         self._thunks: collections.OrderedDict[str, _Thunk] = collections.OrderedDict()
+        self._quota = admission.ThunkQuota(o.max_thunks_per_client, o.max_thunks)
+        self._expired = admission.ExpiredIds(min(o.max_thunks, 100_000))
         self._last_sweep = _mono()
         self._ids = itertools.count(1)
         self.draining = False
@@ -863,34 +874,57 @@ class ExecutionHandler:
         thunk = _Thunk(tid, request_id, job.digest if job else None,
                        deadline if deadline is not None
                        else _mono() + self.options.timeout_ms / 1e3)
+        client = admission.current_client()
+        thunk.owner = client
         with self._lock:
             if len(self._thunks) >= self.options.max_thunks or _mono() - self._last_sweep > 1.0:
                 self._sweep_locked()
-            if len(self._thunks) >= self.options.max_thunks:
+            why = self._quota.refusal(client, len(self._thunks))
+            if why is not None:
                 self.counters["overloaded"] += 1
-                raise wire.overloaded("thunk table full of unfinished work")
+                self.counters["quota_refused"] += 1
+                raise wire.overloaded(why, retry_after_ms=1000)
             self._thunks[tid] = thunk
+            self._quota.take(client)
         return thunk
 
+    def _drop_locked(self, thunk: _Thunk) -> None:
+        del self._thunks[thunk.id]
+        self._expired.add(thunk.id)
+        if not thunk.fetched:
+            self._quota.release(thunk.owner)
+
     def _sweep_locked(self) -> None:
+        """Drop expired results (finished more than thunk_ttl ago); under pressure, also
+        the oldest results already fetched.  Never a result nobody has fetched yet before
+        it expires: one client's flood does not cost another its pending result (the
+        flood is refused instead, exathunk.admission)."""
         now = _mono()
         self._last_sweep = now
         ttl = self.options.thunk_ttl
-        expired = [t.id for t in self._thunks.values()
+        expired = [t for t in self._thunks.values()
                    if t.finished_at is not None and now - t.finished_at > ttl]
-        for tid in expired:
-            del self._thunks[tid]
+        for t in expired:
+            self._drop_locked(t)
         excess = len(self._thunks) - int(self.options.max_thunks * 0.9)
         if excess > 0:
-            # Oldest finished results go first (the table is in creation order).
+            # Oldest fetched results go first (the table is in creation order).
             victims = []
             for t in self._thunks.values():
                 if len(victims) >= excess:
                     break
-                if t.finished_at is not None:
-                    victims.append(t.id)
-            for tid in victims:
-                del self._thunks[tid]
+                if t.finished_at is not None and t.fetched:
+                    victims.append(t)
+            for t in victims:
+                self._drop_locked(t)
+
+    def _mark_fetched(self, thunk: _Thunk) -> None:
+        if not thunk.fetched:
+            with self._lock:
+                if not thunk.fetched:
+                    thunk.fetched = True
+                    if thunk.id in self._thunks:
+                        self._quota.release(thunk.owner)
 
     def _finish(self, thunk: _Thunk, outcome=None, error=None, cancelled=False) -> bool:
         with self._lock:
@@ -976,12 +1010,30 @@ class ExecutionHandler:
     def _handle(self, thunk) -> T.RemoteThunk:
         return T.RemoteThunk(id=thunk.id, requestId=thunk.request_id, digest=thunk.digest)
 
+    def _find(self, tid) -> _Thunk | None:
+        """The thunk of an id, None when unknown or expired (then dropped now)."""
+        thunk = self._thunks.get(tid) if tid is not None else None
+        if thunk is not None and thunk.finished_at is not None \
+                and _mono() - thunk.finished_at > self.options.thunk_ttl:
+            with self._lock:
+                if self._thunks.get(tid) is thunk:
+                    self._drop_locked(thunk)
+            return None
+        return thunk
+
+    def _missing(self, tid) -> T.ExathunkException | T.UnknownThunk:
+        """The declared error for an id not in the table: Expired or UnknownThunk."""
+        if tid is not None and tid in self._expired:
+            return T.ExathunkException(kind=admission.EXPIRED_KIND,
+                                       message=admission.expired_message(
+                                           tid, self.options.thunk_ttl))
+        return T.UnknownThunk(kind="UnknownThunk", message=f"no thunk {tid!r} (never issued)")
+
     def _lookup(self, remote) -> _Thunk:
         tid = getattr(remote, "id", None)
-        thunk = self._thunks.get(tid) if tid is not None else None
+        thunk = self._find(tid)
         if thunk is None:
-            raise T.UnknownThunk(kind="UnknownThunk",
-                                 message=f"no thunk {tid!r} (never issued, or expired)")
+            raise self._missing(tid)
         return thunk
 
     def _check_deadline(self, thunk: _Thunk) -> None:
@@ -997,7 +1049,7 @@ class ExecutionHandler:
         if thunk.finished_at is None:
             raise T.NotDone(kind="NotDone", message=f"thunk {thunk.id} is not finished",
                             state=state)
-        thunk.fetched = True
+        self._mark_fetched(thunk)
         if state == T.ThunkState.DONE:
             return thunk.outcome
         if state == T.ThunkState.CANCELLED:
@@ -1052,7 +1104,7 @@ class ExecutionHandler:
             raise ExathunkError(f"more than {self.options.max_batch} thunks in one wait")
         found, unknown = [], []
         for r in thunks:
-            t = self._thunks.get(getattr(r, "id", None))
+            t = self._find(getattr(r, "id", None))
             (found if t is not None else unknown).append(t if t is not None else r)
         for t in found:
             self._check_deadline(t)
@@ -1079,7 +1131,7 @@ class ExecutionHandler:
         out = []
         for t in ready:
             o = T.ThunkOutcome(thunkId=t.id, cancelled=False)
-            t.fetched = True
+            self._mark_fetched(t)
             if t.state == T.ThunkState.DONE:
                 o.value = t.outcome
             elif t.state == T.ThunkState.CANCELLED:
@@ -1088,10 +1140,10 @@ class ExecutionHandler:
                 o.error = t.error
             out.append(o)
         for r in unknown:
+            missing = self._missing(getattr(r, "id", None))
             out.append(T.ThunkOutcome(
                 thunkId=str(getattr(r, "id", "")), cancelled=False,
-                error=T.ExathunkException(kind="UnknownThunk",
-                                          message=f"no thunk {getattr(r, 'id', None)!r}")))
+                error=T.ExathunkException(kind=missing.kind, message=missing.message)))
         return out
 
     def thunkCancel(self, thunk):
@@ -1210,14 +1262,19 @@ _DECLARED = (T.ExathunkException, T.NotDone, T.Overloaded, T.UnknownThunk, T.Not
              T.AuthenticationError)
 
 
+_client_ids = itertools.count(1)
+
+
 class _Conn:
-    """The state of one connection: authenticated yet (a node with a token), and
-    whether to close it after the reply being sent (a wrong token)."""
-    __slots__ = ("authenticated", "close_after")
+    """The state of one connection: authenticated yet (a node with a token), whether to
+    close it after the reply being sent (a wrong token), and the client id its thunks
+    count against (exathunk.admission: a client is its connection)."""
+    __slots__ = ("authenticated", "close_after", "client")
 
     def __init__(self):
         self.authenticated = False
         self.close_after = False
+        self.client = next(_client_ids)
 
 
 class ThriftServer:
@@ -1239,6 +1296,10 @@ class ThriftServer:
         self._listener.settimeout(0.2)
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._busy: set = set()            # connections in the middle of a request
+        # Last activity (accepted, a request begun or answered) of every connection: the
+        # connection cap closes the least recently active idle one (exathunk.admission).
+        self._activity: dict = {}
+        self.evicted = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._accepting = True
@@ -1288,14 +1349,34 @@ class ThriftServer:
                 time.sleep(0.05)           # EMFILE and friends: back off, stay alive
                 continue
             with self._lock:
-                if len(self._conns) >= self.options.max_connections or not self._accepting:
+                if not self._accepting:
                     sock.close()
-                    log.warning("refused connection from %s: %d connections open",
-                                addr, len(self._conns))
                     continue
+                if len(self._conns) >= self.options.max_connections:
+                    victim = admission.pick_victim(self._activity, self._busy)
+                    if victim is None:
+                        sock.close()
+                        log.warning("refused connection from %s: %d connections open, "
+                                    "all in the middle of a request", addr, len(self._conns))
+                        continue
+                    # The least recently active idle connection makes room: its thread
+                    # sees the shutdown and ends; a request it reads meanwhile is dropped
+                    # unanswered (see _connection), so none is cut off halfway.
+                    self._conns.pop(victim, None)
+                    self._activity.pop(victim, None)
+                    self.evicted += 1
+                    if self._counters is not None:
+                        self._counters["connections_evicted"] += 1
+                    try:
+                        victim.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    log.info("closed the least recently active connection to admit %s",
+                             addr)
                 thread = threading.Thread(target=self._connection, args=(sock, addr),
                                           daemon=True, name="exathunk-conn")
                 self._conns[sock] = thread
+                self._activity[sock] = _mono()
             thread.start()
 
     def stop_accepting(self) -> None:
@@ -1350,6 +1431,9 @@ class ThriftServer:
                 # shutdown.
                 wire.kernel_timeouts(sock, tick)
             busy = self._busy
+            activity = self._activity
+            conns = self._conns
+            lock = self._lock
             codec = wire.Codec()
             max_frame = self.options.max_frame
             while not self._closing.is_set():
@@ -1372,7 +1456,11 @@ class ThriftServer:
                     body = self._read_frame(sock, pending, peer)
                     if body is None:
                         return
-                busy.add(sock)
+                with lock:
+                    if sock not in conns:
+                        return             # closed to admit another: not answered
+                    busy.add(sock)
+                    activity[sock] = _mono()
                 try:
                     reply = self._dispatch(body, peer, codec, conn)
                     if reply is None:
@@ -1381,6 +1469,7 @@ class ThriftServer:
                     if conn.close_after:
                         return
                 finally:
+                    activity[sock] = _mono()
                     busy.discard(sock)
         except (OSError, ConnectionError) as err:
             if not self._closing.is_set() and getattr(err, "errno", None) not in (
@@ -1391,6 +1480,7 @@ class ThriftServer:
         finally:
             with self._lock:
                 self._conns.pop(sock, None)
+                self._activity.pop(sock, None)
             try:
                 sock.close()
             except OSError:
@@ -1422,6 +1512,7 @@ class ThriftServer:
             thread = self._conns.pop(raw, None)
             if thread is not None:
                 self._conns[tls] = thread
+                self._activity[tls] = self._activity.pop(raw, _mono())
         return tls
 
     def _refuse_plaintext(self, raw: socket.socket, peer: str) -> None:
@@ -1526,6 +1617,7 @@ class ThriftServer:
             self._reject(peer, f"malformed frame: {getattr(err, 'message', err)}")
             return None
         _current.peer = peer
+        admission.current.client = conn.client if conn is not None else None
         call = self._calls.get(api)
         if mtype != wire.CALL or call is None:
             from thriftpy2.thrift import TApplicationException

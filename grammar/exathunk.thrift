@@ -529,7 +529,11 @@ struct TraceFrame {
 exception ExathunkException {
   // The exathunk error class: ParseError, TypeCheckError, UnknownFunctionError,
   // EvaluationError, LimitExceeded, RemoteError, Unverifiable, WorkerRefused
-  // (registerWorker given the broker itself) or ExathunkError.
+  // (registerWorker given the broker itself), Expired or ExathunkError.
+  // Expired (from thunkGet, thunkWait, thunkWaitAny): the thunk was issued here but its
+  // result is no longer kept (it finished more than the node's thunk_ttl ago, 300 s by
+  // default, or was fetched and dropped under pressure); distinct from UnknownThunk, an
+  // id never issued.  Submit the request again.
   // Unverifiable (from a broker): the value could be computed by one worker only and
   // nobody could check it (the message names the host functions only that worker
   // offers); resend with allowUnchecked to take it unchecked.
@@ -580,8 +584,9 @@ exception Overloaded {
   5: i32 retryAfterMs,
 }
 
-// The thunk id is unknown: never issued, already expired (results are kept for a bounded
-// time after they finish), or issued by another server.
+// The thunk id is unknown: never issued here (or issued by another server), or expired so
+// long ago that the server no longer remembers it.  A recently expired result is the
+// ExathunkException of kind Expired instead.
 exception UnknownThunk {
   // Always "UnknownThunk".
   1: string kind,
@@ -779,14 +784,18 @@ service RemoteExecutionService {
 
   // Start evaluating a program and return a handle at once.  A program that does not
   // compile fails here (kind ParseError, TypeCheckError...); run-time errors come from
-  // thunkGet / thunkWait.
+  // thunkGet / thunkWait.  Overloaded also when this client (this connection) already
+  // holds its quota of submitted, unfetched thunks (max_thunks_per_client), or the
+  // thunk table is full and this client holds at least its share: other clients'
+  // submits and results are unaffected.
   RemoteThunk submitEvalRequest(1: EvalRequest evalRequest)
     throws (1: ExathunkException err, 2: Overloaded overloaded,
             9: AuthenticationError authError),
 
   // The value of a finished computation; NotDone while it is queued or running.  Results
-  // are kept until they expire (a bounded time after they finish, fetched or not); then
-  // UnknownThunk.
+  // are kept until they expire (thunk_ttl after they finish, fetched or not); then the
+  // ExathunkException of kind Expired.  A result nobody has fetched is never dropped
+  // before it expires.
   VarCont thunkGet(1: RemoteThunk thunk)
     throws (1: ExathunkException err, 2: NotDone notDone, 3: UnknownThunk unknownThunk,
             9: AuthenticationError authError),

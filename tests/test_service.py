@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import exathunk
-from exathunk import (EvaluationError, LimitExceeded, ParseError, RemoteError, TypeCheckError,
-                      UnknownFunctionError, server, wire)
+from exathunk import (EvaluationError, Expired, LimitExceeded, ParseError, RemoteError,
+                      TypeCheckError, UnknownFunctionError, server, wire)
 from exathunk.client import connect
 from exathunk.library import Library
 
@@ -429,7 +429,7 @@ def test_finished_results_expire_after_their_ttl():
                                                    timeoutMs=2000)) == 2
             time.sleep(1.2)
             c._invoke("submitEvalRequest", evalRequest=wire.make_request("(+ 2 2)"))
-            with pytest.raises(RemoteError, match="no thunk"):
+            with pytest.raises(Expired, match="has expired"):
                 c._invoke("thunkGet", thunk=first)
             assert c.stats()["thunks"] == 1
     finally:
