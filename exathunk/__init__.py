@@ -12,8 +12,9 @@ running locally never loads thriftpy2.
 """
 
 from .errors import (AuthenticationError, AuthenticationFailed, AuthenticationRequired,
-                     EvaluationError, ExathunkError, Expired, LimitExceeded, ParseError,
-                     RemoteError, TypeCheckError, UnknownFunctionError)
+                     ConfigurationError, EvaluationError, ExathunkError, Expired,
+                     LimitExceeded, ParseError, RemoteError, StoreError, TypeCheckError,
+                     UnknownFunctionError, Unverifiable, WorkerRefused)
 from .library import Library
 from .values import Data
 
@@ -23,7 +24,8 @@ __all__ = [
     "compile", "evaluate", "Program", "Library", "Data", "connect", "serve",
     "ExathunkError", "ParseError", "TypeCheckError", "UnknownFunctionError",
     "EvaluationError", "LimitExceeded", "RemoteError", "AuthenticationError",
-    "AuthenticationRequired", "AuthenticationFailed", "Expired",
+    "AuthenticationRequired", "AuthenticationFailed", "Expired", "Unverifiable",
+    "WorkerRefused", "StoreError", "ConfigurationError",
 ]
 
 _LAZY = {

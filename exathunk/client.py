@@ -654,7 +654,7 @@ def connect(host: str = "127.0.0.1", port: int = 9090, timeout: float = 30.0,
 
 
 _STAT_LABELS = [
-    ("role", "role"), ("version", "version"), ("uptimeS", "uptime (s)"),
+    ("role", "role"), ("version", "version"), ("nodeId", "node id"), ("uptimeS", "uptime (s)"),
     ("executionModel", "execution"), ("workerThreads", "worker threads"),
     ("connections", "connections"), ("requests", "requests"),
     ("evaluations", "evaluations"), ("errors", "errors"), ("cacheHits", "cache hits"),

@@ -68,3 +68,11 @@ def test_check_returns_the_type_without_compiling():
     assert driver.check("(map (lambda (x) (+ x 1.5)) nil)").result_type_text == "(List Double)"
     with pytest.raises(exathunk.TypeCheckError):
         driver.check("(lambda (x) (+ x 1.5))")   # a function cannot be handed back
+
+
+def test_every_declared_error_class_is_public():
+    from exathunk import errors
+    for name in ("Expired", "Unverifiable", "WorkerRefused", "StoreError",
+                 "ConfigurationError", "AuthenticationFailed", "AuthenticationRequired"):
+        assert getattr(exathunk, name) is getattr(errors, name)
+        assert name in exathunk.__all__

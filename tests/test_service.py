@@ -208,6 +208,7 @@ def test_stats_bid_and_register(client):
     assert stats["requests"] > 0 and stats["evaluations"] > 0
     table = exathunk.client.format_stats(stats)
     assert "cache hits" in table and "worker threads" in table
+    assert ["node", "id", stats["nodeId"]] in [line.split() for line in table.splitlines()]
     bid = client.request_bid("(+ 100 1)")
     assert bid["canServe"] and bid["cached"] and bid["price"] == 0.0
     bid = client.request_bid("(sha1 1)")
