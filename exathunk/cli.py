@@ -198,6 +198,24 @@ def _server_security(args):
         raise UsageError(err.message) from None
 
 
+def _add_admission_args(p):
+    p.add_argument("--max-connections", type=_positive, metavar="N",
+                   help="connections at once (default 256); when full, the least "
+                        "recently active idle one is closed to admit a new client")
+    p.add_argument("--max-thunks-per-client", type=_positive, metavar="N",
+                   help="submitted results one client (connection) may leave unfetched "
+                        "(default 10,000); beyond it its submits are Overloaded")
+    p.add_argument("--thunk-ttl", type=_positive, metavar="SECONDS",
+                   help="how long an unfetched result is kept (default 300); after "
+                        "that, fetching it is the declared Expired error")
+
+
+def _admission_options(args) -> dict:
+    """The admission-control options of serve and broker (exathunk.admission)."""
+    names = ("max_connections", "max_thunks_per_client", "thunk_ttl")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def _add_ops_args(p):
     p.add_argument("--metrics-port", type=_port, metavar="PORT",
                    help="serve Prometheus metrics on http://METRICS_HOST:PORT/metrics "
@@ -400,6 +418,7 @@ def cmd_serve(args) -> int:
         options["join"] = args.join
     options["security"] = _server_security(args)
     options.update(_ops_options(args))
+    options.update(_admission_options(args))
     return _listening("serve", args.host, args.port,
                       lambda: server.serve(host=args.host, port=args.port, **options))
 
@@ -430,6 +449,7 @@ def cmd_broker(args) -> int:
         options["trusted"] = tuple(trusted)
     options["security"] = _server_security(args)
     options.update(_ops_options(args))
+    options.update(_admission_options(args))
     store = os.path.abspath(os.path.expanduser(args.store or default_store()))
     try:
         os.makedirs(os.path.dirname(store), exist_ok=True)
@@ -643,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit_args(p)
     _add_log_arg(p)
     _add_ops_args(p)
+    _add_admission_args(p)
     p.set_defaults(run=cmd_serve)
 
     p = verbs.add_parser("broker", help="run a market broker over worker nodes",
@@ -672,6 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_security_args(p, broker=True)
     _add_log_arg(p)
     _add_ops_args(p)
+    _add_admission_args(p)
     p.set_defaults(run=cmd_broker)
 
     p = verbs.add_parser("status", help="show a node's statistics as a table",

@@ -512,3 +512,27 @@ def test_broker_trust_and_eval_allow_unchecked(cluster, tmp_path):
     finally:
         for proc in procs:
             stop(proc)
+
+
+def test_serve_takes_the_admission_limits_from_the_command_line():
+    from exathunk import connect, wire
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["serve", "--host", "127.0.0.1", "--port", str(port),
+                                   "--max-thunks-per-client", "2", "--max-connections", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def submit(client, source):
+        return client._invoke("submitEvalRequest", evalRequest=wire.make_request(source))
+
+    try:
+        wait_listening(port, proc)
+        with connect("127.0.0.1", port) as c:
+            held = [submit(c, f"(+ {i} 1)") for i in range(2)]
+            with pytest.raises(wire.Overloaded) as info:
+                submit(c, "(+ 9 1)")
+            assert "quota" in info.value.message
+            assert [wire.varcont_to_value(c._invoke("thunkGet", thunk=t)) for t in held] == [1, 2]
+    finally:
+        stop(proc)
+    assert run("serve", "--max-thunks-per-client", "0").returncode == 2
+    assert run("broker", "--thunk-ttl", "-1").returncode == 2
