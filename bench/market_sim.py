@@ -21,6 +21,15 @@ as one unit of extra work and a speed-1 node's time.
     python bench/market_sim.py                 # 1,000 nodes, default run (< 1 minute)
     python bench/market_sim.py --requests 100000 --oracles 0 --seed 2
     python bench/market_sim.py --sleepers 0.05  # patient liars: adaptive checking's limit
+    python bench/market_sim.py --scenario sybil         # 30% late-joining colluders
+    python bench/market_sim.py --scenario patient-liar  # 10% honest 300 times, then 5% lies
+
+Two scenarios replace the default hostile mix.  ``sybil``: 30% of the nodes (``--sybils``)
+are colluding identities that join after 20% of the requests (``--sybil-after``), when the
+honest ones have served some, and all give the same wrong answer to every request.
+``patient-liar``: 10% of the nodes (``--sleepers``) answer honestly for their first 300
+answers, then lie on 5% of them.  Each scenario adds a claim: 0 wrong results (adaptive,
+the whole run).
 
 Then the simulator's two claims, each MET or MISSED (judged when the modes they compare
 ran): at steady state the adaptive market gives fewer wrong results than no-check (or
@@ -245,9 +254,11 @@ def main(argv=None):
                                         "claims that a run does not bear out.")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=80000)
-    ap.add_argument("--baseline-requests", type=int, default=20000,
-                    help="requests for the no-check and triple baselines (their steady "
-                         "state comes at once)")
+    ap.add_argument("--baseline-requests", type=int, default=None,
+                    help="requests for the no-check and triple baselines (default 20000: "
+                         "their steady state comes at once; under --scenario "
+                         "patient-liar, --requests, since the liars only start lying "
+                         f"after {SLEEPER_PATIENCE} answers)")
     ap.add_argument("--scenario", choices=SCENARIOS, default="default",
                     help="default: 10%% hostile nodes (--hostile); sybil: a fraction "
                          "(--sybils) of colluding identities that join late (after "
@@ -282,6 +293,8 @@ def main(argv=None):
                  "(of: adaptive, no-check, triple)")
 
     scenario = args.scenario
+    if args.baseline_requests is None:
+        args.baseline_requests = args.requests if scenario == "patient-liar" else 20000
     hostile = args.hostile if args.hostile is not None else (
         0.10 if scenario == "default" else 0.0)
     sleepers = args.sleepers if args.sleepers is not None else (
