@@ -21,6 +21,15 @@ as one unit of extra work and a speed-1 node's time.
     python bench/market_sim.py                 # 1,000 nodes, default run (< 1 minute)
     python bench/market_sim.py --requests 100000 --oracles 0 --seed 2
     python bench/market_sim.py --sleepers 0.05  # patient liars: adaptive checking's limit
+    python bench/market_sim.py --scenario sybil         # 30% late-joining colluders
+    python bench/market_sim.py --scenario patient-liar  # 10% honest 300 times, then 5% lies
+
+Two scenarios replace the default hostile mix.  ``sybil``: 30% of the nodes (``--sybils``)
+are colluding identities that join after 20% of the requests (``--sybil-after``), when the
+honest ones have served some, and all give the same wrong answer to every request.
+``patient-liar``: 10% of the nodes (``--sleepers``) answer honestly for their first 300
+answers, then lie on 5% of them.  Each scenario adds a claim: 0 wrong results (adaptive,
+the whole run).
 
 Then the simulator's two claims, each MET or MISSED (judged when the modes they compare
 ran): at steady state the adaptive market gives fewer wrong results than no-check (or
@@ -46,6 +55,8 @@ import benchkit  # noqa: E402  (chooses the exathunk to import)
 from exathunk.market import Market, Policy, kind_of  # noqa: E402
 
 HONEST, LIAR, COLLUDER, SLEEPER = "honest", "liar", "colluder", "sleeper"
+SYBIL = "sybil"                     # a late-arriving colluder that lies on every request
+SCENARIOS = ("default", "sybil", "patient-liar")
 SLEEPER_PATIENCE = 300              # answers a sleeper gives honestly before it starts lying
 WORK_SIZES = (1, 2, 4, 8)           # units of work; a unit takes 10 ms on a speed-1 node
 TIMEOUT = 0.5                       # seconds before the broker gives up on a dropped request
@@ -53,21 +64,31 @@ TIMEOUT = 0.5                       # seconds before the broker gives up on a dr
 
 class Node:
     __slots__ = ("address", "speed", "role", "lie_rate", "drop_rate", "busy_until", "rng",
-                 "served")
+                 "served", "joins_at", "lies")
 
-    def __init__(self, address, speed, role, lie_rate, seed, drop_rate=0.0):
+    def __init__(self, address, speed, role, lie_rate, seed, drop_rate=0.0, joins_at=0.0):
         self.address, self.speed, self.role, self.lie_rate = address, speed, role, lie_rate
         self.drop_rate = drop_rate
+        self.joins_at = joins_at        # the share of the requests that arrive before it joins
         self.served = 0
+        self.lies = 0
         self.busy_until = 0.0
         self.rng = random.Random(seed)
 
     def answer(self, request_id: int, collusion_salt: int):
+        outcome = self._answer(request_id, collusion_salt)
+        if outcome[1] != request_id * 7919 % 1000003:
+            self.lies += 1
+        return outcome
+
+    def _answer(self, request_id: int, collusion_salt: int):
         truth = ("ok", request_id * 7919 % 1000003)
         self.served += 1
         if self.role == SLEEPER and self.served > SLEEPER_PATIENCE and \
                 self.rng.random() < self.lie_rate:
             return ("ok", truth[1] + 1 + self.rng.randrange(1000))
+        if self.role == SYBIL:
+            return ("ok", -truth[1] - 1)     # the bloc's one wrong answer, every time
         if self.role == LIAR and self.rng.random() < self.lie_rate:
             return ("ok", truth[1] + 1 + self.rng.randrange(1000))
         if self.role == COLLUDER:
@@ -106,17 +127,37 @@ def make_nodes(n: int, hostile: float, oracles: int, seed: int, flaky: float = 0
     return nodes
 
 
+def make_sybil_nodes(n: int, sybils: float, oracles: int, seed: int, joins_at: float,
+                     flaky: float = 0.03):
+    """``n`` nodes: the last ``sybils`` of them (a fraction) are colluding identities
+    that join once ``joins_at`` of the requests (a fraction) have arrived, and all give the same wrong answer to every
+    request (and make themselves fast to attract work); the others are honest (a few
+    flaky), there from the start."""
+    nodes = make_nodes(n, 0.0, oracles, seed, flaky)
+    count = min(n - oracles, int(round(n * sybils)))
+    for node in nodes[n - count:]:
+        node.role, node.lie_rate, node.drop_rate = SYBIL, 1.0, 0.0
+        node.speed *= 2.0
+        node.joins_at = joins_at
+    return nodes
+
+
 def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, seed: int,
              bar=None):
     """Run one request stream through a fresh Market; returns per-request records
     (``bar``, a progress bar, is advanced as requests finish)."""
     rng = random.Random(seed)
     market = Market(policy, rng=random.Random(seed + 1))
+    late = {}             # request index -> nodes that join when it arrives
     for i, node in enumerate(nodes):
         node.busy_until = 0.0
         node.rng.seed(seed * 1000003 + i)
         node.served = 0
-        market.add_worker(node.address, capacity=1, trusted=i < oracles)
+        node.lies = 0
+        if node.joins_at > 0:
+            late.setdefault(max(1, int(requests * node.joins_at)), []).append(node)
+        else:
+            market.add_worker(node.address, capacity=1, trusted=i < oracles)
     by_address = {node.address: node for node in nodes}
     mean_work = sum(WORK_SIZES) / len(WORK_SIZES) * 0.010
     capacity_rate = sum(node.speed for node in nodes) / mean_work
@@ -157,6 +198,8 @@ def simulate(nodes, oracles: int, requests: int, load: float, policy: Policy, se
         now, _, what, payload = heapq.heappop(events)
         if what == "arrive":
             request_id = payload
+            for node in late.pop(request_id, ()):
+                market.add_worker(node.address, capacity=1)
             size = WORK_SIZES[rng.randrange(len(WORK_SIZES))]
             sizes[request_id] = size
             truth_of[request_id] = ("ok", request_id * 7919 % 1000003)
@@ -211,14 +254,31 @@ def main(argv=None):
                                         "claims that a run does not bear out.")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=80000)
-    ap.add_argument("--baseline-requests", type=int, default=20000,
-                    help="requests for the no-check and triple baselines (their steady "
-                         "state comes at once)")
-    ap.add_argument("--hostile", type=float, default=0.10)
+    ap.add_argument("--baseline-requests", type=int, default=None,
+                    help="requests for the no-check and triple baselines (default 20000: "
+                         "their steady state comes at once; under --scenario "
+                         "patient-liar, --requests, since the liars only start lying "
+                         f"after {SLEEPER_PATIENCE} answers)")
+    ap.add_argument("--scenario", choices=SCENARIOS, default="default",
+                    help="default: 10%% hostile nodes (--hostile); sybil: a fraction "
+                         "(--sybils) of colluding identities that join late (after "
+                         "--sybil-after of the requests) and all give the same wrong "
+                         "answer to every request; patient-liar: a fraction (--sleepers, "
+                         f"default 0.10 here) of nodes honest for their first "
+                         f"{SLEEPER_PATIENCE} answers, then lying on 5%% of answers. "
+                         "A scenario's claim: 0 wrong results (adaptive, whole run)")
+    ap.add_argument("--hostile", type=float, default=None,
+                    help="fraction of independent liars and colluders (default 0.10; "
+                         "0 in the sybil and patient-liar scenarios)")
+    ap.add_argument("--sybils", type=float, default=0.30,
+                    help="--scenario sybil: fraction of --nodes that are Sybils")
+    ap.add_argument("--sybil-after", type=float, default=0.20,
+                    help="--scenario sybil: fraction of the requests that arrive before "
+                         "the Sybils join")
     ap.add_argument("--oracles", type=int, default=10, help="trusted nodes among --nodes")
     ap.add_argument("--flaky", type=float, default=0.03,
                     help="fraction of honest nodes that drop requests")
-    ap.add_argument("--sleepers", type=float, default=0.0,
+    ap.add_argument("--sleepers", type=float, default=None,
                     help="fraction of honest nodes that turn liar (5%% of answers) after "
                          f"{SLEEPER_PATIENCE} honest answers")
     ap.add_argument("--load", type=float, default=0.25,
@@ -232,21 +292,38 @@ def main(argv=None):
         ap.error(f"--modes: unknown mode(s) {', '.join(unknown)} "
                  "(of: adaptive, no-check, triple)")
 
-    nodes = make_nodes(args.nodes, args.hostile, args.oracles, args.seed, args.flaky,
-                       args.sleepers)
+    scenario = args.scenario
+    if args.baseline_requests is None:
+        args.baseline_requests = args.requests if scenario == "patient-liar" else 20000
+    hostile = args.hostile if args.hostile is not None else (
+        0.10 if scenario == "default" else 0.0)
+    sleepers = args.sleepers if args.sleepers is not None else (
+        0.10 if scenario == "patient-liar" else 0.0)
+    if scenario == "sybil":
+        if not 0.0 <= args.sybils < 1.0 or not 0.0 <= args.sybil_after < 1.0:
+            ap.error("--sybils and --sybil-after are fractions in [0, 1)")
+        nodes = make_sybil_nodes(args.nodes, args.sybils, args.oracles, args.seed,
+                                 args.sybil_after, args.flaky)
+    else:
+        nodes = make_nodes(args.nodes, hostile, args.oracles, args.seed, args.flaky,
+                           sleepers)
     roles = {r: sum(1 for n in nodes if n.role == r)
-             for r in (HONEST, LIAR, COLLUDER, SLEEPER)}
+             for r in (HONEST, LIAR, COLLUDER, SLEEPER, SYBIL)}
     flaky = sum(1 for n in nodes if n.drop_rate)
     print("%d nodes (%d honest incl. %d oracles and %d flaky, %d liars, %d colluders, "
-          "%d sleepers), load %.2f" % (len(nodes), roles[HONEST], args.oracles, flaky,
-                                       roles[LIAR], roles[COLLUDER], roles[SLEEPER],
-                                       args.load))
+          "%d sleepers, %d sybils), load %.2f" % (
+              len(nodes), roles[HONEST], args.oracles, flaky, roles[LIAR],
+              roles[COLLUDER], roles[SLEEPER], roles[SYBIL], args.load))
+    if scenario == "sybil":
+        print("scenario sybil: the %d Sybils join after %.0f%% of each mode's requests"
+              % (roles[SYBIL], 100.0 * args.sybil_after))
     policies = {"adaptive": Policy(), "no-check": Policy(replicas=1),
                 "triple": Policy(replicas=3)}
     header = ("mode", "phase", "requests", "wrong", "wrong %", "failed", "extra work",
               "mean latency", "time")
     print("%-9s %-7s %8s %6s %8s %6s %10s %12s %6s" % header)
     steady = {}
+    whole = {}
     for mode in modes:
         started = time.perf_counter()
         requests = args.requests if mode == "adaptive" else min(args.requests,
@@ -260,6 +337,8 @@ def main(argv=None):
             s = summarise(part)
             if phase == "steady":
                 steady[mode] = s
+            else:
+                whole[mode] = s
             print("%-9s %-7s %8d %6d %7.3f%% %6d %9.1f%% %10.1f ms %5.1fs" % (
                 mode, phase, s["requests"], s["wrong"], 100.0 * s["wrong"] / max(1, s["requests"]),
                 s["failed"], 100.0 * s["extra"], 1000.0 * s["latency"], elapsed))
@@ -273,10 +352,27 @@ def main(argv=None):
             print("          shut out or on probation: %d hostile of %d, %d honest; "
                   "hostile share of dispatches %.1f%%" % (
                       caught, len(hostile), len(shut) - caught, 100.0 * hostile_share))
+            liars = [n for n in nodes if n.role != HONEST]
+            turned = sum(1 for n in liars if n.role == SLEEPER and
+                         n.served > SLEEPER_PATIENCE)
+            print("          hostile answers given: %d%s" % (
+                sum(n.lies for n in liars),
+                "; sleepers past their %d honest answers: %d of %d" % (
+                    SLEEPER_PATIENCE, turned, roles[SLEEPER]) if roles[SLEEPER] else ""))
 
 
     print()
-    for line in claims(steady):
+    lines = claims(steady)
+    if scenario != "default":
+        if "adaptive" in whole:
+            s = whole["adaptive"]
+            lines = [line for line in lines if not line.startswith("no claim judged")]
+            lines.append(benchkit.verdict_line(
+                s["wrong"] == 0, f"wrong results, adaptive, scenario {scenario}",
+                "%d of %d" % (s["wrong"], s["requests"]), "0 wrong results"))
+        else:
+            lines.append(f"scenario {scenario}: not judged (it needs --modes adaptive)")
+    for line in lines:
         print(line)
 
 
