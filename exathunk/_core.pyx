@@ -437,6 +437,17 @@ cdef inline bint is_str(Val v) noexcept nogil:
 cdef inline bint is_cons(Val v) noexcept nogil:
     return v.k == K_PTR and v.u.p.tag == T_CONS
 
+cdef inline int forcing(Machine* m, Val v) noexcept nogil:
+    """What evaluating v (already resolved) takes: 1 entering it (a thunk), 0 nothing (a
+    value in WHNF), -1 nothing more: the run fails (a black hole depends on itself)."""
+    if v.k != K_PTR:
+        return 0
+    if v.u.p.tag == T_THUNK:
+        return 1
+    if v.u.p.tag == T_BH:
+        return fail(m, E_EVAL, "a value depends on itself (infinite loop)")
+    return 0
+
 cdef inline bint is_data(Val v) noexcept nogil:
     return v.k == K_PTR and v.u.p.tag == T_DATA
 
@@ -1442,31 +1453,22 @@ cdef int interp(Machine* m) noexcept nogil:
                     pc += 5
                 elif op == QOP_LOCAL_HEAD_EVAL or op == QOP_LOCAL_TAIL_EVAL:
                     v = S[base + code[pc + 1]]
-                    if v.k == K_NIL or not is_cons(v):
+                    if not is_cons(v):
                         pc += 3               # stopped past the HEAD/TAIL, as it would
                         fail(m, E_EVAL, ("head of an empty list" if op == QOP_LOCAL_HEAD_EVAL
                                          else "tail of an empty list") if v.k == K_NIL
                              else "malformed program: head/tail of a non-list")
                         mode = M_FAIL
                         break
-                    v = FLD(v.u.p)[0 if op == QOP_LOCAL_HEAD_EVAL else 1]
+                    v = resolve(FLD(v.u.p)[0 if op == QOP_LOCAL_HEAD_EVAL else 1])
+                    S[sp] = v
+                    sp += 1
                     pc += 4
-                    if v.k == K_PTR:
-                        v = resolve(v)
-                        S[sp] = v
-                        sp += 1
-                        if v.k == K_PTR:
-                            if v.u.p.tag == T_THUNK:
-                                F[fp].pc = pc
-                                mode = M_ENTER
-                                break
-                            if v.u.p.tag == T_BH:
-                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
-                                mode = M_FAIL
-                                break
-                    else:
-                        S[sp] = v
-                        sp += 1
+                    c = forcing(m, v)
+                    if c != 0:
+                        F[fp].pc = pc
+                        mode = M_ENTER if c > 0 else M_FAIL
+                        break
                 elif op == QOP_BR_LOCAL_CONS:
                     v = S[base + code[pc + 1]]
                     if v.k == K_NIL:
@@ -1479,22 +1481,14 @@ cdef int interp(Machine* m) noexcept nogil:
                         mode = M_FAIL
                         break
                 elif op == QOP_EVAL_STORE:
-                    v = S[sp - 1]
-                    if v.k == K_PTR:
-                        v = resolve(v)
-                        S[sp - 1] = v
-                        if v.k == K_PTR:
-                            if v.u.p.tag == T_THUNK:
-                                # resumed at the STORE, which is still there
-                                pc += 1
-                                F[fp].pc = pc
-                                mode = M_ENTER
-                                break
-                            if v.u.p.tag == T_BH:
-                                pc += 1
-                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
-                                mode = M_FAIL
-                                break
+                    v = resolve(S[sp - 1])
+                    S[sp - 1] = v
+                    c = forcing(m, v)
+                    if c != 0:
+                        pc += 1               # resumed at the STORE, which is still there
+                        F[fp].pc = pc
+                        mode = M_ENTER if c > 0 else M_FAIL
+                        break
                     sp -= 1
                     S[base + code[pc + 2]] = v
                     pc += 3
@@ -1503,23 +1497,15 @@ cdef int interp(Machine* m) noexcept nogil:
                     if v.k == K_PTR:
                         v = resolve(v)
                         S[base + code[pc + 1]] = v
-                        S[sp] = v
-                        sp += 1
-                        pc += 2
-                        if v.k == K_PTR:
-                            if v.u.p.tag == T_THUNK:
-                                F[fp].pc = pc
-                                F[fp].wb = code[pc - 1]
-                                mode = M_ENTER
-                                break
-                            if v.u.p.tag == T_BH:
-                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
-                                mode = M_FAIL
-                                break
-                    else:
-                        S[sp] = v
-                        sp += 1
-                        pc += 2
+                    S[sp] = v
+                    sp += 1
+                    pc += 2
+                    c = forcing(m, v)
+                    if c != 0:
+                        F[fp].pc = pc
+                        F[fp].wb = code[pc - 1]    # the slot gets the value on return
+                        mode = M_ENTER if c > 0 else M_FAIL
+                        break
                 elif op == OP_SUB_LI or op == OP_ADD_LI or op == OP_LT_LI or op == OP_LE_LI \
                         or op == OP_GT_LI or op == OP_GE_LI or op == OP_EQ_LI:
                     v = resolve(S[base + code[pc + 1]])
@@ -1718,20 +1704,14 @@ cdef int interp(Machine* m) noexcept nogil:
                     mode = M_NATIVE
                     break
                 elif op == OP_EVAL:
-                    v = S[sp - 1]
+                    v = resolve(S[sp - 1])
+                    S[sp - 1] = v
                     pc += 1
-                    if v.k == K_PTR:
-                        v = resolve(v)
-                        S[sp - 1] = v
-                        if v.k == K_PTR:
-                            if v.u.p.tag == T_THUNK:
-                                F[fp].pc = pc
-                                mode = M_ENTER
-                                break
-                            if v.u.p.tag == T_BH:
-                                fail(m, E_EVAL, "a value depends on itself (infinite loop)")
-                                mode = M_FAIL
-                                break
+                    c = forcing(m, v)
+                    if c != 0:
+                        F[fp].pc = pc
+                        mode = M_ENTER if c > 0 else M_FAIL
+                        break
                 elif op == OP_BR_LT_LI or op == OP_BR_LE_LI or op == OP_BR_GT_LI \
                         or op == OP_BR_GE_LI or op == OP_BR_EQ_LI:
                     v = resolve(S[base + code[pc + 1]])
