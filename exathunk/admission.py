@@ -15,8 +15,9 @@ ask this module whom to close or whom to refuse.
   its fair share (the table's capacity over the clients holding pending thunks) may
   still add one: the heaviest clients are refused; nobody's pending result is evicted.
 - Who the client is (``current``, ``current_client``): the connection serving the
-  call on this thread (the server sets ``current.client`` before every call; with
-  authentication on, the token is one shared secret, so the connection is the identity).
+  call on this thread (the transport sets ``current.client`` and ``current.peer`` when a
+  connection's thread starts; with authentication on, the token is one shared secret,
+  so the connection is the identity).
 - Expired results (``ExpiredIds``): a bounded memory of the ids of results dropped from
   a table (by age, or fetched results dropped under pressure), so that fetching one is
   the declared ``Expired`` error, distinct from an id that was never issued.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Hashable, Iterable, Mapping
+from typing import Hashable, Mapping
 
 
 # The client of the call this thread is serving: ThriftServer._dispatch sets
@@ -38,11 +39,10 @@ def current_client():
     return getattr(current, "client", None)
 
 
-def pick_victim(activity: Mapping[Hashable, float], busy: Iterable) -> Hashable | None:
+def pick_victim(activity: Mapping[Hashable, float], busy: set) -> Hashable | None:
     """The connection to close so that a new one can be admitted: the one whose last
     activity (a monotonic time: accepted, or a request begun or answered) is the oldest
     among those not in the middle of a request; None when every one is busy."""
-    busy = busy if isinstance(busy, (set, frozenset)) else set(busy)
     victim, oldest = None, None
     for conn, last in activity.items():
         if conn in busy:
@@ -60,24 +60,18 @@ class ThunkQuota:
         self.per_client = max(1, int(per_client))
         self.capacity = max(1, int(capacity))
         self.counts: dict = {}
-        self.refused = 0
-
-    def pending(self, client) -> int:
-        return self.counts.get(client, 0)
 
     def refusal(self, client, table_size: int) -> str | None:
         """Why ``client`` may not add a thunk to a table holding ``table_size`` entries
         (the message of an Overloaded), or None when it may."""
         n = self.counts.get(client, 0)
         if n >= self.per_client:
-            self.refused += 1
             return (f"this client has {n} submitted thunks not yet fetched, its quota "
                     f"(max_thunks_per_client {self.per_client}): fetch some first")
         if table_size >= self.capacity:
             clients = len(self.counts) + (0 if client in self.counts else 1)
             share = self.capacity // max(1, clients)
             if n >= share or table_size >= 2 * self.capacity:
-                self.refused += 1
                 return (f"thunk table full ({table_size} of {self.capacity}) and this "
                         f"client holds {n} unfetched thunks, at least its share {share}")
         return None

@@ -144,9 +144,8 @@ class NodeSecurity:
 
     @classmethod
     def build(cls, token=None, token_file=None, require_client_token=None, tls_cert=None,
-              tls_key=None, tls_ca=None, tls=None) -> "NodeSecurity":
-        client = ClientSecurity.build(token=token, token_file=token_file, tls=tls,
-                                      tls_ca=tls_ca)
+              tls_key=None, tls_ca=None) -> "NodeSecurity":
+        client = ClientSecurity.build(token=token, token_file=token_file, tls_ca=tls_ca)
         if tls_key is not None and tls_cert is None:
             raise ConfigurationError("TLS: a key (--tls-key) needs a certificate (--tls-cert)")
         server_ssl = server_context(tls_cert, tls_key) if tls_cert is not None else None

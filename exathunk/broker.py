@@ -342,7 +342,7 @@ class BrokerHandler:
                                            # ("inst", InstanceDef), to delegate it
         self._leaders: dict = {}           # digest -> the request running it now
         self._unchecked: dict = {}         # ids of requests allowing unchecked values
-        self._sub_checks: dict = {}        # request id -> its sub-thunks' weakest check
+        self._sub_checks: dict = {}        # running request id -> its sub-thunks' weakest check
         self.port: int | None = None       # where workers send sub-thunks back
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._thunks: collections.OrderedDict[str, _Request] = collections.OrderedDict()
@@ -619,6 +619,7 @@ class BrokerHandler:
             self._kinds_seen[r.kind] = r
             if r.allow_unchecked:
                 self._unchecked[r.id] = True      # (until it concludes)
+            self._sub_checks[r.id] = None         # (until it concludes: see _deliver)
             r.job = self.market.open_job(r.kind, r.market_needs,
                                          local_check=self._engine_can_check(r))
             addresses = r.job.start(time.time())
@@ -825,7 +826,7 @@ class BrokerHandler:
         self._unchecked.pop(r.id, None)
         if job.error is None and job.verified_by == "none" and not r.engine_checked \
                 and job.outcome is not None and job.outcome[0] == "value" \
-                and self._engine_can_check(r):
+                and job.local_check:
             # Nobody checked the value, but the program is pure: the broker checks it.
             r.engine_checked = True
             self._pool.submit(self._check_on_engine, r)
@@ -876,10 +877,13 @@ class BrokerHandler:
                 f.run_ms = r.run_ms
             f.verified_by = verified_by
             if verified_by is not None and f.request_id and "/sub" in f.request_id:
+                # Only a parent still running records it (a late or forged "x/sub1"
+                # id of no running request leaves nothing behind).
                 parent = f.request_id.partition("/sub")[0]
-                known = self._sub_checks.get(parent)
-                if known is None or _CHECK_STRENGTH[verified_by] < _CHECK_STRENGTH[known]:
-                    self._sub_checks[parent] = verified_by
+                if parent in self._sub_checks:
+                    known = self._sub_checks[parent]
+                    if known is None or _CHECK_STRENGTH[verified_by] < _CHECK_STRENGTH[known]:
+                        self._sub_checks[parent] = verified_by
             if unverifiable is not None and not f.allow_unchecked:
                 self.counters["unverifiable"] += 1
                 self._finish(f, error=unverifiable)

@@ -92,7 +92,7 @@ from .subthunks import using as using_runner
 from .errors import (AuthenticationError, ExathunkError, LimitExceeded, UnknownFunctionError,
                      limit_message)
 from .library import Library, default_library
-from .transport import ThriftServer, _current
+from .transport import ThriftServer
 
 log = logging.getLogger("exathunk.server")
 log.addHandler(logging.NullHandler())
@@ -272,7 +272,7 @@ def _peer_host() -> str | None:
     """The host of the call this thread is serving (exathunk.transport sets its peer): a
     sub-thunk plan's callback goes to the host the request came from, never to one the
     request names."""
-    peer = getattr(_current, "peer", None)
+    peer = getattr(admission.current, "peer", None)
     if not peer:
         return None
     host = peer.rpartition(":")[0]

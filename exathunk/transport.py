@@ -26,9 +26,6 @@ T = wire.thrift
 _perf = time.perf_counter
 _mono = time.monotonic
 
-# The call being served on this thread: its peer (read by the handler's _peer_host).
-_current = threading.local()
-
 
 
 _DECLARED = (T.ExathunkException, T.NotDone, T.Overloaded, T.UnknownThunk, T.NotABroker,
@@ -138,8 +135,6 @@ class ThriftServer:
                     self._conns.pop(victim, None)
                     self._activity.pop(victim, None)
                     self.evicted += 1
-                    if self._counters is not None:
-                        self._counters["connections_evicted"] += 1
                     try:
                         victim.shutdown(socket.SHUT_RDWR)
                     except OSError:
@@ -186,6 +181,10 @@ class ThriftServer:
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         pending = bytearray()
         conn = _Conn()
+        # Who this thread serves, for the handler (its calls run on this thread): set
+        # once, since a connection has a thread of its own.
+        admission.current.peer = peer
+        admission.current.client = conn.client
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tick = min(1.0, self.options.io_timeout)
@@ -233,7 +232,6 @@ class ThriftServer:
                     if sock not in conns:
                         return             # closed to admit another: not answered
                     busy.add(sock)
-                    activity[sock] = _mono()
                 try:
                     reply = self._dispatch(body, peer, codec, conn)
                     if reply is None:
@@ -389,8 +387,6 @@ class ThriftServer:
         except Exception as err:
             self._reject(peer, f"malformed frame: {getattr(err, 'message', err)}")
             return None
-        _current.peer = peer
-        admission.current.client = conn.client if conn is not None else None
         call = self._calls.get(api)
         if mtype != wire.CALL or call is None:
             from thriftpy2.thrift import TApplicationException

@@ -1009,7 +1009,7 @@ def _any_bytes(value) -> bool:
     pop, push = work.pop, work.append
     while work:
         v = pop()
-        for name, kind, spec in _TEXTUAL.get(v.__class__) or _text_fields(v.__class__):
+        for name, kind, spec in _text_fields(v.__class__):
             fv = getattr(v, name, None)
             if fv is None:
                 continue

@@ -26,7 +26,7 @@ TINY = ["--suite", "compile", "-k", "test_cpython_compile and arith", "--dir", s
 SCRIPTS = ["compare_engine.py", "market_sim.py", "bench_service.py", "bench_compile.py",
            "bench_broker.py", "profile_instructions.py", "bench_cancel.py",
            "bench_subthunks.py", "bench_dask.py", "bench_auth.py", "bench_metrics.py",
-           "bench_broker_faults.py", "count_instructions.py"]
+           "bench_broker_faults.py", "count_instructions.py", "bench_admission.py"]
 
 
 def env(**extra) -> dict:
